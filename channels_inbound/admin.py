@@ -1,0 +1,10 @@
+from django.contrib import admin
+
+from .models import ProviderEvent
+
+
+@admin.register(ProviderEvent)
+class ProviderEventAdmin(admin.ModelAdmin):
+    list_display = ("provider", "provider_event_id", "event_type", "workspace", "received_at", "processed_at")
+    list_filter = ("provider", "event_type")
+    readonly_fields = [f.name for f in ProviderEvent._meta.fields]

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class ChannelsInboundConfig(AppConfig):
+    name = "channels_inbound"
+    verbose_name = "Inbound channels"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from .registry import autodiscover
+
+        autodiscover()

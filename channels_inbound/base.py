@@ -1,0 +1,41 @@
+"""The shared inbound base. A provider module subclasses :class:`WebhookAdapter` and registers itself.
+
+The view runs, for every provider: size check → :meth:`validate_request` (constant-time signature
+check, 403 on failure) → :meth:`parse_events` (400 with a message on malformed input) → store and
+process the normalized events → :meth:`acknowledge`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from django.http import HttpRequest, HttpResponse
+
+from engagement.models import Channel
+
+from .events import InboundEvent
+
+
+class SignatureInvalid(Exception):
+    """The request is not signed by the provider for this channel."""
+
+
+class MalformedPayload(ValueError):
+    """The request is signed but its content is not what the provider sends. The message says why."""
+
+
+class WebhookAdapter(ABC):
+    provider: ClassVar[str]
+    hooks: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def validate_request(self, request: HttpRequest, channel: Channel) -> None:
+        """Raise SignatureInvalid unless the request carries a valid signature for ``channel``."""
+
+    @abstractmethod
+    def parse_events(self, request: HttpRequest, channel: Channel, hook: str) -> list[InboundEvent]:
+        """Turn the payload into normalized events; raise MalformedPayload with a clear reason."""
+
+    def acknowledge(self, hook: str) -> HttpResponse:
+        return HttpResponse(status=200)

@@ -1,0 +1,126 @@
+"""Twilio webhooks: incoming messages and message status callbacks (PROTOCOLS.md A-C)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from customers.services import Identifier, InvalidIdentifier, phone_normalize
+from engagement.models import Channel
+
+from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
+from ..events import DeliveryStatus, InboundEvent, InboundMessage
+from ..registry import register
+
+# Twilio MessageStatus → our interaction status. Initial statuses carry no news for us.
+STATUS_MAP = {
+    "queued": "queued",
+    "accepted": "queued",
+    "scheduled": "queued",
+    "sending": "sending",
+    "sent": "sent",
+    "delivered": "delivered",
+    "partially_delivered": "delivered",
+    "read": "read",
+    "undelivered": "undelivered",
+    "failed": "failed",
+    "canceled": "failed",
+}
+MAX_MEDIA = 10
+
+
+def _require(form: dict[str, str], *names: str) -> None:
+    missing = [n for n in names if not form.get(n)]
+    if missing:
+        raise MalformedPayload(f"missing required field(s): {', '.join(missing)}")
+
+
+@register
+class TwilioAdapter(WebhookAdapter):
+    provider = "twilio"
+    hooks = ("inbound", "status")
+
+    def validate_request(self, request: HttpRequest, channel: Channel) -> None:
+        signature = request.headers.get("X-Twilio-Signature", "")
+        token = channel.config.get("auth_token") or settings.TWILIO_AUTH_TOKEN
+        if not signature or not token:
+            raise SignatureInvalid("missing X-Twilio-Signature" if not signature else "channel has no auth token")
+        validator = RequestValidator(token)
+        params = request.POST if request.method == "POST" else {}
+        # The URL Twilio called: as this server saw it, or as the public origin we told Twilio.
+        candidates = {request.build_absolute_uri(), f"{settings.PUBLIC_BASE_URL}{request.get_full_path()}"}
+        if not any(validator.validate(url, params, signature) for url in candidates):
+            raise SignatureInvalid("X-Twilio-Signature does not match")
+
+    def parse_events(self, request: HttpRequest, channel: Channel, hook: str) -> list[InboundEvent]:
+        if request.content_type != "application/x-www-form-urlencoded":
+            raise MalformedPayload(
+                f"expected application/x-www-form-urlencoded, got {request.content_type or 'no content type'}"
+            )
+        form = {k: request.POST.get(k, "") for k in request.POST}
+        if hook == "inbound":
+            return [self._message(form)]
+        if hook == "status":
+            event = self._status(form, request.GET.get("iid", ""))
+            return [event] if event is not None else []
+        raise MalformedPayload(f"unknown hook {hook!r}")
+
+    def _message(self, form: dict[str, str]) -> InboundMessage:
+        _require(form, "MessageSid", "From", "To")
+        try:
+            sender = phone_normalize(form["From"])
+        except InvalidIdentifier as exc:
+            raise MalformedPayload(f"From: {exc}") from exc
+        try:
+            num_media = int(form.get("NumMedia") or 0)
+        except ValueError:
+            raise MalformedPayload(f"NumMedia must be a whole number, got {form['NumMedia']!r}") from None
+        if not 0 <= num_media <= MAX_MEDIA:
+            raise MalformedPayload(f"NumMedia must be between 0 and {MAX_MEDIA}")
+        media = []
+        for n in range(num_media):
+            url = form.get(f"MediaUrl{n}")
+            if not url:
+                raise MalformedPayload(f"NumMedia is {num_media} but MediaUrl{n} is missing")
+            media.append({"url": url, "content_type": form.get(f"MediaContentType{n}", "")})
+        if not form.get("Body") and not media:
+            raise MalformedPayload("a message needs a Body or media")
+        return InboundMessage(
+            provider_event_id=form["MessageSid"],
+            sender=Identifier("phone", sender),
+            body=form.get("Body", ""),
+            occurred_at=timezone.now(),
+            metadata={
+                "to": form["To"],
+                "num_segments": form.get("NumSegments", ""),
+                "media": media,
+                "from_country": form.get("FromCountry", ""),
+            },
+            raw=form,
+        )
+
+    def _status(self, form: dict[str, str], iid: str) -> DeliveryStatus | None:
+        _require(form, "MessageSid")
+        raw_status = form.get("MessageStatus") or form.get("SmsStatus")
+        if not raw_status:
+            raise MalformedPayload("missing required field(s): MessageStatus")
+        status = STATUS_MAP.get(raw_status)
+        if status is None:
+            return None  # receiving/received etc. say nothing about an outbound message
+        interaction_id = int(iid) if iid.isdigit() else None
+        return DeliveryStatus(
+            provider_event_id=f"{form['MessageSid']}:{raw_status}",
+            provider_message_id=form["MessageSid"],
+            status=status,
+            interaction_id=interaction_id,
+            error_code=form.get("ErrorCode", ""),
+            error_message=form.get("ErrorMessage", ""),
+            occurred_at=timezone.now(),
+            raw=form,
+        )
+
+    def acknowledge(self, hook: str) -> HttpResponse:
+        return HttpResponse(str(MessagingResponse()), content_type="text/xml")

@@ -1,0 +1,93 @@
+"""Ingestion: store each normalized event first (deduplicated), then apply it to the timeline."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from engagement.models import Channel
+from engagement.services.timeline import interaction_apply_status, interaction_record_inbound
+
+from .events import DeliveryStatus, InboundEvent, InboundMessage
+from .models import ProviderEvent
+
+logger = logging.getLogger(__name__)
+
+
+def _payload(event: InboundEvent) -> dict[str, Any]:
+    return event.raw or {k: str(v) for k, v in asdict(event).items() if k != "raw"}
+
+
+def provider_event_store(*, channel: Channel, event: InboundEvent) -> tuple[ProviderEvent, bool]:
+    """Persist the event under its unique provider id; a repeat returns the stored row."""
+    try:
+        with transaction.atomic():
+            return (
+                ProviderEvent.objects.create(
+                    workspace_id=channel.workspace_id,
+                    channel=channel,
+                    provider=channel.provider,
+                    event_type=event.event_type,
+                    provider_event_id=event.provider_event_id,
+                    payload=_payload(event),
+                ),
+                True,
+            )
+    except IntegrityError:
+        return ProviderEvent.objects.get(provider=channel.provider, provider_event_id=event.provider_event_id), False
+
+
+def _apply(*, channel: Channel, event: InboundEvent) -> None:
+    if isinstance(event, InboundMessage):
+        interaction_record_inbound(
+            channel=channel,
+            sender=event.sender,
+            body=event.body,
+            provider_message_id=event.provider_event_id,
+            occurred_at=event.occurred_at,
+            sender_name=event.sender_name,
+            metadata=event.metadata,
+        )
+    elif isinstance(event, DeliveryStatus):
+        interaction_apply_status(
+            channel=channel,
+            status=event.status,
+            provider_message_id=event.provider_message_id,
+            interaction_id=event.interaction_id,
+            error_code=event.error_code,
+            error_message=event.error_message,
+            occurred_at=event.occurred_at,
+        )
+
+
+def events_ingest(*, channel: Channel, events: list[InboundEvent]) -> int:
+    """Store, then apply, each event. Returns how many were applied now (repeats count zero).
+
+    The event row commits before it is applied, so nothing valid is lost if applying fails: the error
+    is recorded on the row and re-raised, the provider retries, and the retry applies it.
+    """
+    applied = 0
+    for event in events:
+        stored, _ = provider_event_store(channel=channel, event=event)
+        if stored.processed_at is not None:
+            continue
+        try:
+            with transaction.atomic():
+                locked = ProviderEvent.objects.select_for_update().get(pk=stored.pk)
+                if locked.processed_at is not None:
+                    continue
+                _apply(channel=channel, event=event)
+                locked.processed_at = timezone.now()
+                locked.attempts += 1
+                locked.save(update_fields=["processed_at", "attempts"])
+                applied += 1
+        except Exception as exc:
+            ProviderEvent.objects.filter(pk=stored.pk).update(
+                attempts=stored.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+            )
+            raise
+    return applied

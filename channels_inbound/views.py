@@ -1,0 +1,60 @@
+"""The one webhook endpoint every provider posts to: /webhooks/<provider>/<channel token>/<hook>/."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from engagement.models import Channel
+
+from .base import MalformedPayload, SignatureInvalid
+from .registry import adapter_for
+from .services import events_ingest
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+@csrf_exempt
+@require_POST
+def webhook(request: HttpRequest, provider: str, token: str, hook: str) -> HttpResponse:
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _error(400, "Content-Length is not a number")
+    if declared > limit:
+        return _error(413, f"request body is {declared} bytes; the limit is {limit}")
+    adapter = adapter_for(provider)
+    if adapter is None or hook not in adapter.hooks:
+        return _error(404, "no such webhook")
+    channel = (
+        Channel.objects.select_related("workspace")
+        .filter(webhook_token=token, provider=provider, is_active=True)
+        .first()
+    )
+    if channel is None:
+        return _error(404, "no such webhook")
+    try:
+        if len(request.body) > limit:
+            return _error(413, f"request body is larger than the limit of {limit} bytes")
+        adapter.validate_request(request, channel)
+    except RequestDataTooBig:
+        return _error(413, f"request body is larger than the limit of {limit} bytes")
+    except SignatureInvalid as exc:
+        logger.warning("rejected %s webhook for channel %s: %s", provider, channel.pk, exc)
+        return _error(403, str(exc))
+    try:
+        events = adapter.parse_events(request, channel, hook)
+    except MalformedPayload as exc:
+        return _error(400, str(exc))
+    events_ingest(channel=channel, events=events)
+    return adapter.acknowledge(hook)

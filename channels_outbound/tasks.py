@@ -1,0 +1,51 @@
+"""Outbound tasks: thin wrappers; retries and backoff live here, the work in services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from engagement.models import Channel
+
+from .services import Outcome, outbound_interaction_send, outbound_stuck_requeue, retry_delay
+
+MAX_SEND_RETRIES = 6
+
+
+@shared_task(bind=True, name="channels_outbound.tasks.send_interaction", acks_late=True, max_retries=MAX_SEND_RETRIES)
+def send_interaction(self, interaction_id: int) -> str:  # type: ignore[no-untyped-def]
+    attempt = outbound_interaction_send(
+        interaction_id=interaction_id, final_attempt=self.request.retries >= MAX_SEND_RETRIES
+    )
+    if attempt.outcome == Outcome.RETRY:
+        raise self.retry(countdown=retry_delay(self.request.retries + 1))
+    return attempt.outcome.value
+
+
+@shared_task(name="channels_outbound.tasks.requeue_stuck_outbound")
+def requeue_stuck_outbound() -> int:
+    ids = outbound_stuck_requeue()
+    for pk in ids:
+        send_interaction.delay(pk)
+    return len(ids)
+
+
+@shared_task(name="channels_outbound.tasks.sandbox_report_delivery")
+def sandbox_report_delivery(channel_id: int, provider_message_id: str, interaction_id: int) -> None:
+    from channels_inbound.events import DeliveryStatus
+    from channels_inbound.services import events_ingest
+
+    channel = Channel.objects.select_related("workspace").get(pk=channel_id)
+    events_ingest(
+        channel=channel,
+        events=[
+            DeliveryStatus(
+                provider_event_id=f"{provider_message_id}:delivered",
+                provider_message_id=provider_message_id,
+                status="delivered",
+                interaction_id=interaction_id,
+                occurred_at=timezone.now(),
+                raw={"MessageSid": provider_message_id, "MessageStatus": "delivered"},
+            )
+        ],
+    )

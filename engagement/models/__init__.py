@@ -1,0 +1,17 @@
+from .automation import AutomationRule
+from .channels import Channel, ChannelKind
+from .conversations import Conversation, Interaction, InteractionStatus
+from .tenancy import ApiKey, Membership, Role, Workspace
+
+__all__ = [
+    "ApiKey",
+    "AutomationRule",
+    "Channel",
+    "ChannelKind",
+    "Conversation",
+    "Interaction",
+    "InteractionStatus",
+    "Membership",
+    "Role",
+    "Workspace",
+]

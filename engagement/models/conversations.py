@@ -1,0 +1,117 @@
+"""Conversations agents work, and the Interactions that make up every customer's timeline."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from .channels import Channel
+from .tenancy import Workspace
+
+
+class ConversationStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    PENDING = "pending", "Pending"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Conversation(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="conversations")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="conversations")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="conversations")
+    status = models.CharField(max_length=16, choices=ConversationStatus.choices, default=ConversationStatus.OPEN)
+    subject = models.CharField(max_length=300, blank=True, default="")
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    last_activity_at = models.DateTimeField()
+    last_message_preview = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-last_activity_at"], name="conv_inbox_idx"),
+            models.Index(fields=["customer", "channel", "status"], name="conv_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Conversation {self.pk}"
+
+
+class InteractionKind(models.TextChoices):
+    MESSAGE = "message", "Message"
+    CALL = "call", "Call"
+    NOTE = "note", "Note"
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+
+
+class InteractionStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    READ = "read", "Read"
+    UNDELIVERED = "undelivered", "Undelivered"
+    FAILED = "failed", "Failed"
+    BLOCKED = "blocked", "Blocked"
+
+
+class Interaction(models.Model):
+    """One entry on a customer's timeline: a message, call or note, in or out, on any channel."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="interactions")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="interactions")
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="interactions"
+    )
+    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=InteractionKind.choices, default=InteractionKind.MESSAGE)
+    direction = models.CharField(max_length=16, choices=Direction.choices)
+    body = models.TextField(blank=True, default="")
+    # The customer-side address used (their phone, their email) at the time of the interaction.
+    customer_address = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(max_length=16, choices=InteractionStatus.choices)
+    status_changed_at = models.DateTimeField()
+    provider_message_id = models.CharField(max_length=100, blank=True, default="")
+    error_code = models.CharField(max_length=32, blank=True, default="")
+    error_message = models.CharField(max_length=500, blank=True, default="")
+    # Set by automated and API sends so a retry never creates a second message.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    automation_rule = models.ForeignKey(
+        "engagement.AutomationRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "provider_message_id"],
+                condition=~Q(provider_message_id=""),
+                name="uniq_interaction_provider_id",
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="uniq_interaction_idempotency",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "-created_at", "-id"], name="timeline_idx"),
+            models.Index(fields=["conversation", "created_at"], name="conversation_thread_idx"),
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                condition=Q(status__in=["queued", "sending"]),
+                name="outbound_pending_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.kind} {self.pk} ({self.status})"

@@ -1,0 +1,89 @@
+"""Automation: rules as data, run by a Celery task on domain events after commit."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.template import Context, Template, TemplateSyntaxError
+
+from engagement import events
+from engagement.models import AutomationRule, Interaction
+from engagement.models.automation import Action, MatchType
+
+from .messaging import SendRejected, message_send
+
+logger = logging.getLogger(__name__)
+
+AUTOMATION_TRIGGERS = frozenset({events.MESSAGE_RECEIVED, events.CONVERSATION_OPENED})
+
+
+def _keywords(rule: AutomationRule) -> list[str]:
+    return [k.strip().lower() for k in rule.keywords.split(",") if k.strip()]
+
+
+def rule_matches(*, rule: AutomationRule, interaction: Interaction) -> bool:
+    if rule.channel_kind and interaction.channel is not None and rule.channel_kind != interaction.channel.kind:
+        return False
+    text = interaction.body.strip().lower()
+    if rule.match_type == MatchType.ANY:
+        return True
+    if rule.match_type == MatchType.KEYWORD:
+        return text in _keywords(rule)
+    if rule.match_type == MatchType.CONTAINS:
+        return any(re.search(rf"\b{re.escape(k)}\b", text) for k in _keywords(rule))
+    return False
+
+
+def template_render(*, template: str, interaction: Interaction) -> str:
+    context = Context(
+        {
+            "customer": interaction.customer,
+            "message": interaction,
+            "workspace": interaction.workspace,
+        },
+        autoescape=False,
+    )
+    try:
+        return Template(template).render(context).strip()
+    except TemplateSyntaxError:
+        logger.exception("automation template does not parse")
+        return template.strip()
+
+
+def automations_run(*, event_name: str, workspace_id: int, interaction_id: int) -> list[Interaction]:
+    """Run every enabled rule of the workspace that listens to ``event_name`` against the interaction.
+
+    Each (rule, interaction) pair sends at most once, whatever the retries: the outbound message
+    carries the idempotency key ``automation:<rule>:<interaction>``.
+    """
+    interaction = (
+        Interaction.objects.select_related("channel", "customer", "conversation", "workspace")
+        .filter(pk=interaction_id, workspace_id=workspace_id)
+        .first()
+    )
+    if interaction is None or interaction.channel is None:
+        return []
+    sent: list[Interaction] = []
+    rules = AutomationRule.objects.filter(workspace_id=workspace_id, enabled=True, trigger=event_name)
+    for rule in rules:
+        if not rule_matches(rule=rule, interaction=interaction):
+            continue
+        if rule.action == Action.SEND_REPLY:
+            body = template_render(template=rule.template, interaction=interaction)
+            try:
+                out, _ = message_send(
+                    workspace=interaction.workspace,
+                    channel=interaction.channel,
+                    customer=interaction.customer,
+                    conversation=interaction.conversation,
+                    body=body,
+                    to_address=interaction.customer_address or None,
+                    automation_rule=rule,
+                    idempotency_key=f"automation:{rule.pk}:{interaction.pk}",
+                )
+            except SendRejected:
+                logger.warning("rule %s could not reply to interaction %s", rule.pk, interaction.pk, exc_info=True)
+                continue
+            sent.append(out)
+    return sent

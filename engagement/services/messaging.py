@@ -1,0 +1,116 @@
+"""Sending: the one service every outbound path uses (agent reply, automation, API)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from customers.models import Customer
+from customers.services import Identifier, InvalidIdentifier, customer_primary_address, identifier_normalize
+from engagement import events
+from engagement.models import AutomationRule, Channel, Conversation, Interaction, InteractionStatus, Workspace
+from engagement.models.channels import CHANNEL_IDENTITY_KIND
+from engagement.models.conversations import Direction, InteractionKind
+
+from .conversations import conversation_find_or_open, conversation_touch
+
+MAX_BODY = {"sms": 1600}
+
+
+class SendRejected(ValueError):
+    """The message cannot be queued as asked (no address, wrong workspace, empty body...)."""
+
+
+def message_send(
+    *,
+    workspace: Workspace,
+    channel: Channel,
+    customer: Customer,
+    body: str,
+    to_address: str | None = None,
+    conversation: Conversation | None = None,
+    author: AbstractBaseUser | None = None,
+    automation_rule: AutomationRule | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Interaction, bool]:
+    """Queue an outbound message on ``channel`` to ``customer`` and send it after commit.
+
+    Returns ``(interaction, created)``. With ``idempotency_key`` a repeat returns the first interaction
+    and sends nothing more. The provider call happens in a Celery task once the transaction commits.
+    """
+    if channel.workspace_id != workspace.pk or customer.workspace_id != workspace.pk:
+        raise SendRejected("channel and customer must belong to the workspace")
+    if conversation is not None and conversation.customer_id != customer.pk:
+        raise SendRejected("conversation belongs to another customer")
+    if not channel.is_active:
+        raise SendRejected(f"channel {channel.name!r} is not active")
+    body = body.strip()
+    if not body:
+        raise SendRejected("body must not be empty")
+    limit = MAX_BODY.get(channel.kind)
+    if limit and len(body) > limit:
+        raise SendRejected(f"body is {len(body)} characters; {channel.kind} allows at most {limit}")
+    identity_kind = CHANNEL_IDENTITY_KIND[channel.kind]
+    if to_address:
+        try:
+            address = identifier_normalize(Identifier(identity_kind, to_address), workspace=workspace).value
+        except InvalidIdentifier as exc:
+            raise SendRejected(str(exc)) from exc
+    else:
+        found = customer_primary_address(customer=customer, kind=identity_kind)
+        if found is None:
+            raise SendRejected(f"customer has no {identity_kind} to send {channel.kind} to")
+        address = found
+
+    with transaction.atomic():
+        if idempotency_key:
+            existing = Interaction.objects.filter(workspace=workspace, idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return existing, False
+        now = timezone.now()
+        if conversation is None:
+            conversation, _ = conversation_find_or_open(customer=customer, channel=channel, at=now)
+        try:
+            with transaction.atomic():
+                interaction = Interaction.objects.create(
+                    workspace=workspace,
+                    customer=customer,
+                    conversation=conversation,
+                    channel=channel,
+                    kind=InteractionKind.MESSAGE,
+                    direction=Direction.OUTBOUND,
+                    body=body,
+                    customer_address=address,
+                    status=InteractionStatus.QUEUED,
+                    status_changed_at=now,
+                    idempotency_key=idempotency_key,
+                    author=author,  # type: ignore[misc]
+                    automation_rule=automation_rule,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+        except IntegrityError:
+            if not idempotency_key:
+                raise
+            return Interaction.objects.get(workspace=workspace, idempotency_key=idempotency_key), False
+        conversation_touch(conversation=conversation, at=now, preview=body, reopen=False)
+        interaction_pk = interaction.pk
+
+        def _enqueue() -> None:
+            from channels_outbound.tasks import send_interaction
+
+            send_interaction.delay(interaction_pk)
+
+        transaction.on_commit(_enqueue)
+        events.publish_on_commit(
+            events.DomainEvent(
+                name=events.INTERACTION_UPDATED,
+                workspace_id=workspace.pk,
+                interaction_id=interaction.pk,
+                conversation_id=conversation.pk,
+                customer_id=customer.pk,
+                data={"status": InteractionStatus.QUEUED},
+            )
+        )
+    return interaction, True

@@ -1,0 +1,70 @@
+"""Tenancy: which workspace a request acts for, and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+
+from engagement.models import ApiKey, Membership, Workspace
+
+KEY_PREFIX = "eng_"
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_key_create(*, workspace: Workspace, name: str, created_by: AbstractBaseUser | None = None) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret. The secret is not stored and cannot be shown again."""
+    public = secrets.token_hex(6)
+    secret = f"{KEY_PREFIX}{public}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            workspace=workspace,
+            name=name,
+            prefix=public,
+            key_hash=_hash(secret),
+            created_by=created_by,  # type: ignore[misc]
+        )
+    return key, secret
+
+
+def api_key_authenticate(*, secret: str) -> ApiKey | None:
+    """The active key matching ``secret``, compared in constant time, or None."""
+    if not secret.startswith(KEY_PREFIX) or secret.count("_") < 2:
+        return None
+    public = secret[len(KEY_PREFIX) :].split("_", 1)[0]
+    key = ApiKey.objects.select_related("workspace").filter(prefix=public, revoked_at__isnull=True).first()
+    if key is None or not hmac.compare_digest(key.key_hash, _hash(secret)):
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key
+
+
+def api_key_revoke(*, key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+
+
+def memberships_for(*, user: AbstractBaseUser | AnonymousUser) -> list[Membership]:
+    if not user.is_authenticated:
+        return []
+    return list(Membership.objects.select_related("workspace").filter(user=user).order_by("workspace__name"))
+
+
+def membership_for_user(
+    *, user: AbstractBaseUser | AnonymousUser, workspace_id: int | None = None
+) -> Membership | None:
+    """The user's membership in ``workspace_id``, or in their first workspace when none is asked for."""
+    if not user.is_authenticated:
+        return None
+    qs = Membership.objects.select_related("workspace").filter(user=user)
+    if workspace_id is not None:
+        return qs.filter(workspace_id=workspace_id).first()
+    return qs.order_by("workspace__name", "workspace_id").first()

@@ -1,0 +1,150 @@
+"""The unified timeline: recording inbound interactions and moving delivery status forward."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from customers.services import Identifier, customer_resolve, identifier_normalize
+from engagement import events
+from engagement.models import Channel, Interaction, InteractionStatus
+from engagement.models.conversations import Direction, InteractionKind
+
+from .conversations import conversation_find_or_open, conversation_touch
+
+logger = logging.getLogger(__name__)
+
+S = InteractionStatus
+# Status only moves up this ladder. Terminal outcomes share the top rank so a late one never overwrites
+# another; "read" may still follow "delivered".
+STATUS_RANK: dict[str, int] = {
+    S.QUEUED: 0,
+    S.SENDING: 1,
+    S.SENT: 2,
+    S.DELIVERED: 3,
+    S.UNDELIVERED: 3,
+    S.FAILED: 3,
+    S.BLOCKED: 3,
+    S.READ: 4,
+    S.RECEIVED: 0,
+}
+
+
+def status_is_forward(current: str, new: str) -> bool:
+    if current == new:
+        return False
+    if current in (S.FAILED, S.UNDELIVERED, S.BLOCKED) and new == S.READ:
+        return False
+    return STATUS_RANK.get(new, -1) > STATUS_RANK.get(current, -1)
+
+
+def interaction_record_inbound(
+    *,
+    channel: Channel,
+    sender: Identifier,
+    body: str,
+    provider_message_id: str,
+    occurred_at: datetime,
+    sender_name: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> tuple[Interaction, bool]:
+    """Resolve the sender to a customer, find or open their conversation and append the message.
+
+    Idempotent on ``(channel, provider_message_id)``: a repeat returns the first interaction and
+    ``created=False`` and publishes nothing. Owns its transaction; events go out after commit.
+    """
+    with transaction.atomic():
+        existing = Interaction.objects.filter(channel=channel, provider_message_id=provider_message_id).first()
+        if existing is not None:
+            return existing, False
+        sender = identifier_normalize(sender, workspace=channel.workspace)
+        customer, _ = customer_resolve(
+            workspace=channel.workspace, identifier=sender, channel_kind=channel.kind, display_name=sender_name
+        )
+        conversation, opened = conversation_find_or_open(customer=customer, channel=channel, at=occurred_at)
+        try:
+            with transaction.atomic():
+                interaction = Interaction.objects.create(
+                    workspace_id=channel.workspace_id,
+                    customer=customer,
+                    conversation=conversation,
+                    channel=channel,
+                    kind=InteractionKind.MESSAGE,
+                    direction=Direction.INBOUND,
+                    body=body,
+                    customer_address=sender.value,
+                    status=S.RECEIVED,
+                    status_changed_at=occurred_at,
+                    provider_message_id=provider_message_id,
+                    metadata=metadata or {},
+                    created_at=occurred_at,
+                )
+        except IntegrityError:
+            return Interaction.objects.get(channel=channel, provider_message_id=provider_message_id), False
+        conversation_touch(conversation=conversation, at=occurred_at, preview=body, reopen=True)
+        base = {
+            "workspace_id": channel.workspace_id,
+            "interaction_id": interaction.pk,
+            "conversation_id": conversation.pk,
+            "customer_id": customer.pk,
+            "data": {"channel_kind": channel.kind},
+        }
+        if opened:
+            events.publish_on_commit(events.DomainEvent(name=events.CONVERSATION_OPENED, **base))
+        events.publish_on_commit(events.DomainEvent(name=events.MESSAGE_RECEIVED, **base))
+    return interaction, True
+
+
+def interaction_apply_status(
+    *,
+    channel: Channel,
+    status: str,
+    provider_message_id: str = "",
+    interaction_id: int | None = None,
+    error_code: str = "",
+    error_message: str = "",
+    occurred_at: datetime | None = None,
+) -> Interaction | None:
+    """Move an outbound interaction's status forward; never backwards, repeats change nothing.
+
+    The interaction is found by our id when the provider echoes it, else by the provider's message id,
+    always within ``channel`` (so one workspace's callback cannot touch another's messages).
+    Returns the interaction, or None when it is unknown.
+    """
+    with transaction.atomic():
+        qs = Interaction.objects.select_for_update().filter(channel=channel, direction=Direction.OUTBOUND)
+        interaction = None
+        if interaction_id is not None:
+            interaction = qs.filter(pk=interaction_id).first()
+        if interaction is None and provider_message_id:
+            interaction = qs.filter(provider_message_id=provider_message_id).first()
+        if interaction is None:
+            logger.warning("status %s for unknown message %s on channel %s", status, provider_message_id, channel.pk)
+            return None
+        if not status_is_forward(interaction.status, status):
+            return interaction
+        interaction.status = status
+        interaction.status_changed_at = occurred_at or timezone.now()
+        update = ["status", "status_changed_at"]
+        if provider_message_id and not interaction.provider_message_id:
+            interaction.provider_message_id = provider_message_id
+            update.append("provider_message_id")
+        if error_code or error_message:
+            interaction.error_code, interaction.error_message = error_code[:32], error_message[:500]
+            update += ["error_code", "error_message"]
+        interaction.save(update_fields=update)
+        events.publish_on_commit(
+            events.DomainEvent(
+                name=events.INTERACTION_UPDATED,
+                workspace_id=interaction.workspace_id,
+                interaction_id=interaction.pk,
+                conversation_id=interaction.conversation_id,
+                customer_id=interaction.customer_id,
+                data={"status": status},
+            )
+        )
+    return interaction
