@@ -1,0 +1,161 @@
+"""Shared fixtures. Tests talk to real PostgreSQL and Redis; provider calls go through the real SDKs to
+local fake provider servers; end-to-end tests run a real Celery worker process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from engagement.celery import app as celery_app
+from engagement.models import Channel, Role, Workspace
+from tests import factories
+from tests.fakes.twilio_server import FakeTwilio, twilio_signature
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"
+
+
+def load_payload(name: str) -> Any:
+    """Payload files start with one '#' source line (see shared/payloads/README.md)."""
+    text = (PAYLOADS / name).read_text()
+    body = text.split("\n", 1)[1]
+    if name.endswith(".json"):
+        return json.loads(body)
+    return dict(line.split("=", 1) for line in body.splitlines() if "=" in line)
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager() -> Iterator[None]:
+    """Unit tests run tasks in-process; end-to-end tests use a real worker instead."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture(scope="session")
+def fake_twilio_server() -> Iterator[FakeTwilio]:
+    server = FakeTwilio(account_sid="AC" + "f" * 32, auth_token="fake-auth-token-0123456789").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_twilio(fake_twilio_server: FakeTwilio) -> FakeTwilio:
+    fake_twilio_server.reset()
+    return fake_twilio_server
+
+
+@pytest.fixture
+def workspace(db: None) -> Workspace:
+    return factories.WorkspaceFactory()
+
+
+@pytest.fixture
+def sms_channel(workspace: Workspace, fake_twilio: FakeTwilio) -> Channel:
+    return factories.twilio_channel(workspace, fake_twilio)
+
+
+@pytest.fixture
+def agent(workspace: Workspace) -> Any:
+    return factories.member(workspace, Role.AGENT)
+
+
+@pytest.fixture
+def agent_client(agent: Any) -> Client:
+    client = Client()
+    client.force_login(agent)
+    return client
+
+
+def webhook_path(channel: Channel, hook: str) -> str:
+    return f"/webhooks/{channel.provider}/{channel.webhook_token}/{hook}/"
+
+
+def post_twilio(
+    client: Client,
+    channel: Channel,
+    hook: str,
+    params: dict[str, str],
+    *,
+    query: str = "",
+    signature: str | None = None,
+    sign_with: str | None = None,
+) -> Any:
+    """POST ``params`` to the channel's webhook through Django's test client, signed as Twilio would."""
+    path = webhook_path(channel, hook) + (f"?{query}" if query else "")
+    token = sign_with or channel.config["auth_token"]
+    sig = signature if signature is not None else twilio_signature(f"http://testserver{path}", params, token)
+    headers = {"HTTP_X_TWILIO_SIGNATURE": sig} if sig else {}
+    return client.post(
+        path, data=urlencode(params), content_type="application/x-www-form-urlencoded", **headers
+    )
+
+
+# ---------------------------------------------------------------- end-to-end: a real Celery worker
+
+
+def database_url_for_tests() -> str:
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgresql://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def celery_worker_process(live_server: Any, transactional_db: None) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery worker`` process on the test database, calling back the live server."""
+    from django.conf import settings
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_tests(),
+        "REDIS_URL": settings.REDIS_URL,
+        "PUBLIC_BASE_URL": live_server.url,
+        "OUTBOUND_RETRY_BASE_SECONDS": "0.2",
+        "SANDBOX_DELIVERY_DELAY": "0.2",
+        "DATABASE_POOL_MAX": "4",
+    }
+    log = open(ROOT / "var" / "e2e-worker.log", "ab")  # noqa: SIM115 - closed in teardown
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "engagement", "worker", "-P", "solo", "-l", "info",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"e2e-{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    celery_app.conf.task_always_eager = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited with {proc.returncode}; see var/e2e-worker.log")
+        if any(f"e2e-{os.getpid()}@" in name for reply in celery_app.control.ping(timeout=0.5) for name in reply):
+            break
+    else:
+        proc.kill()
+        raise RuntimeError("celery worker did not become ready in 60 s")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

@@ -1,0 +1,52 @@
+"""factory_boy factories for the models tests need."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+from django.contrib.auth import get_user_model
+
+from engagement.models import Channel, Membership, Role, Workspace
+from tests.fakes.twilio_server import FakeTwilio
+
+
+class WorkspaceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Workspace
+
+    name = factory.Sequence(lambda n: f"Workspace {n}")
+    slug = factory.Sequence(lambda n: f"ws-{n}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-123")
+
+
+def member(workspace: Workspace, role: str = Role.AGENT) -> Any:
+    user = UserFactory()
+    Membership.objects.create(workspace=workspace, user=user, role=role)
+    return user
+
+
+_numbers = iter(range(10_000))
+
+
+def twilio_channel(workspace: Workspace, fake: FakeTwilio, **config: Any) -> Channel:
+    return Channel.objects.create(
+        workspace=workspace,
+        kind="sms",
+        provider="twilio",
+        name="SMS",
+        address=f"+1415555{next(_numbers):04d}",
+        config={
+            "account_sid": fake.account_sid,
+            "auth_token": fake.auth_token,
+            "api_base_url": fake.url,
+            **config,
+        },
+    )
