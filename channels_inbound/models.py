@@ -24,7 +24,9 @@ class ProviderEvent(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["received_at"], condition=models.Q(processed_at__isnull=True), name="event_unprocessed_idx"
+                fields=["received_at"],
+                condition=models.Q(processed_at__isnull=True),
+                name="event_unprocessed_idx",
             )
         ]
 

@@ -38,7 +38,9 @@ def provider_event_store(*, channel: Channel, event: InboundEvent) -> tuple[Prov
                 True,
             )
     except IntegrityError:
-        return ProviderEvent.objects.get(provider=channel.provider, provider_event_id=event.provider_event_id), False
+        return ProviderEvent.objects.get(
+            provider=channel.provider, provider_event_id=event.provider_event_id
+        ), False
 
 
 def _apply(*, channel: Channel, event: InboundEvent) -> None:

@@ -57,7 +57,11 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
             .filter(pk=interaction_id)
             .first()
         )
-        if interaction is None or interaction.status != InteractionStatus.QUEUED or interaction.channel is None:
+        if (
+            interaction is None
+            or interaction.status != InteractionStatus.QUEUED
+            or interaction.channel is None
+        ):
             return SendAttempt(Outcome.SKIPPED)
         interaction.status = InteractionStatus.SENDING
         interaction.send_attempts += 1
@@ -76,7 +80,11 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
     except Exception as exc:
         logger.exception("sender crashed for interaction %s", interaction.pk)
         result = SendResult(
-            accepted=False, status="failed", error_code="internal", error_message=str(exc)[:500], retryable=True
+            accepted=False,
+            status="failed",
+            error_code="internal",
+            error_message=str(exc)[:500],
+            retryable=True,
         )
     return _record_result(interaction_id=interaction.pk, result=result, final_attempt=final_attempt)
 
@@ -132,8 +140,8 @@ def outbound_stuck_requeue(*, older_than: timedelta = timedelta(minutes=2)) -> l
     Safe to run at any time: the send claims the interaction under a row lock, so a duplicate task skips.
     """
     cutoff = timezone.now() - older_than
-    ids = list(
-        Interaction.objects.filter(status=InteractionStatus.QUEUED, next_attempt_at__lt=cutoff)
-        .values_list("pk", flat=True)[:500]
+    return list(
+        Interaction.objects.filter(status=InteractionStatus.QUEUED, next_attempt_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )[:500]
     )
-    return ids

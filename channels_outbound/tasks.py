@@ -12,8 +12,10 @@ from .services import Outcome, outbound_interaction_send, outbound_stuck_requeue
 MAX_SEND_RETRIES = 6
 
 
-@shared_task(bind=True, name="channels_outbound.tasks.send_interaction", acks_late=True, max_retries=MAX_SEND_RETRIES)
-def send_interaction(self, interaction_id: int) -> str:  # type: ignore[no-untyped-def]
+@shared_task(
+    bind=True, name="channels_outbound.tasks.send_interaction", acks_late=True, max_retries=MAX_SEND_RETRIES
+)
+def send_interaction(self, interaction_id: int) -> str:
     attempt = outbound_interaction_send(
         interaction_id=interaction_id, final_attempt=self.request.retries >= MAX_SEND_RETRIES
     )

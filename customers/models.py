@@ -1,4 +1,4 @@
-"""The single customer view: a Customer and every Identity (phone, email, visitor id, external id) they use."""
+"""The single customer view: a Customer and every Identity (phone, email, visitor id, external id)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ class Identity(models.Model):
     class Meta:
         verbose_name_plural = "identities"
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "kind", "value"], name="uniq_identity_per_workspace"),
+            models.UniqueConstraint(
+                fields=["workspace", "kind", "value"], name="uniq_identity_per_workspace"
+            ),
         ]
 
     def __str__(self) -> str:

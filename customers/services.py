@@ -49,7 +49,9 @@ def email_normalize(raw: str) -> str:
 
 def identifier_normalize(identifier: Identifier, *, workspace: Workspace) -> Identifier:
     if identifier.kind == IdentityKind.PHONE:
-        return Identifier(IdentityKind.PHONE, phone_normalize(identifier.value, region=workspace.default_region))
+        return Identifier(
+            IdentityKind.PHONE, phone_normalize(identifier.value, region=workspace.default_region)
+        )
     if identifier.kind == IdentityKind.EMAIL:
         return Identifier(IdentityKind.EMAIL, email_normalize(identifier.value))
     if identifier.kind in (IdentityKind.WEBCHAT, IdentityKind.EXTERNAL):

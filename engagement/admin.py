@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from engagement.models import ApiKey, AutomationRule, Channel, Conversation, Interaction, Membership, Workspace
+from engagement.models import (
+    ApiKey,
+    AutomationRule,
+    Channel,
+    Conversation,
+    Interaction,
+    Membership,
+    Workspace,
+)
 
 
 @admin.register(Workspace)

@@ -59,7 +59,7 @@ def fake_twilio(fake_twilio_server: FakeTwilio) -> FakeTwilio:
 
 @pytest.fixture
 def workspace(db: None) -> Workspace:
-    return factories.WorkspaceFactory()
+    return factories.workspace_create()
 
 
 @pytest.fixture
@@ -97,9 +97,9 @@ def post_twilio(
     path = webhook_path(channel, hook) + (f"?{query}" if query else "")
     token = sign_with or channel.config["auth_token"]
     sig = signature if signature is not None else twilio_signature(f"http://testserver{path}", params, token)
-    headers = {"HTTP_X_TWILIO_SIGNATURE": sig} if sig else {}
+    headers = {"X-Twilio-Signature": sig} if sig else {}
     return client.post(
-        path, data=urlencode(params), content_type="application/x-www-form-urlencoded", **headers
+        path, data=urlencode(params), content_type="application/x-www-form-urlencoded", headers=headers
     )
 
 
@@ -128,16 +128,35 @@ def celery_worker_process(live_server: Any, transactional_db: None) -> Iterator[
     }
     log = open(ROOT / "var" / "e2e-worker.log", "ab")  # noqa: SIM115 - closed in teardown
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "engagement", "worker", "-P", "solo", "-l", "info",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"e2e-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "engagement",
+            "worker",
+            "-P",
+            "solo",
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"e2e-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     celery_app.conf.task_always_eager = False
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"celery worker exited with {proc.returncode}; see var/e2e-worker.log")
-        if any(f"e2e-{os.getpid()}@" in name for reply in celery_app.control.ping(timeout=0.5) for name in reply):
+        replies = celery_app.control.ping(timeout=0.5) or []
+        if any(f"e2e-{os.getpid()}@" in name for reply in replies for name in reply):
             break
     else:
         proc.kill()

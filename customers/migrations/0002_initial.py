@@ -5,36 +5,47 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('customers', '0001_initial'),
-        ('engagement', '0001_initial'),
+        ("customers", "0001_initial"),
+        ("engagement", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='customer',
-            name='workspace',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='customers', to='engagement.workspace'),
+            model_name="customer",
+            name="workspace",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="customers",
+                to="engagement.workspace",
+            ),
         ),
         migrations.AddField(
-            model_name='identity',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='customers.customer'),
+            model_name="identity",
+            name="customer",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="identities",
+                to="customers.customer",
+            ),
         ),
         migrations.AddField(
-            model_name='identity',
-            name='workspace',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='engagement.workspace'),
+            model_name="identity",
+            name="workspace",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="engagement.workspace"
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['workspace', '-created_at'], name='customer_ws_idx'),
+            model_name="customer",
+            index=models.Index(fields=["workspace", "-created_at"], name="customer_ws_idx"),
         ),
         migrations.AddConstraint(
-            model_name='identity',
-            constraint=models.UniqueConstraint(fields=('workspace', 'kind', 'value'), name='uniq_identity_per_workspace'),
+            model_name="identity",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "kind", "value"), name="uniq_identity_per_workspace"
+            ),
         ),
     ]

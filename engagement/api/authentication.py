@@ -32,5 +32,5 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "engagement.api.authentication.ApiKeyAuthentication"
     name = "apiKey"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+    def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "A workspace API key: eng_…"}

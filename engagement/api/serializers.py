@@ -57,7 +57,7 @@ class MessageCreateSerializer(serializers.Serializer):
         required=False, max_length=150, help_text="A repeat with the same key returns the first message."
     )
 
-    def validate(self, attrs: dict) -> dict:  # type: ignore[type-arg]
+    def validate(self, attrs: dict) -> dict:
         if not attrs.get("customer_id") and not attrs.get("to"):
             raise serializers.ValidationError("give customer_id or to")
         return attrs

@@ -24,7 +24,7 @@ from .serializers import CustomerSerializer, InteractionSerializer, MessageCreat
 
 
 def _workspace(request: Request) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined, no-any-return]
+    return request.workspace  # type: ignore[attr-defined]
 
 
 class TimelinePagination(CursorPagination):
@@ -52,13 +52,19 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     ordering = "-created_at"
 
     def get_queryset(self) -> QuerySet[Customer]:
-        return Customer.objects.filter(workspace=_workspace(self.request)).prefetch_related("identities").distinct()
+        return (
+            Customer.objects.filter(workspace=_workspace(self.request))
+            .prefetch_related("identities")
+            .distinct()
+        )
 
     @extend_schema(responses=InteractionSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=TimelinePagination, filterset_class=None)
     def timeline(self, request: Request, pk: str | None = None) -> Response:
         customer = self.get_object()
-        qs = Interaction.objects.filter(workspace=_workspace(request), customer=customer).select_related("channel")
+        qs = Interaction.objects.filter(workspace=_workspace(request), customer=customer).select_related(
+            "channel"
+        )
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(InteractionSerializer(page, many=True).data)
 

@@ -35,7 +35,9 @@ class AutomationRule(models.Model):
     keywords = models.CharField(max_length=500, blank=True, default="", help_text="Comma-separated")
     action = models.CharField(max_length=32, choices=Action.choices, default=Action.SEND_REPLY)
     template = models.TextField(
-        help_text="Reply text. Placeholders: {{ customer.display_name }}, {{ message.body }}, {{ workspace.name }}"
+        help_text=(
+            "Reply text. Placeholders: {{ customer.display_name }}, {{ message.body }}, {{ workspace.name }}"
+        )
     )
     position = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

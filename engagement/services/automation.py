@@ -23,7 +23,11 @@ def _keywords(rule: AutomationRule) -> list[str]:
 
 
 def rule_matches(*, rule: AutomationRule, interaction: Interaction) -> bool:
-    if rule.channel_kind and interaction.channel is not None and rule.channel_kind != interaction.channel.kind:
+    if (
+        rule.channel_kind
+        and interaction.channel is not None
+        and rule.channel_kind != interaction.channel.kind
+    ):
         return False
     text = interaction.body.strip().lower()
     if rule.match_type == MatchType.ANY:
@@ -83,7 +87,9 @@ def automations_run(*, event_name: str, workspace_id: int, interaction_id: int) 
                     idempotency_key=f"automation:{rule.pk}:{interaction.pk}",
                 )
             except SendRejected:
-                logger.warning("rule %s could not reply to interaction %s", rule.pk, interaction.pk, exc_info=True)
+                logger.warning(
+                    "rule %s could not reply to interaction %s", rule.pk, interaction.pk, exc_info=True
+                )
                 continue
             sent.append(out)
     return sent

@@ -19,7 +19,11 @@ from .conversations import conversation_touch
 from .timeline import interaction_record_inbound
 
 DEMO_PASSWORD = "demo-pass-123"  # noqa: S105 - printed for the local demo only
-DEMO_USERS = [("admin", Role.ADMIN, "Ada Admin"), ("agent", Role.AGENT, "Alex Agent"), ("marketer", Role.MARKETER, "Mia Marketer")]
+DEMO_USERS = [
+    ("admin", Role.ADMIN, "Ada Admin"),
+    ("agent", Role.AGENT, "Alex Agent"),
+    ("marketer", Role.MARKETER, "Mia Marketer"),
+]
 DEMO_CUSTOMERS = [
     ("Grace Hopper", "+15005550101", ["Hi, is my order shipped?", "Thanks!"]),
     ("Alan Turing", "+15005550102", ["What are your opening hours?"]),
@@ -59,7 +63,9 @@ def demo_workspace_seed() -> DemoSeed:
             Membership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": role})
             logins.append((username, DEMO_PASSWORD, role.value))
 
-        live = bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_PHONE_NUMBER)
+        live = bool(
+            settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_PHONE_NUMBER
+        )
         channel, _ = Channel.objects.get_or_create(
             workspace=workspace,
             kind="sms",

@@ -65,7 +65,9 @@ def message_send(
 
     with transaction.atomic():
         if idempotency_key:
-            existing = Interaction.objects.filter(workspace=workspace, idempotency_key=idempotency_key).first()
+            existing = Interaction.objects.filter(
+                workspace=workspace, idempotency_key=idempotency_key
+            ).first()
             if existing is not None:
                 return existing, False
         now = timezone.now()

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,7 +19,9 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def api_key_create(*, workspace: Workspace, name: str, created_by: AbstractBaseUser | None = None) -> tuple[ApiKey, str]:
+def api_key_create(
+    *, workspace: Workspace, name: str, created_by: AbstractBaseUser | None = None
+) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret. The secret is not stored and cannot be shown again."""
     public = secrets.token_hex(6)
     secret = f"{KEY_PREFIX}{public}_{secrets.token_urlsafe(32)}"
@@ -52,19 +54,21 @@ def api_key_revoke(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
 
 
-def memberships_for(*, user: AbstractBaseUser | AnonymousUser) -> list[Membership]:
+def memberships_for(*, user: User | AbstractBaseUser | AnonymousUser) -> list[Membership]:
     if not user.is_authenticated:
         return []
-    return list(Membership.objects.select_related("workspace").filter(user=user).order_by("workspace__name"))
+    return list(
+        Membership.objects.select_related("workspace").filter(user_id=user.pk).order_by("workspace__name")
+    )
 
 
 def membership_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, workspace_id: int | None = None
+    *, user: User | AbstractBaseUser | AnonymousUser, workspace_id: int | None = None
 ) -> Membership | None:
     """The user's membership in ``workspace_id``, or in their first workspace when none is asked for."""
     if not user.is_authenticated:
         return None
-    qs = Membership.objects.select_related("workspace").filter(user=user)
+    qs = Membership.objects.select_related("workspace").filter(user_id=user.pk)
     if workspace_id is not None:
         return qs.filter(workspace_id=workspace_id).first()
     return qs.order_by("workspace__name", "workspace_id").first()

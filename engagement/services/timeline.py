@@ -58,12 +58,17 @@ def interaction_record_inbound(
     ``created=False`` and publishes nothing. Owns its transaction; events go out after commit.
     """
     with transaction.atomic():
-        existing = Interaction.objects.filter(channel=channel, provider_message_id=provider_message_id).first()
+        existing = Interaction.objects.filter(
+            channel=channel, provider_message_id=provider_message_id
+        ).first()
         if existing is not None:
             return existing, False
         sender = identifier_normalize(sender, workspace=channel.workspace)
         customer, _ = customer_resolve(
-            workspace=channel.workspace, identifier=sender, channel_kind=channel.kind, display_name=sender_name
+            workspace=channel.workspace,
+            identifier=sender,
+            channel_kind=channel.kind,
+            display_name=sender_name,
         )
         conversation, opened = conversation_find_or_open(customer=customer, channel=channel, at=occurred_at)
         try:
@@ -86,16 +91,18 @@ def interaction_record_inbound(
         except IntegrityError:
             return Interaction.objects.get(channel=channel, provider_message_id=provider_message_id), False
         conversation_touch(conversation=conversation, at=occurred_at, preview=body, reopen=True)
-        base = {
-            "workspace_id": channel.workspace_id,
-            "interaction_id": interaction.pk,
-            "conversation_id": conversation.pk,
-            "customer_id": customer.pk,
-            "data": {"channel_kind": channel.kind},
-        }
-        if opened:
-            events.publish_on_commit(events.DomainEvent(name=events.CONVERSATION_OPENED, **base))
-        events.publish_on_commit(events.DomainEvent(name=events.MESSAGE_RECEIVED, **base))
+        names = [events.CONVERSATION_OPENED, events.MESSAGE_RECEIVED] if opened else [events.MESSAGE_RECEIVED]
+        for name in names:
+            events.publish_on_commit(
+                events.DomainEvent(
+                    name=name,
+                    workspace_id=channel.workspace_id,
+                    interaction_id=interaction.pk,
+                    conversation_id=conversation.pk,
+                    customer_id=customer.pk,
+                    data={"channel_kind": channel.kind},
+                )
+            )
     return interaction, True
 
 
@@ -123,7 +130,9 @@ def interaction_apply_status(
         if interaction is None and provider_message_id:
             interaction = qs.filter(provider_message_id=provider_message_id).first()
         if interaction is None:
-            logger.warning("status %s for unknown message %s on channel %s", status, provider_message_id, channel.pk)
+            logger.warning(
+                "status %s for unknown message %s on channel %s", status, provider_message_id, channel.pk
+            )
             return None
         if not status_is_forward(interaction.status, status):
             return interaction

@@ -18,7 +18,10 @@ def _db_snapshot() -> dict[str, list[tuple]]:
             ("customers_customer", "id, display_name"),
             ("customers_identity", "id, customer_id, kind, value"),
             ("engagement_conversation", "id, customer_id, status, last_message_preview"),
-            ("engagement_interaction", "id, customer_id, conversation_id, direction, body, status, provider_message_id"),
+            (
+                "engagement_interaction",
+                "id, customer_id, conversation_id, direction, body, status, provider_message_id",
+            ),
             ("channels_inbound_providerevent", "id, provider_event_id, processed_at IS NOT NULL"),
         ]:
             cur.execute(f"SELECT {cols} FROM {table} ORDER BY id")  # noqa: S608 - fixed names
@@ -33,7 +36,8 @@ def test_captured_inbound_sms_lands_on_timeline(client, sms_channel, django_capt
         resp = post_twilio(client, sms_channel, "inbound", form)
     assert resp.status_code == 200
     assert resp["Content-Type"].startswith("text/xml")
-    assert b"<Response" in resp.content and b"<Message" not in resp.content
+    assert b"<Response" in resp.content
+    assert b"<Message" not in resp.content
     identity = Identity.objects.get(workspace=sms_channel.workspace, kind="phone")
     assert identity.value == "+19089061042"
     interaction = Interaction.objects.get()
@@ -88,7 +92,7 @@ def test_bad_or_missing_signature_is_403_and_stores_nothing(client, sms_channel,
 def test_signature_of_another_workspace_channel_is_403(client, sms_channel, fake_twilio):
     from tests import factories
 
-    other = factories.twilio_channel(factories.WorkspaceFactory(), fake_twilio, auth_token="another-token")
+    other = factories.twilio_channel(factories.workspace_create(), fake_twilio, auth_token="another-token")
     form = load_payload("twilio_inbound_sms.txt")
     # Signed correctly for `other`, posted to `sms_channel`'s URL: the URL and token both differ.
     resp = post_twilio(client, sms_channel, "inbound", form, sign_with=other.config["auth_token"])

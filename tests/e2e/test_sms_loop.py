@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 def test_inbound_sms_triggers_reply_that_is_delivered(live_server, celery_worker_process, fake_twilio):
     import httpx
 
-    workspace = factories.WorkspaceFactory()
+    workspace = factories.workspace_create()
     channel = factories.twilio_channel(workspace, fake_twilio)
     AutomationRule.objects.create(
         workspace=workspace,
@@ -45,7 +45,10 @@ def test_inbound_sms_triggers_reply_that_is_delivered(live_server, celery_worker
     assert sent[0]["To"] == "+19089061042"
     assert sent[0]["From"] == channel.address
     assert sent[0]["StatusCallback"].startswith(live_server.url)
-    assert [p["MessageStatus"] for _, p, status in fake_twilio.callbacks if status == 200] == ["sent", "delivered"]
+    assert [p["MessageStatus"] for _, p, status in fake_twilio.callbacks if status == 200] == [
+        "sent",
+        "delivered",
+    ]
 
     headers = {"Authorization": f"Bearer {api_key}"}
     timeline = httpx.get(
@@ -66,7 +69,7 @@ def test_inbound_sms_triggers_reply_that_is_delivered(live_server, celery_worker
 def test_provider_429_is_retried_then_sent(live_server, celery_worker_process, fake_twilio):
     import httpx
 
-    workspace = factories.WorkspaceFactory()
+    workspace = factories.workspace_create()
     channel = factories.twilio_channel(workspace, fake_twilio)
     _, api_key = api_key_create(workspace=workspace, name="e2e")
     fake_twilio.fail_next.extend([429, 503])

@@ -93,13 +93,23 @@ class FakeTwilio:
             h._json(404, {"code": 20404, "message": f"{path} not found", "status": 404})
             return
         length = int(h.headers.get("Content-Length") or 0)
-        form = {k: v[-1] for k, v in urllib.parse.parse_qs(h.rfile.read(length).decode(), keep_blank_values=True).items()}
+        form = {
+            k: v[-1]
+            for k, v in urllib.parse.parse_qs(h.rfile.read(length).decode(), keep_blank_values=True).items()
+        }
         with self._lock:
             injected = self.fail_next.pop(0) if self.fail_next else None
         if injected is not None:
             code = 20429 if injected == 429 else 20500
-            h._json(injected, {"code": code, "message": "Too Many Requests" if injected == 429 else "Internal error",
-                               "more_info": "", "status": injected})
+            h._json(
+                injected,
+                {
+                    "code": code,
+                    "message": "Too Many Requests" if injected == 429 else "Internal error",
+                    "more_info": "",
+                    "status": injected,
+                },
+            )
             self.messages.append({"rejected": injected, **form})
             return
         if not form.get("To") or not (form.get("From") or form.get("MessagingServiceSid")):
@@ -166,13 +176,15 @@ def twilio_signature(url: str, params: dict[str, str], auth_token: str) -> str:
     return RequestValidator(auth_token).compute_signature(url, params)
 
 
-def post_twilio_webhook(url: str, params: dict[str, str], auth_token: str, signature: str | None = None) -> int:
+def post_twilio_webhook(
+    url: str, params: dict[str, str], auth_token: str, signature: str | None = None
+) -> int:
     data = urllib.parse.urlencode(params).encode()
-    req = urllib.request.Request(url, data=data, method="POST")  # noqa: S310 - loopback test server
+    req = urllib.request.Request(url, data=data, method="POST")
     req.add_header("Content-Type", "application/x-www-form-urlencoded")
     req.add_header("X-Twilio-Signature", signature or twilio_signature(url, params, auth_token))
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
