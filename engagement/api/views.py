@@ -34,6 +34,13 @@ class TimelinePagination(CursorPagination):
     max_page_size = 200
 
 
+class CustomerPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
 class CustomerFilter(django_filters.FilterSet):
     identity = django_filters.CharFilter(
         field_name="identities__value", lookup_expr="iexact", label="Any identity value (phone, email…)"
@@ -48,8 +55,7 @@ class CustomerFilter(django_filters.FilterSet):
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = CustomerSerializer
     filterset_class = CustomerFilter
-    pagination_class = CursorPagination
-    ordering = "-created_at"
+    pagination_class = CustomerPagination
 
     def get_queryset(self) -> QuerySet[Customer]:
         return (

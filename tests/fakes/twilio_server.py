@@ -38,7 +38,7 @@ class FakeTwilio:
     messages: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
-    send_callbacks: bool = True
+    send_callbacks: bool = False  # on in end-to-end tests, where a live server can take them
     url: str = ""
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,7 +80,7 @@ class FakeTwilio:
             self.messages.clear()
             self.callbacks.clear()
             self.fail_next.clear()
-            self.send_callbacks = True
+            self.send_callbacks = False
 
     # -- API
     def _handle(self, h: Any) -> None:
