@@ -1,3 +1,4 @@
+from .attachments import Attachment
 from .automation import AutomationRule
 from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
@@ -5,6 +6,7 @@ from .tenancy import ApiKey, Membership, Role, Workspace
 
 __all__ = [
     "ApiKey",
+    "Attachment",
     "AutomationRule",
     "Channel",
     "ChannelKind",
