@@ -1,0 +1,42 @@
+"""What an agent does to a conversation from the console: resolve it, reopen it."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from engagement import events
+from engagement.models import Conversation, Workspace
+from engagement.models.conversations import ConversationStatus
+
+# Pushed to the workspace's consoles so their inboxes refresh. Not an automation trigger.
+CONVERSATION_UPDATED = "conversation.updated"
+
+
+class ConversationActionRejected(ValueError):
+    """The change cannot be made (unknown status, conversation of another workspace)."""
+
+
+def conversation_status_set(*, workspace: Workspace, conversation: Conversation, status: str) -> bool:
+    """Set the conversation's status. Returns whether anything changed; a repeat changes nothing."""
+    if conversation.workspace_id != workspace.pk:
+        raise ConversationActionRejected("conversation belongs to another workspace")
+    if status not in ConversationStatus.values:
+        raise ConversationActionRejected(f"unknown status {status!r}")
+    with transaction.atomic():
+        changed = (
+            Conversation.objects.filter(pk=conversation.pk, workspace=workspace)
+            .exclude(status=status)
+            .update(status=status)
+        )
+        conversation.status = status
+        if changed:
+            events.publish_on_commit(
+                events.DomainEvent(
+                    name=CONVERSATION_UPDATED,
+                    workspace_id=workspace.pk,
+                    conversation_id=conversation.pk,
+                    customer_id=conversation.customer_id,
+                    data={"status": status},
+                )
+            )
+    return bool(changed)
