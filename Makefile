@@ -24,6 +24,7 @@ run: $(STAMP)
 
 # PYTEST_ARGS narrows the run, e.g. make test PYTEST_ARGS="-m e2e"
 test: $(STAMP)
+	@bash tools/ensure_chromium.sh
 	$(PY) tools/devenv.py exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
