@@ -10,6 +10,28 @@ from customers.services import Identifier
 
 
 @dataclass(frozen=True)
+class InboundAttachment:
+    """A file that came with a message (email attachment or inline image)."""
+
+    filename: str
+    content_type: str
+    content: bytes
+    content_id: str = ""
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class ThreadHints:
+    """What an email says about the thread it belongs to (see engagement/services/email_threading.py)."""
+
+    message_id: str = ""
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    # Every address the message was sent to (To, Cc, envelope): a reply+<token>@ address is among them.
+    recipients: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     """A customer wrote to us on some channel."""
 
@@ -20,6 +42,12 @@ class InboundMessage:
     sender_name: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    subject: str = ""
+    attachments: tuple[InboundAttachment, ...] = ()
+    # Set for email: the conversation is found by reply address and Message-ID references, not by sender.
+    thread: ThreadHints | None = None
+    # Auto-replies and bounces are recorded but never trigger automations.
+    is_auto_reply: bool = False
 
     event_type = "message"
 
@@ -36,6 +64,14 @@ class DeliveryStatus:
     error_code: str = ""
     error_message: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    # Optional, for providers that report more than delivery (email): "open" or "click", with details.
+    engagement: str = ""
+    engagement_details: dict[str, Any] = field(default_factory=dict)
+    # A consent source (customers.models.ConsentSource) when the event is an opt-out, with its purpose
+    # ("" = every purpose on the channel).
+    opt_out_source: str = ""
+    opt_out_purpose: str = ""
+    recipient: str = ""
 
     event_type = "status"
 

@@ -79,6 +79,8 @@ class Interaction(models.Model):
     status = models.CharField(max_length=16, choices=InteractionStatus.choices)
     status_changed_at = models.DateTimeField()
     provider_message_id = models.CharField(max_length=100, blank=True, default="")
+    # Email only: the RFC 5322 Message-ID (ours when outbound, the sender's when inbound), for threading.
+    email_message_id = models.CharField(max_length=255, blank=True, default="")
     error_code = models.CharField(max_length=32, blank=True, default="")
     error_message = models.CharField(max_length=500, blank=True, default="")
     # Set by automated and API sends so a retry never creates a second message.
@@ -108,6 +110,11 @@ class Interaction(models.Model):
         indexes = [
             models.Index(fields=["customer", "-created_at", "-id"], name="timeline_idx"),
             models.Index(fields=["conversation", "created_at"], name="conversation_thread_idx"),
+            models.Index(
+                fields=["workspace", "email_message_id"],
+                condition=~Q(email_message_id=""),
+                name="interaction_email_msgid_idx",
+            ),
             models.Index(
                 fields=["status", "next_attempt_at"],
                 condition=Q(status__in=["queued", "sending"]),
