@@ -39,3 +39,10 @@ class WebhookAdapter(ABC):
 
     def acknowledge(self, hook: str) -> HttpResponse:
         return HttpResponse(status=200)
+
+    def respond(
+        self, request: HttpRequest, channel: Channel, hook: str, events: list[InboundEvent]
+    ) -> HttpResponse:
+        """The answer to a verified request whose events are stored and applied. Most hooks only
+        acknowledge; a provider that expects instructions back (Twilio Voice wants TwiML) overrides this."""
+        return self.acknowledge(hook)

@@ -76,4 +76,45 @@ class DeliveryStatus:
     event_type = "status"
 
 
-InboundEvent = InboundMessage | DeliveryStatus
+
+@dataclass(frozen=True)
+class CallEvent:
+    """Something happened on a phone call. ``action`` says what:
+
+    - ``started``: an inbound call reached us (``caller`` is the customer);
+    - ``status``: a call status report for the customer's call (``leg=""``), an agent's leg ringing
+      the on-duty phones (``leg="agent"``, ``agent_address`` = their number) or the customer's leg of
+      click-to-call (``leg="customer"``); ``status`` is one of queued, initiated, ringing, in-progress,
+      completed, busy, no-answer, failed, canceled;
+    - ``voicemail_left``: the caller finished recording a message;
+    - ``recording``: a recording is ready (``recording_url``, ``recording_status``);
+    - ``transcription``: a recording's transcript is ready (``transcript``, ``transcription_status``).
+
+    ``call_id`` is always the customer's call (for a leg: its parent call).
+    """
+
+    provider_event_id: str
+    action: str
+    call_id: str
+    occurred_at: datetime
+    caller: Identifier | None = None
+    status: str = ""
+    leg: str = ""
+    leg_call_id: str = ""
+    interaction_id: int | None = None
+    duration_seconds: int | None = None
+    agent_address: str = ""
+    recording_id: str = ""
+    recording_url: str = ""
+    recording_status: str = ""
+    recording_content_type: str = "audio/mpeg"
+    transcription_id: str = ""
+    transcription_status: str = ""
+    transcript: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    event_type = "call"
+
+
+InboundEvent = InboundMessage | DeliveryStatus | CallEvent

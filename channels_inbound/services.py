@@ -10,9 +10,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from engagement.models import Channel
+from engagement.services import calls
+from engagement.services.media import interaction_sms_details_record
 from engagement.services.timeline import interaction_apply_status, interaction_record_inbound
 
-from .events import DeliveryStatus, InboundEvent, InboundMessage
+from .events import CallEvent, DeliveryStatus, InboundEvent, InboundMessage
 from .models import ProviderEvent
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ def provider_event_store(*, channel: Channel, event: InboundEvent) -> tuple[Prov
 
 def _apply(*, channel: Channel, event: InboundEvent) -> None:
     if isinstance(event, InboundMessage):
-        interaction_record_inbound(
+        interaction, created = interaction_record_inbound(
             channel=channel,
             sender=event.sender,
             body=event.body,
@@ -54,6 +56,12 @@ def _apply(*, channel: Channel, event: InboundEvent) -> None:
             sender_name=event.sender_name,
             metadata=event.metadata,
         )
+        if created and (event.metadata.get("media") or event.metadata.get("num_segments")):
+            interaction_sms_details_record(
+                interaction=interaction,
+                media=event.metadata.get("media") or [],
+                segments=event.metadata.get("num_segments"),
+            )
     elif isinstance(event, DeliveryStatus):
         interaction_apply_status(
             channel=channel,
@@ -63,6 +71,58 @@ def _apply(*, channel: Channel, event: InboundEvent) -> None:
             error_code=event.error_code,
             error_message=event.error_message,
             occurred_at=event.occurred_at,
+        )
+    elif isinstance(event, CallEvent):
+        _apply_call(channel=channel, event=event)
+
+
+def _apply_call(*, channel: Channel, event: CallEvent) -> None:
+    if event.action == "started" and event.caller is not None:
+        calls.call_record_inbound(
+            channel=channel,
+            caller=event.caller,
+            call_id=event.call_id,
+            occurred_at=event.occurred_at,
+            metadata=event.metadata,
+        )
+    elif event.action == "status":
+        calls.call_apply_status(
+            channel=channel,
+            call_id=event.leg_call_id or event.call_id,
+            parent_call_id=event.call_id if event.leg else "",
+            status=event.status,
+            occurred_at=event.occurred_at,
+            interaction_id=event.interaction_id,
+            leg=event.leg,
+            duration_seconds=event.duration_seconds,
+            agent_address=event.agent_address,
+            caller=event.caller,
+        )
+    elif event.action == "voicemail_left":
+        calls.call_record_voicemail_left(
+            channel=channel, call_id=event.call_id, recording_duration=event.duration_seconds
+        )
+    elif event.action == "recording":
+        calls.call_attach_recording(
+            channel=channel,
+            call_id=event.call_id,
+            recording_id=event.recording_id,
+            recording_url=event.recording_url,
+            recording_status=event.recording_status,
+            duration_seconds=event.duration_seconds,
+            content_type=event.recording_content_type,
+        )
+    elif event.action == "transcription":
+        calls.call_attach_transcript(
+            channel=channel,
+            call_id=event.call_id,
+            transcription_id=event.transcription_id,
+            transcription_status=event.transcription_status,
+            text=event.transcript,
+        )
+    else:
+        logger.warning(
+            "ignored call event %s (%s) on channel %s", event.action, event.provider_event_id, channel.pk
         )
 
 

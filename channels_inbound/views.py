@@ -57,4 +57,4 @@ def webhook(request: HttpRequest, provider: str, token: str, hook: str) -> HttpR
     except MalformedPayload as exc:
         return _error(400, str(exc))
     events_ingest(channel=channel, events=events)
-    return adapter.acknowledge(hook)
+    return adapter.respond(request, channel, hook, events)

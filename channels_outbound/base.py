@@ -21,6 +21,8 @@ class OutboundMessage:
     body: str
     status_callback_url: str
     media_urls: tuple[str, ...] = ()
+    # Voice click-to-call: ring this number (the agent's phone) first, then connect it to ``to``.
+    connect_via: str = ""
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,10 @@ class SendResult:
     error_message: str = ""
     retryable: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
+    # SMS: how many segments the provider bills for the message.
+    segments: int | None = None
+    # The provider refused because the recipient opted out (Twilio 21610): recorded in the consent ledger.
+    opted_out: bool = False
 
 
 class OutboundSender(ABC):

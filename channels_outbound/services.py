@@ -5,13 +5,14 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from customers.consent import consent_record
 from engagement import events
 from engagement.models import Channel, Interaction, InteractionStatus
 from engagement.services.timeline import status_is_forward
@@ -74,6 +75,8 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
         to=interaction.customer_address,
         body=interaction.body,
         status_callback_url=status_callback_url(channel=channel, interaction_id=interaction.pk),
+        media_urls=tuple(interaction.metadata.get("media_urls") or ()),
+        connect_via=interaction.metadata.get("connect_via", ""),
     )
     try:
         result = sender_for(channel).send(message)
@@ -97,6 +100,11 @@ def _record_result(*, interaction_id: int, result: SendResult, final_attempt: bo
         interaction.error_code, interaction.error_message = result.error_code, result.error_message
         if result.raw:
             interaction.metadata = {**interaction.metadata, "provider": result.raw}
+        if result.segments is not None:
+            interaction.segments = result.segments
+            fields.append("segments")
+        if result.opted_out:
+            _record_opt_out(interaction=interaction, result=result, at=now)
         if result.accepted:
             outcome = Outcome.SENT
             interaction.provider_message_id = result.provider_message_id
@@ -126,6 +134,26 @@ def _record_result(*, interaction_id: int, result: SendResult, final_attempt: bo
             )
         )
     return SendAttempt(outcome, result)
+
+
+def _record_opt_out(*, interaction: Interaction, result: SendResult, at: datetime) -> None:
+    """The provider refused because the recipient opted out with it (Twilio 21610 after STOP): our
+    consent ledger learns it too, so nothing more is queued to them on this channel."""
+    channel = interaction.channel
+    consent_record(
+        customer=interaction.customer,
+        channel=channel.kind if channel is not None else "sms",
+        status="opted_out",
+        source="provider_error",
+        evidence={
+            "error_code": result.error_code,
+            "error_message": result.error_message,
+            "provider": channel.provider if channel is not None else "",
+            "interaction_id": interaction.pk,
+            "address": interaction.customer_address,
+        },
+        occurred_at=at,
+    )
 
 
 def retry_delay(attempt: int) -> float:

@@ -7,6 +7,7 @@ from typing import Any
 from celery import shared_task
 
 from engagement.services.automation import automations_run
+from engagement.services.media import MediaFetchRetryable, attachment_fetch
 
 
 @shared_task(name="engagement.tasks.run_automations", acks_late=True, max_retries=5, default_retry_delay=5)
@@ -18,3 +19,16 @@ def run_automations(event: dict[str, Any]) -> int:
         event_name=event["name"], workspace_id=event["workspace_id"], interaction_id=interaction_id
     )
     return len(sent)
+
+
+@shared_task(
+    name="engagement.tasks.fetch_attachment",
+    acks_late=True,
+    autoretry_for=(MediaFetchRetryable,),
+    max_retries=6,
+    retry_backoff=5,
+    retry_backoff_max=600,
+)
+def fetch_attachment(attachment_id: int) -> bool:
+    """Download an attachment's source URL (MMS media, a call recording) into storage."""
+    return attachment_fetch(attachment_id=attachment_id)

@@ -41,12 +41,13 @@ def member(workspace: Workspace, role: str = Role.AGENT) -> Any:
 _numbers = iter(range(10_000))
 
 
-def twilio_channel(workspace: Workspace, fake: FakeTwilio, **config: Any) -> Channel:
+def twilio_channel(workspace: Workspace, fake: FakeTwilio, kind: str = "sms", **config: Any) -> Channel:
+    """A Twilio channel (SMS, or ``kind="voice"``) whose SDK calls go to the fake Twilio server."""
     return Channel.objects.create(
         workspace=workspace,
-        kind="sms",
+        kind=kind,
         provider="twilio",
-        name="SMS",
+        name=kind.upper(),
         address=f"+1415555{next(_numbers):04d}",
         config={
             "account_sid": fake.account_sid,

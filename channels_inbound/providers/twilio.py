@@ -1,22 +1,28 @@
-"""Twilio webhooks: incoming messages and message status callbacks (PROTOCOLS.md A-C)."""
+"""Twilio webhooks: incoming messages, message status callbacks (PROTOCOLS.md A-C) and, through
+providers/twilio_voice.py, voice calls (F). One adapter serves every Twilio hook of a channel."""
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils import timezone
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from channels_outbound.providers.twilio_sms import ERROR_REASONS, OPT_OUT_ERRORS
 from customers.services import Identifier, InvalidIdentifier, phone_normalize
 from engagement.models import Channel
 
 from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
 from ..events import DeliveryStatus, InboundEvent, InboundMessage
 from ..registry import register
+from .twilio_voice import VOICE_HOOKS, call_status_events, parse_voice_events, voice_twiml
 
-# Twilio MessageStatus → our interaction status. Initial statuses carry no news for us.
-STATUS_MAP = {
+# Twilio MessageStatus (every value of PROTOCOLS.md C) → our interaction status. None: the status says
+# nothing about a message we sent (receiving/received are inbound states), so the callback is ignored.
+STATUS_MAP: dict[str, str | None] = {
     "queued": "queued",
     "accepted": "queued",
     "scheduled": "queued",
@@ -28,8 +34,11 @@ STATUS_MAP = {
     "undelivered": "undelivered",
     "failed": "failed",
     "canceled": "failed",
+    "receiving": None,
+    "received": None,
 }
 MAX_MEDIA = 10
+logger = logging.getLogger(__name__)
 
 
 def _require(form: dict[str, str], *names: str) -> None:
@@ -41,7 +50,7 @@ def _require(form: dict[str, str], *names: str) -> None:
 @register
 class TwilioAdapter(WebhookAdapter):
     provider = "twilio"
-    hooks = ("inbound", "status")
+    hooks = ("inbound", "status", *VOICE_HOOKS)
 
     def validate_request(self, request: HttpRequest, channel: Channel) -> None:
         signature = request.headers.get("X-Twilio-Signature", "")
@@ -65,9 +74,13 @@ class TwilioAdapter(WebhookAdapter):
         form = {k: request.POST.get(k, "") for k in request.POST}
         if hook == "inbound":
             return [self._message(form)]
+        if hook == "status" and form.get("CallSid") and not form.get("MessageSid"):
+            return list(call_status_events(form, request.GET))  # an outbound call's progress
         if hook == "status":
-            event = self._status(form, request.GET.get("iid", ""))
+            event = self._status(form, request.GET)
             return [event] if event is not None else []
+        if hook in VOICE_HOOKS:
+            return list(parse_voice_events(form, hook, request.GET))
         raise MalformedPayload(f"unknown hook {hook!r}")
 
     def _message(self, form: dict[str, str]) -> InboundMessage:
@@ -104,25 +117,39 @@ class TwilioAdapter(WebhookAdapter):
             raw=form,
         )
 
-    def _status(self, form: dict[str, str], iid: str) -> DeliveryStatus | None:
+    def _status(self, form: dict[str, str], query: QueryDict) -> DeliveryStatus | None:
         _require(form, "MessageSid")
         raw_status = form.get("MessageStatus") or form.get("SmsStatus")
         if not raw_status:
             raise MalformedPayload("missing required field(s): MessageStatus")
-        status = STATUS_MAP.get(raw_status)
+        if raw_status not in STATUS_MAP:
+            logger.warning("ignored unknown MessageStatus %r for %s", raw_status, form["MessageSid"])
+            return None
+        status = STATUS_MAP[raw_status]
         if status is None:
-            return None  # receiving/received etc. say nothing about an outbound message
-        interaction_id = int(iid) if iid.isdigit() else None
+            return None
+        iid = query.get("iid", "")
+        code = form.get("ErrorCode", "")
         return DeliveryStatus(
             provider_event_id=f"{form['MessageSid']}:{raw_status}",
             provider_message_id=form["MessageSid"],
             status=status,
-            interaction_id=interaction_id,
-            error_code=form.get("ErrorCode", ""),
-            error_message=form.get("ErrorMessage", ""),
+            interaction_id=int(iid) if iid.isdigit() else None,
+            error_code=code,
+            error_message=form.get("ErrorMessage") or ERROR_REASONS.get(code, ""),
+            # 21610: the recipient replied STOP; Twilio blocks every message until they send START.
+            opt_out_source="provider_error" if code in OPT_OUT_ERRORS else "",
             occurred_at=timezone.now(),
             raw=form,
         )
 
     def acknowledge(self, hook: str) -> HttpResponse:
         return HttpResponse(str(MessagingResponse()), content_type="text/xml")
+
+    def respond(
+        self, request: HttpRequest, channel: Channel, hook: str, events: list[InboundEvent]
+    ) -> HttpResponse:
+        if hook in VOICE_HOOKS:
+            form = {k: request.POST.get(k, "") for k in request.POST}
+            return HttpResponse(voice_twiml(channel, hook, form), content_type="text/xml")
+        return self.acknowledge(hook)

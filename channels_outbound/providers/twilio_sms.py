@@ -13,7 +13,7 @@ from twilio.rest import Client
 from ..base import OutboundMessage, OutboundSender, SendResult
 from ..registry import register
 
-# Twilio error codes that no retry can fix (PROTOCOLS.md D; twilio.com/docs/api/errors).
+# Twilio error codes that no retry can fix, and their reasons (PROTOCOLS.md D; twilio.com/docs/api/errors).
 PERMANENT_ERRORS = {
     "21211": "invalid 'To' phone number",
     "21408": "permission to send to this region is not enabled",
@@ -22,12 +22,27 @@ PERMANENT_ERRORS = {
     "21614": "'To' is not a mobile number",
     "21606": "the 'From' number cannot send SMS",
     "21617": "body exceeds the 1600 character limit",
+    "21620": "invalid media URL",
+    "21623": "too many media files (at most 10)",
     "30003": "unreachable destination handset",
     "30004": "message blocked",
     "30005": "unknown destination handset",
     "30006": "landline or unreachable carrier",
     "30007": "carrier filtered the message",
+    "30019": "content size exceeds the carrier limit",
+    "30032": "toll-free number is not verified",
+    "30034": "US A2P 10DLC: the sender is not registered",
 }
+# Every code we can explain, for failed/undelivered status callbacks that carry only ErrorCode.
+ERROR_REASONS = {
+    **PERMANENT_ERRORS,
+    "20429": "too many requests to the Twilio API",
+    "30001": "queue overflow: the sender's queue is full",
+    "30002": "account suspended",
+    "30008": "unknown error from the carrier",
+    "30022": "US A2P 10DLC throughput exceeded",
+}
+OPT_OUT_ERRORS = {"21610"}
 RETRYABLE_CODES = {"20429", "20500", "20503"}
 
 
@@ -77,31 +92,39 @@ class TwilioSmsSender(OutboundSender):
         return twilio_client(message.channel.config).messages.create(**payload)
 
     def parse_result(self, response: Any) -> SendResult:
+        segments = str(response.num_segments or "")
         return SendResult(
             accepted=True,
             provider_message_id=response.sid,
             status="sent",
             raw={"status": response.status, "num_segments": response.num_segments},
+            segments=int(segments) if segments.isdigit() else None,
         )
 
     def classify_error(self, exc: Exception) -> SendResult | None:
-        if isinstance(exc, TwilioRestException):
-            code = str(exc.code or "")
-            retryable = exc.status == 429 or exc.status >= 500 or code in RETRYABLE_CODES
-            reason = PERMANENT_ERRORS.get(code, "")
-            return SendResult(
-                accepted=False,
-                status="failed",
-                error_code=code or str(exc.status),
-                error_message=(reason or exc.msg or "provider error")[:500],
-                retryable=retryable,
-            )
-        if isinstance(exc, requests.RequestException):
-            return SendResult(
-                accepted=False,
-                status="failed",
-                error_code="network",
-                error_message=f"{type(exc).__name__}: {exc}"[:500],
-                retryable=True,
-            )
-        return None
+        return twilio_error_result(exc, opt_out_codes=OPT_OUT_ERRORS)
+
+
+def twilio_error_result(exc: Exception, *, opt_out_codes: set[str]) -> SendResult | None:
+    """A Twilio API or network error as a failed result: 429/5xx and network errors are retryable."""
+    if isinstance(exc, TwilioRestException):
+        code = str(exc.code or "")
+        retryable = exc.status == 429 or exc.status >= 500 or code in RETRYABLE_CODES
+        reason = PERMANENT_ERRORS.get(code, "")
+        return SendResult(
+            accepted=False,
+            status="failed",
+            error_code=code or str(exc.status),
+            error_message=(reason or exc.msg or "provider error")[:500],
+            retryable=retryable,
+            opted_out=code in opt_out_codes,
+        )
+    if isinstance(exc, requests.RequestException):
+        return SendResult(
+            accepted=False,
+            status="failed",
+            error_code="network",
+            error_message=f"{type(exc).__name__}: {exc}"[:500],
+            retryable=True,
+        )
+    return None

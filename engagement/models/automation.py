@@ -11,6 +11,8 @@ from .tenancy import Workspace
 class Trigger(models.TextChoices):
     MESSAGE_RECEIVED = "message.received", "An inbound message arrives"
     CONVERSATION_OPENED = "conversation.opened", "A new conversation opens"
+    CALL_MISSED = "call.missed", "An inbound call ends without an agent answering"
+    VOICEMAIL_RECEIVED = "voicemail.received", "A caller leaves a voicemail"
 
 
 class MatchType(models.TextChoices):
@@ -34,6 +36,14 @@ class AutomationRule(models.Model):
     match_type = models.CharField(max_length=16, choices=MatchType.choices, default=MatchType.KEYWORD)
     keywords = models.CharField(max_length=500, blank=True, default="", help_text="Comma-separated")
     action = models.CharField(max_length=32, choices=Action.choices, default=Action.SEND_REPLY)
+    reply_channel = models.ForeignKey(
+        "engagement.Channel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Send the reply on this channel (e.g. SMS after a missed call). Empty: the same channel",
+    )
     template = models.TextField(
         help_text=(
             "Reply text. Placeholders: {{ customer.display_name }}, {{ message.body }}, {{ workspace.name }}"

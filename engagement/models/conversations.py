@@ -45,6 +45,14 @@ class InteractionKind(models.TextChoices):
     NOTE = "note", "Note"
 
 
+class CallOutcome(models.TextChoices):
+    ANSWERED = "answered", "Answered"
+    MISSED = "missed", "Missed"
+    BUSY = "busy", "Busy"
+    VOICEMAIL = "voicemail", "Voicemail"
+    FAILED = "failed", "Failed"
+
+
 class Direction(models.TextChoices):
     INBOUND = "inbound", "Inbound"
     OUTBOUND = "outbound", "Outbound"
@@ -92,6 +100,14 @@ class Interaction(models.Model):
     send_attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # SMS/MMS: segments the text takes (GSM-7 160/153 a segment, UCS-2 70/67), as the provider counted.
+    segments = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Calls: how it ended ("" while in progress), how long it lasted and which member answered it.
+    call_outcome = models.CharField(max_length=16, choices=CallOutcome.choices, blank=True, default="")
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField()
 
     class Meta:

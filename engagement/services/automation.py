@@ -8,14 +8,17 @@ import re
 from django.template import Context, Template, TemplateSyntaxError
 
 from engagement import events
-from engagement.models import AutomationRule, Interaction
+from engagement.models import AutomationRule, Channel, Conversation, Interaction
 from engagement.models.automation import Action, MatchType
+from engagement.models.channels import CHANNEL_IDENTITY_KIND
 
 from .messaging import SendRejected, message_send
 
 logger = logging.getLogger(__name__)
 
-AUTOMATION_TRIGGERS = frozenset({events.MESSAGE_RECEIVED, events.CONVERSATION_OPENED})
+AUTOMATION_TRIGGERS = frozenset(
+    {events.MESSAGE_RECEIVED, events.CONVERSATION_OPENED, events.CALL_MISSED, events.VOICEMAIL_RECEIVED}
+)
 
 
 def _keywords(rule: AutomationRule) -> list[str]:
@@ -55,6 +58,18 @@ def template_render(*, template: str, interaction: Interaction) -> str:
         return template.strip()
 
 
+def _reply_target(
+    *, rule: AutomationRule, interaction: Interaction, channel: Channel
+) -> tuple[Channel, Conversation | None, str | None]:
+    """Where a rule's reply goes: its ``reply_channel`` of the same workspace (e.g. an SMS line after a
+    missed call), else the interaction's own ``channel`` and conversation."""
+    reply = rule.reply_channel
+    if reply is None or reply.pk == channel.pk or reply.workspace_id != interaction.workspace_id:
+        return channel, interaction.conversation, interaction.customer_address or None
+    same_kind = CHANNEL_IDENTITY_KIND.get(reply.kind) == CHANNEL_IDENTITY_KIND.get(channel.kind)
+    return reply, None, (interaction.customer_address or None) if same_kind else None
+
+
 def automations_run(*, event_name: str, workspace_id: int, interaction_id: int) -> list[Interaction]:
     """Run every enabled rule of the workspace that listens to ``event_name`` against the interaction.
 
@@ -69,20 +84,25 @@ def automations_run(*, event_name: str, workspace_id: int, interaction_id: int) 
     if interaction is None or interaction.channel is None:
         return []
     sent: list[Interaction] = []
-    rules = AutomationRule.objects.filter(workspace_id=workspace_id, enabled=True, trigger=event_name)
+    rules = AutomationRule.objects.filter(
+        workspace_id=workspace_id, enabled=True, trigger=event_name
+    ).select_related("reply_channel")
     for rule in rules:
         if not rule_matches(rule=rule, interaction=interaction):
             continue
         if rule.action == Action.SEND_REPLY:
             body = template_render(template=rule.template, interaction=interaction)
+            channel, conversation, to_address = _reply_target(
+                rule=rule, interaction=interaction, channel=interaction.channel
+            )
             try:
                 out, _ = message_send(
                     workspace=interaction.workspace,
-                    channel=interaction.channel,
+                    channel=channel,
                     customer=interaction.customer,
-                    conversation=interaction.conversation,
+                    conversation=conversation,
                     body=body,
-                    to_address=interaction.customer_address or None,
+                    to_address=to_address,
                     automation_rule=rule,
                     idempotency_key=f"automation:{rule.pk}:{interaction.pk}",
                 )

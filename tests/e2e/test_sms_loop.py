@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 def test_inbound_sms_triggers_reply_that_is_delivered(live_server, celery_worker_process, fake_twilio):
     import httpx
 
+    fake_twilio.send_callbacks = True  # a live server takes them
     workspace = factories.workspace_create()
     channel = factories.twilio_channel(workspace, fake_twilio)
     AutomationRule.objects.create(
@@ -69,6 +70,7 @@ def test_inbound_sms_triggers_reply_that_is_delivered(live_server, celery_worker
 def test_provider_429_is_retried_then_sent(live_server, celery_worker_process, fake_twilio):
     import httpx
 
+    fake_twilio.send_callbacks = True  # a live server takes them
     workspace = factories.workspace_create()
     channel = factories.twilio_channel(workspace, fake_twilio)
     _, api_key = api_key_create(workspace=workspace, name="e2e")

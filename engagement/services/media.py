@@ -1,0 +1,142 @@
+"""Media that arrives by URL (MMS pictures, call recordings): kept as an Attachment with its source URL,
+then downloaded into Django storage by a Celery task after commit, so the webhook answers fast.
+
+Providers that protect media with HTTP Basic auth (Twilio: AccountSid/AuthToken) get the channel's
+credentials, and only on requests to the channel's own API origin: a URL on any other host is fetched
+without them, so a payload can never make us hand our credentials to someone else.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from engagement.models import Attachment, Channel, Interaction
+
+logger = logging.getLogger(__name__)
+
+MEDIA_FETCH_MAX_BYTES = 10 * 1024 * 1024
+MEDIA_FETCH_TIMEOUT = 15.0
+
+
+class MediaFetchRetryable(Exception):
+    """The media host is unreachable or failing for now; try again later."""
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
+def _basic_auth_for(channel: Channel | None, url: str) -> tuple[str, str] | None:
+    if channel is None:
+        return None
+    config = channel.config
+    account = config.get("account_sid") or settings.TWILIO_ACCOUNT_SID
+    token = config.get("auth_token") or settings.TWILIO_AUTH_TOKEN
+    origins = {
+        _origin(config.get("api_base_url") or settings.TWILIO_API_BASE_URL),
+        ("https", "api.twilio.com"),
+    }
+    if account and token and _origin(url) in origins:
+        return account, token
+    return None
+
+
+def attachment_fetch_on_commit(*, attachment_id: int) -> None:
+    """Download the attachment's source URL into storage in a task, once the transaction commits."""
+
+    def _enqueue() -> None:
+        from engagement.tasks import fetch_attachment
+
+        fetch_attachment.delay(attachment_id)
+
+    transaction.on_commit(_enqueue)
+
+
+def interaction_media_attach(*, interaction: Interaction, media: list[dict[str, Any]]) -> list[Attachment]:
+    """Record each ``{"url", "content_type"}`` as an attachment of ``interaction`` and fetch it after
+    commit. Runs in the caller's transaction; call it once, when the interaction is created."""
+    attachments = []
+    for n, item in enumerate(media):
+        content_type = item.get("content_type") or "application/octet-stream"
+        extension = mimetypes.guess_extension(content_type) or ""
+        attachment = Attachment.objects.create(
+            workspace_id=interaction.workspace_id,
+            interaction=interaction,
+            filename=f"{interaction.provider_message_id or interaction.pk}-{n}{extension}"[:255],
+            content_type=content_type,
+            source_url=item["url"],
+        )
+        attachment_fetch_on_commit(attachment_id=attachment.pk)
+        attachments.append(attachment)
+    return attachments
+
+
+def attachment_fetch(*, attachment_id: int) -> bool:
+    """Download one attachment's ``source_url`` into storage. True when the file is (now) stored.
+
+    Raises MediaFetchRetryable for network errors and 5xx/429 answers. A 4xx or an oversized file is
+    logged and left as a link. Safe to repeat: a stored file is never fetched again.
+    """
+    attachment = Attachment.objects.select_related("interaction__channel").filter(pk=attachment_id).first()
+    if attachment is None or not attachment.source_url:
+        return False
+    if attachment.file:
+        return True
+    url = attachment.source_url
+    try:
+        with requests.get(
+            url,
+            auth=_basic_auth_for(attachment.interaction.channel, url),
+            timeout=MEDIA_FETCH_TIMEOUT,
+            stream=True,
+        ) as response:
+            if response.status_code == 429 or response.status_code >= 500:
+                raise MediaFetchRetryable(f"{url}: HTTP {response.status_code}")
+            if response.status_code >= 400:
+                logger.warning("attachment %s: %s answered %s", attachment_id, url, response.status_code)
+                return False
+            chunks, size = [], 0
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > MEDIA_FETCH_MAX_BYTES:
+                    logger.warning(
+                        "attachment %s: %s exceeds %s bytes", attachment_id, url, MEDIA_FETCH_MAX_BYTES
+                    )
+                    return False
+                chunks.append(chunk)
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+    except requests.RequestException as exc:
+        raise MediaFetchRetryable(f"{url}: {type(exc).__name__}: {exc}") from exc
+    with transaction.atomic():
+        locked = Attachment.objects.select_for_update().get(pk=attachment_id)
+        if locked.file:
+            return True
+        locked.file.save(locked.filename, ContentFile(b"".join(chunks)), save=False)
+        locked.size = size
+        if content_type and locked.content_type in ("", "application/octet-stream"):
+            locked.content_type = content_type
+        locked.save(update_fields=["file", "size", "content_type"])
+    return True
+
+
+def interaction_sms_details_record(
+    *, interaction: Interaction, media: list[dict[str, Any]], segments: str | int | None
+) -> None:
+    """A new inbound SMS/MMS: store its segment count and attach its media (fetched after commit).
+
+    Runs in the caller's transaction, once, right after the interaction was created.
+    """
+    if segments is not None and str(segments).isdigit():
+        interaction.segments = int(segments)
+        interaction.save(update_fields=["segments"])
+    if media:
+        interaction_media_attach(interaction=interaction, media=media)
