@@ -56,3 +56,42 @@ def twilio_channel(workspace: Workspace, fake: FakeTwilio, kind: str = "sms", **
             **config,
         },
     )
+
+
+# ---------------------------------------------------------------- the single customer view
+
+_addresses = iter(range(10_000))
+
+
+def channel_create(workspace: Workspace, kind: str = "sms", **kwargs: Any) -> Channel:
+    """A sandbox channel of ``kind`` (no provider credentials needed)."""
+    n = next(_addresses)
+    address = {"sms": f"+1415666{n:04d}", "voice": f"+1415777{n:04d}", "email": f"inbox{n}@example.com"}
+    return Channel.objects.create(
+        workspace=workspace,
+        kind=kind,
+        provider=kwargs.pop("provider", "sandbox"),
+        name=kwargs.pop("name", f"{kind} {n}"),
+        address=kwargs.pop("address", address.get(kind, f"widget-{n}")),
+        **kwargs,
+    )
+
+
+def customer_create(
+    workspace: Workspace, *identifiers: tuple[str, str], name: str = "", **fields: Any
+) -> Any:
+    """A customer owning ``identifiers`` (``("phone", "+1415…")``...), created through resolution."""
+    from customers.models import Customer
+    from customers.services import Identifier, customer_resolve_identifiers
+
+    if not identifiers:
+        return Customer.objects.create(workspace=workspace, display_name=name, **fields)
+    resolution = customer_resolve_identifiers(
+        workspace=workspace, identifiers=[Identifier(k, v) for k, v in identifiers], display_name=name
+    )
+    customer = resolution.customer
+    if fields:
+        for key, value in fields.items():
+            setattr(customer, key, value)
+        customer.save()
+    return customer

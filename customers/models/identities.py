@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
+from django.db.models import Q
+
+
+class PreferredChannel(models.TextChoices):
+    NONE = "", "No preference"
+    SMS = "sms", "SMS"
+    EMAIL = "email", "Email"
+    VOICE = "voice", "Voice"
+    WEBCHAT = "webchat", "Webchat"
 
 
 class Customer(models.Model):
+    """A person. After a merge the merged-away row stays as a tombstone pointing at the survivor
+    (``merged_into``) so its id still answers and the merge can be undone; it owns nothing meanwhile."""
+
     workspace = models.ForeignKey("engagement.Workspace", on_delete=models.CASCADE, related_name="customers")
     display_name = models.CharField(max_length=200, blank=True, default="")
+    # Values of the workspace's AttributeDefinitions, keyed by definition key, stored in JSON form
+    # (dates as ISO strings). Written only through customers.profile.customer_attributes_set.
+    attributes = models.JSONField(default=dict, blank=True)
+    # A list of tag strings (JSON so ``tags__contains=[tag]`` filters without contrib.postgres).
+    tags = models.JSONField(default=list, blank=True)
+    # IANA zone; empty means "infer from the phone number" (customers.profile.customer_timezone).
+    timezone = models.CharField(max_length=64, blank=True, default="")
+    preferred_channel = models.CharField(
+        max_length=16, choices=PreferredChannel.choices, blank=True, default=""
+    )
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_customers"
+    )
+    merged_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["workspace", "-created_at"], name="customer_ws_idx")]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="customer_ws_idx"),
+            models.Index(
+                fields=["merged_into"], condition=Q(merged_into__isnull=False), name="customer_merged_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.display_name or f"Customer {self.pk}"
@@ -36,6 +67,7 @@ class Identity(models.Model):
     verified = models.BooleanField(default=False)
     first_channel = models.CharField(max_length=16, blank=True, default="")
     first_seen_at = models.DateTimeField()
+    last_channel = models.CharField(max_length=16, blank=True, default="")
     last_seen_at = models.DateTimeField()
 
     class Meta:
@@ -45,62 +77,7 @@ class Identity(models.Model):
                 fields=["workspace", "kind", "value"], name="uniq_identity_per_workspace"
             ),
         ]
+        indexes = [models.Index(fields=["customer", "kind"], name="identity_customer_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
-
-
-class ConsentChannel(models.TextChoices):
-    EMAIL = "email", "Email"
-    SMS = "sms", "SMS"
-    VOICE = "voice", "Voice"
-    WEBCHAT = "webchat", "Webchat"
-
-
-class ConsentPurpose(models.TextChoices):
-    MARKETING = "marketing", "Marketing"
-    TRANSACTIONAL = "transactional", "Transactional"
-
-
-class ConsentStatus(models.TextChoices):
-    OPTED_IN = "opted_in", "Opted in"
-    OPTED_OUT = "opted_out", "Opted out"
-
-
-class ConsentSource(models.TextChoices):
-    SMS_KEYWORD = "sms_keyword", "SMS keyword"
-    UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
-    PROVIDER_UNSUBSCRIBE = "provider_unsubscribe", "Provider unsubscribe"
-    SPAM_REPORT = "spam_report", "Spam report"
-    HARD_BOUNCE = "hard_bounce", "Hard bounce"
-    PROVIDER_ERROR = "provider_error", "Provider error (e.g. Twilio 21610)"
-    AGENT = "agent", "Agent"
-    API = "api", "API"
-    IMPORT = "import", "Import"
-    WEBCHAT_FORM = "webchat_form", "Webchat form"
-
-
-class ConsentEvent(models.Model):
-    """Append-only consent ledger. The current state per (customer, channel, purpose) is derived from it.
-
-    ``purpose=""`` means the change covers every purpose on the channel (e.g. STOP opts out of all SMS).
-    """
-
-    workspace = models.ForeignKey("engagement.Workspace", on_delete=models.CASCADE, related_name="+")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_events")
-    channel = models.CharField(max_length=16, choices=ConsentChannel.choices)
-    purpose = models.CharField(max_length=16, choices=ConsentPurpose.choices, blank=True, default="")
-    status = models.CharField(max_length=16, choices=ConsentStatus.choices)
-    source = models.CharField(max_length=32, choices=ConsentSource.choices)
-    evidence = models.JSONField(default=dict, blank=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    occurred_at = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["customer", "channel", "-occurred_at"], name="consent_lookup_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.customer_id} {self.channel}/{self.purpose or '*'} {self.status}"

@@ -56,6 +56,12 @@ class MessageCreateSerializer(serializers.Serializer):
     idempotency_key = serializers.CharField(
         required=False, max_length=150, help_text="A repeat with the same key returns the first message."
     )
+    purpose = serializers.ChoiceField(
+        choices=["transactional", "marketing"],
+        default="transactional",
+        help_text="Marketing needs the customer's opt-in; a send consent forbids comes back with status "
+        '"blocked" and the reason in error_message.',
+    )
 
     def validate(self, attrs: dict) -> dict:
         if not attrs.get("customer_id") and not attrs.get("to"):

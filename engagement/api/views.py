@@ -116,6 +116,7 @@ class MessageCreate(generics.GenericAPIView):
             to_address=data.get("to"),
             author=request.user if request.user.is_authenticated else None,
             idempotency_key=f"api:{key}" if key else None,
+            purpose=data["purpose"],
         )
         return Response(
             InteractionSerializer(interaction).data,

@@ -6,6 +6,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from customers.consent import SendPurpose, consent_check_send
+from customers.merging import customer_current
 from customers.models import Customer
 from customers.services import Identifier, InvalidIdentifier, customer_primary_address, identifier_normalize
 from engagement import events
@@ -33,14 +35,31 @@ def message_send(
     author: AbstractBaseUser | None = None,
     automation_rule: AutomationRule | None = None,
     idempotency_key: str | None = None,
+    purpose: str = SendPurpose.TRANSACTIONAL,
 ) -> tuple[Interaction, bool]:
     """Queue an outbound message on ``channel`` to ``customer`` and send it after commit.
 
     Returns ``(interaction, created)``. With ``idempotency_key`` a repeat returns the first interaction
     and sends nothing more. The provider call happens in a Celery task once the transaction commits.
+
+    Every outbound path comes through here, so this is where consent is enforced
+    (``customers.consent.consent_check_send``): ``purpose`` is "transactional" (agent replies,
+    automations, API unless stated), "marketing" (campaigns; needs an opt-in) or "compliance" (keyword
+    confirmations, never blocked). A send consent forbids is not dropped: it is recorded on the timeline
+    as a ``blocked`` interaction with the reason, and nothing goes to the provider.
     """
+    if purpose not in SendPurpose.values:
+        raise SendRejected(f"unknown purpose {purpose!r}")
     if channel.workspace_id != workspace.pk or customer.workspace_id != workspace.pk:
         raise SendRejected("channel and customer must belong to the workspace")
+    if customer.merged_into_id is not None:
+        # A merged-away customer lives on in the survivor: send there.
+        survivor = customer_current(workspace=workspace, customer_id=customer.pk)
+        if survivor is None:
+            raise SendRejected("customer no longer exists")
+        customer = survivor
+    if customer.erased_at is not None:
+        raise SendRejected("customer was erased")
     if conversation is not None and conversation.customer_id != customer.pk:
         raise SendRejected("conversation belongs to another customer")
     if not channel.is_active:
@@ -73,6 +92,22 @@ def message_send(
         now = timezone.now()
         if conversation is None:
             conversation, _ = conversation_find_or_open(customer=customer, channel=channel, at=now)
+        decision = consent_check_send(customer=customer, channel_kind=channel.kind, purpose=purpose)
+        if not decision.allowed:
+            return _record_blocked(
+                workspace=workspace,
+                channel=channel,
+                customer=customer,
+                conversation=conversation,
+                body=body,
+                address=address,
+                author=author,
+                automation_rule=automation_rule,
+                idempotency_key=idempotency_key,
+                purpose=purpose,
+                reason=decision.reason,
+                detail=decision.detail,
+            )
         try:
             with transaction.atomic():
                 interaction = Interaction.objects.create(
@@ -90,6 +125,7 @@ def message_send(
                     author=author,  # type: ignore[misc]
                     automation_rule=automation_rule,
                     next_attempt_at=now,
+                    metadata={"purpose": purpose},
                     created_at=now,
                 )
         except IntegrityError:
@@ -115,4 +151,59 @@ def message_send(
                 data={"status": InteractionStatus.QUEUED},
             )
         )
+    return interaction, True
+
+
+def _record_blocked(
+    *,
+    workspace: Workspace,
+    channel: Channel,
+    customer: Customer,
+    conversation: Conversation,
+    body: str,
+    address: str,
+    author: AbstractBaseUser | None,
+    automation_rule: AutomationRule | None,
+    idempotency_key: str | None,
+    purpose: str,
+    reason: str,
+    detail: str,
+) -> tuple[Interaction, bool]:
+    """Put a send consent forbids on the timeline as ``blocked`` (never handed to a provider)."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            interaction = Interaction.objects.create(
+                workspace=workspace,
+                customer=customer,
+                conversation=conversation,
+                channel=channel,
+                kind=InteractionKind.MESSAGE,
+                direction=Direction.OUTBOUND,
+                body=body,
+                customer_address=address,
+                status=InteractionStatus.BLOCKED,
+                status_changed_at=now,
+                idempotency_key=idempotency_key,
+                author=author,  # type: ignore[misc]
+                automation_rule=automation_rule,
+                error_code=f"consent:{reason}"[:32],
+                error_message=detail[:500],
+                metadata={"purpose": purpose, "blocked_reason": reason},
+                created_at=now,
+            )
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return Interaction.objects.get(workspace=workspace, idempotency_key=idempotency_key), False
+    events.publish_on_commit(
+        events.DomainEvent(
+            name=events.INTERACTION_UPDATED,
+            workspace_id=workspace.pk,
+            interaction_id=interaction.pk,
+            conversation_id=conversation.pk,
+            customer_id=customer.pk,
+            data={"status": InteractionStatus.BLOCKED, "blocked_reason": reason},
+        )
+    )
     return interaction, True

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from customers.inbound import customer_inbound_recorded
 from customers.services import Identifier, customer_resolve, identifier_normalize
 from engagement import events
 from engagement.models import Channel, Interaction, InteractionStatus
@@ -91,6 +92,7 @@ def interaction_record_inbound(
         except IntegrityError:
             return Interaction.objects.get(channel=channel, provider_message_id=provider_message_id), False
         conversation_touch(conversation=conversation, at=occurred_at, preview=body, reopen=True)
+        customer_inbound_recorded(interaction=interaction)  # identity verified, SMS STOP/START/HELP
         names = [events.CONVERSATION_OPENED, events.MESSAGE_RECEIVED] if opened else [events.MESSAGE_RECEIVED]
         for name in names:
             events.publish_on_commit(

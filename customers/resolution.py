@@ -1,0 +1,312 @@
+"""Identity resolution: the identifiers an event carries → one customer (found, created or linked).
+
+The one path inbound adapters (through the timeline), the API and imports use. Given identifiers:
+
+* none known: a new customer owning all of them;
+* all known ones on one customer: that customer; the unknown ones are linked to it;
+* known ones on two or more customers: the workspace's policy decides. When every identifier that ties
+  the event to another customer is verified (the event vouches for it) and the policy allows automatic
+  merges, the customers are merged (the oldest survives) with a merge record naming that identifier and
+  the event. Otherwise the customers stay apart, a merge suggestion is recorded for an agent, and the
+  event resolves to the customer of its first identifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from engagement.models import Workspace
+
+from .identifiers import Identifier, InvalidIdentifier, identifier_normalize
+from .merging import customer_merge
+from .models import (
+    Customer,
+    CustomerMerge,
+    Identity,
+    MergeSource,
+    MergeSuggestion,
+    ResolutionPolicy,
+    SuggestionStatus,
+)
+
+# An inbound message on these channels proves the sender holds the address (the carrier delivered it,
+# the widget's visitor id is the session itself). Email senders are verified only if the adapter says so.
+SENDER_VERIFIED_CHANNELS = frozenset({"sms", "voice", "webchat"})
+SUGGESTION_SCORE_UNVERIFIED_LINK = 0.9
+
+
+@dataclass
+class Resolution:
+    customer: Customer
+    created: bool = False
+    linked: list[Identity] = field(default_factory=list)
+    merges: list[CustomerMerge] = field(default_factory=list)
+    suggestions: list[MergeSuggestion] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Policy:
+    auto_merge_verified: bool = True
+
+
+def policy_for(*, workspace: Workspace) -> Policy:
+    row = ResolutionPolicy.objects.filter(workspace=workspace).first()
+    return Policy(auto_merge_verified=row.auto_merge_verified) if row else Policy()
+
+
+def identifiers_normalize(*, workspace: Workspace, identifiers: list[Identifier]) -> list[Identifier]:
+    """Normalize and de-duplicate (a repeat that is verified anywhere counts as verified); order kept."""
+    out: dict[tuple[str, str], Identifier] = {}
+    for raw in identifiers:
+        ident = identifier_normalize(raw, workspace=workspace)
+        key = (ident.kind, ident.value)
+        if key in out:
+            out[key] = replace(out[key], verified=out[key].verified or ident.verified)
+        else:
+            out[key] = ident
+    if not out:
+        raise InvalidIdentifier("at least one identifier is needed")
+    return list(out.values())
+
+
+def suggestion_record(
+    *, workspace: Workspace, a: Customer, b: Customer, reason: str, score: float, evidence: dict[str, Any]
+) -> MergeSuggestion | None:
+    """Record a pending suggestion for the pair unless one exists (a dismissed pair stays dismissed)."""
+    low, high = sorted([a.pk, b.pk])
+    suggestion, created = MergeSuggestion.objects.get_or_create(
+        workspace=workspace,
+        customer_a_id=low,
+        customer_b_id=high,
+        defaults={"reason": reason, "score": score, "evidence": evidence},
+    )
+    if not created and suggestion.status == SuggestionStatus.PENDING and score > suggestion.score:
+        suggestion.score, suggestion.reason, suggestion.evidence = score, reason, evidence
+        suggestion.save(update_fields=["score", "reason", "evidence"])
+    return suggestion if suggestion.status == SuggestionStatus.PENDING else None
+
+
+def _lookup(workspace: Workspace, idents: list[Identifier], *, lock: bool) -> dict[tuple[str, str], Identity]:
+    q = Q(pk__in=[])
+    for ident in idents:
+        q |= Q(kind=ident.kind, value=ident.value)
+    qs = Identity.objects.filter(workspace=workspace).filter(q).select_related("customer")
+    if lock:
+        qs = qs.select_for_update(of=("self",))
+    return {(i.kind, i.value): i for i in qs}
+
+
+def customer_resolve_identifiers(
+    *,
+    workspace: Workspace,
+    identifiers: list[Identifier],
+    channel_kind: str = "",
+    display_name: str = "",
+    source: str = MergeSource.AUTO,
+    event_ref: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> Resolution:
+    """Resolve the identifiers of one event to a customer; see the module docstring for the rules.
+
+    Raises InvalidIdentifier when any identifier does not normalize. Owns its transaction (a savepoint
+    inside the caller's). Concurrent first contacts with the same identifier are decided by the unique
+    constraint: the loser retries and finds the winner's customer.
+    """
+    idents = identifiers_normalize(workspace=workspace, identifiers=identifiers)
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _resolve(
+                    workspace=workspace,
+                    idents=idents,
+                    channel_kind=channel_kind,
+                    display_name=display_name,
+                    source=source,
+                    event_ref=event_ref,
+                    actor=actor,
+                )
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _resolve(
+    *,
+    workspace: Workspace,
+    idents: list[Identifier],
+    channel_kind: str,
+    display_name: str,
+    source: str,
+    event_ref: str,
+    actor: AbstractBaseUser | None,
+) -> Resolution:
+    now = timezone.now()
+    known = _lookup(workspace, idents, lock=len(idents) > 1)
+    customers: dict[int, Customer] = {}
+    for ident in idents:
+        identity = known.get((ident.kind, ident.value))
+        if identity is not None:
+            customers.setdefault(identity.customer_id, identity.customer)
+
+    resolution: Resolution
+    if not customers:
+        customer = Customer.objects.create(workspace=workspace, display_name=display_name[:200])
+        resolution = Resolution(customer=customer, created=True)
+    else:
+        first = next(known[(i.kind, i.value)] for i in idents if (i.kind, i.value) in known)
+        primary = first.customer
+        resolution = Resolution(customer=primary)
+        others = [c for pk, c in customers.items() if pk != primary.pk]
+        if others:
+            resolution = _reconcile(
+                workspace=workspace,
+                idents=idents,
+                known=known,
+                primary=primary,
+                others=others,
+                source=source,
+                event_ref=event_ref,
+                actor=actor,
+            )
+        if display_name and not resolution.customer.display_name:
+            resolution.customer.display_name = display_name[:200]
+            resolution.customer.save(update_fields=["display_name", "updated_at"])
+
+    owner = resolution.customer
+    # Identifiers owned by a customer the event did not merge with stay where they are (after a merge
+    # the survivor owns them all).
+    kept_apart = (
+        set()
+        if resolution.merges
+        else {key for key, identity in known.items() if identity.customer_id != owner.pk}
+    )
+    for ident in idents:
+        key = (ident.kind, ident.value)
+        if key in kept_apart:
+            continue
+        if key in known:
+            fields: dict[str, Any] = {"last_seen_at": now}
+            if channel_kind:
+                fields["last_channel"] = channel_kind
+            if ident.verified and not known[key].verified:
+                fields["verified"] = True
+            Identity.objects.filter(pk=known[key].pk).update(**fields)
+        else:
+            resolution.linked.append(
+                Identity.objects.create(
+                    workspace=workspace,
+                    customer=owner,
+                    kind=ident.kind,
+                    value=ident.value,
+                    verified=ident.verified,
+                    first_channel=channel_kind,
+                    first_seen_at=now,
+                    last_channel=channel_kind,
+                    last_seen_at=now,
+                )
+            )
+    return resolution
+
+
+def _reconcile(
+    *,
+    workspace: Workspace,
+    idents: list[Identifier],
+    known: dict[tuple[str, str], Identity],
+    primary: Customer,
+    others: list[Customer],
+    source: str,
+    event_ref: str,
+    actor: AbstractBaseUser | None,
+) -> Resolution:
+    policy = policy_for(workspace=workspace)
+    involved = [primary, *others]
+    links: dict[int, list[Identifier]] = {c.pk: [] for c in involved}
+    for ident in idents:
+        identity = known.get((ident.kind, ident.value))
+        if identity is not None:
+            links[identity.customer_id].append(ident)
+    # The event links customers when everything tying it to each of them is verified.
+    all_verified = all(i.verified for c in involved for i in links[c.pk])
+    if policy.auto_merge_verified and all_verified:
+        survivor = min(involved, key=lambda c: (c.created_at, c.pk))
+        resolution = Resolution(customer=survivor)
+        for other in involved:
+            if other.pk == survivor.pk:
+                continue
+            linking = links[other.pk][0]
+            resolution.merges.append(
+                customer_merge(
+                    workspace=workspace,
+                    survivor=survivor,
+                    merged=other,
+                    source=source,
+                    linking=linking,
+                    event_ref=event_ref,
+                    evidence={
+                        "identifiers": [
+                            {"kind": i.kind, "value": i.value, "verified": i.verified} for i in idents
+                        ],
+                        "rule": "every linking identifier verified",
+                    },
+                    actor=actor,
+                )
+            )
+        survivor.refresh_from_db()
+        return resolution
+    resolution = Resolution(customer=primary)
+    for other in others:
+        suggestion = suggestion_record(
+            workspace=workspace,
+            a=primary,
+            b=other,
+            reason="shared_event",
+            score=SUGGESTION_SCORE_UNVERIFIED_LINK,
+            evidence={
+                "event_ref": event_ref,
+                "source": source,
+                "identifiers": {
+                    str(c.pk): [
+                        {"kind": i.kind, "value": i.value, "verified": i.verified} for i in links[c.pk]
+                    ]
+                    for c in (primary, other)
+                },
+                "why_not_merged": (
+                    "automatic merges are off"
+                    if not policy.auto_merge_verified
+                    else "an identifier is unverified"
+                ),
+            },
+        )
+        if suggestion is not None:
+            resolution.suggestions.append(suggestion)
+    return resolution
+
+
+def customer_resolve_inbound(
+    *,
+    workspace: Workspace,
+    channel_kind: str,
+    sender: Identifier,
+    extra_identifiers: list[Identifier] | None = None,
+    display_name: str = "",
+    event_ref: str = "",
+) -> Resolution:
+    """Resolution for an inbound message: the sender first (verified on channels that prove it), then
+    any identifiers the adapter found in the event (an email a chat visitor typed, a CRM id)."""
+    verified = sender.verified or channel_kind in SENDER_VERIFIED_CHANNELS
+    return customer_resolve_identifiers(
+        workspace=workspace,
+        identifiers=[replace(sender, verified=verified), *(extra_identifiers or [])],
+        channel_kind=channel_kind,
+        display_name=display_name,
+        source=MergeSource.AUTO,
+        event_ref=event_ref,
+    )
