@@ -12,6 +12,7 @@ from django.utils import timezone
 from engagement.models import Channel
 from engagement.services import calls
 from engagement.services.media import interaction_sms_details_record
+from engagement.services.email_feedback import interaction_record_feedback
 from engagement.services.timeline import interaction_apply_status, interaction_record_inbound
 
 from .events import CallEvent, DeliveryStatus, InboundEvent, InboundMessage
@@ -55,6 +56,10 @@ def _apply(*, channel: Channel, event: InboundEvent) -> None:
             occurred_at=event.occurred_at,
             sender_name=event.sender_name,
             metadata=event.metadata,
+            subject=event.subject,
+            thread=event.thread,
+            attachments=event.attachments,
+            is_auto_reply=event.is_auto_reply,
         )
         if created and (event.metadata.get("media") or event.metadata.get("num_segments")):
             interaction_sms_details_record(
@@ -63,15 +68,28 @@ def _apply(*, channel: Channel, event: InboundEvent) -> None:
                 segments=event.metadata.get("num_segments"),
             )
     elif isinstance(event, DeliveryStatus):
-        interaction_apply_status(
-            channel=channel,
-            status=event.status,
-            provider_message_id=event.provider_message_id,
-            interaction_id=event.interaction_id,
-            error_code=event.error_code,
-            error_message=event.error_message,
-            occurred_at=event.occurred_at,
-        )
+        if event.status:
+            interaction_apply_status(
+                channel=channel,
+                status=event.status,
+                provider_message_id=event.provider_message_id,
+                interaction_id=event.interaction_id,
+                error_code=event.error_code,
+                error_message=event.error_message,
+                occurred_at=event.occurred_at,
+            )
+        if event.engagement or event.opt_out_source:
+            interaction_record_feedback(
+                channel=channel,
+                occurred_at=event.occurred_at,
+                provider_message_id=event.provider_message_id,
+                interaction_id=event.interaction_id,
+                engagement=event.engagement,
+                engagement_details=event.engagement_details,
+                opt_out_source=event.opt_out_source,
+                opt_out_purpose=event.opt_out_purpose,
+                evidence=event.raw,
+            )
     elif isinstance(event, CallEvent):
         _apply_call(channel=channel, event=event)
 

@@ -23,6 +23,10 @@ class OutboundMessage:
     media_urls: tuple[str, ...] = ()
     # Voice click-to-call: ring this number (the agent's phone) first, then connect it to ``to``.
     connect_via: str = ""
+    # Email: subject, extra headers (Message-ID, In-Reply-To, References, List-Unsubscribe…), reply-to.
+    subject: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    reply_to: str = ""
 
 
 @dataclass(frozen=True)

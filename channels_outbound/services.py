@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from customers.consent import consent_record
 from engagement import events
-from engagement.models import Channel, Interaction, InteractionStatus
+from engagement.models import Channel, ChannelKind, Interaction, InteractionStatus
+from engagement.services.email_threading import EmailEnvelope, email_outbound_prepare
 from engagement.services.timeline import status_is_forward
 
 from .base import OutboundMessage, SendResult
@@ -68,6 +69,9 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
         interaction.send_attempts += 1
         interaction.status_changed_at = timezone.now()
         interaction.save(update_fields=["status", "send_attempts", "status_changed_at"])
+        envelope = EmailEnvelope(subject="", headers={}, reply_to="")
+        if interaction.channel.kind == ChannelKind.EMAIL:
+            envelope = email_outbound_prepare(interaction=interaction)
     channel = interaction.channel
     message = OutboundMessage(
         interaction_id=interaction.pk,
@@ -75,6 +79,9 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
         to=interaction.customer_address,
         body=interaction.body,
         status_callback_url=status_callback_url(channel=channel, interaction_id=interaction.pk),
+        subject=envelope.subject,
+        headers=envelope.headers,
+        reply_to=envelope.reply_to,
         media_urls=tuple(interaction.metadata.get("media_urls") or ()),
         connect_via=interaction.metadata.get("connect_via", ""),
     )

@@ -3,6 +3,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from channels_inbound.unsubscribe import unsubscribe
+
 
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness probe; also the bare-view baseline of the benchmarks."""
@@ -13,6 +15,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("webhooks/", include("channels_inbound.urls")),
+    path("unsubscribe/<str:token>/", unsubscribe, name="email-unsubscribe"),
     path("api/v1/", include("engagement.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -20,6 +20,7 @@ from django.test import Client
 from engagement.celery import app as celery_app
 from engagement.models import Channel, Role, Workspace
 from tests import factories
+from tests.fakes.sendgrid_server import FakeSendGrid, sendgrid_channel
 from tests.fakes.twilio_server import FakeTwilio, twilio_signature
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,24 @@ def fake_twilio_server() -> Iterator[FakeTwilio]:
 def fake_twilio(fake_twilio_server: FakeTwilio) -> FakeTwilio:
     fake_twilio_server.reset()
     return fake_twilio_server
+
+
+@pytest.fixture(scope="session")
+def fake_sendgrid_server() -> Iterator[FakeSendGrid]:
+    server = FakeSendGrid(api_key="SG.fake-api-key.0123456789").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_sendgrid(fake_sendgrid_server: FakeSendGrid) -> FakeSendGrid:
+    fake_sendgrid_server.reset()
+    return fake_sendgrid_server
+
+
+@pytest.fixture
+def email_channel(workspace: Workspace, fake_sendgrid: FakeSendGrid) -> Channel:
+    return sendgrid_channel(workspace, fake_sendgrid)
 
 
 @pytest.fixture

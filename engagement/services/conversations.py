@@ -31,6 +31,19 @@ def conversation_find_or_open(
     return conversation, True
 
 
+def conversation_open(
+    *, customer: Customer, channel: Channel, at: datetime, subject: str = ""
+) -> Conversation:
+    """A new open conversation, whatever else the customer has open (email threads are separate)."""
+    return Conversation.objects.create(
+        workspace_id=customer.workspace_id,
+        customer=customer,
+        channel=channel,
+        subject=subject[:300],
+        last_activity_at=at,
+    )
+
+
 def conversation_touch(*, conversation: Conversation, at: datetime, preview: str, reopen: bool) -> None:
     """Move the conversation to the top of the inbox; an inbound message reopens it."""
     fields = {"last_message_preview": preview[:200]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,13 @@ from engagement.models import Channel, Interaction, InteractionStatus
 from engagement.models.conversations import Direction, InteractionKind
 
 from .conversations import conversation_find_or_open, conversation_touch
+from .email_threading import (
+    AttachmentLike,
+    ThreadHintsLike,
+    email_conversation_find_or_open,
+    email_text_split,
+    interaction_attachments_store,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +60,17 @@ def interaction_record_inbound(
     occurred_at: datetime,
     sender_name: str = "",
     metadata: dict[str, Any] | None = None,
+    subject: str = "",
+    thread: ThreadHintsLike | None = None,
+    attachments: Sequence[AttachmentLike] = (),
+    is_auto_reply: bool = False,
 ) -> tuple[Interaction, bool]:
     """Resolve the sender to a customer, find or open their conversation and append the message.
 
     Idempotent on ``(channel, provider_message_id)``: a repeat returns the first interaction and
     ``created=False`` and publishes nothing. Owns its transaction; events go out after commit.
+    With ``thread`` (email) the conversation follows the mail's reply address and references instead.
+    Auto-replies and bounces are recorded but publish no ``message.received``, so no automation runs.
     """
     with transaction.atomic():
         existing = Interaction.objects.filter(
@@ -65,13 +79,28 @@ def interaction_record_inbound(
         if existing is not None:
             return existing, False
         sender = identifier_normalize(sender, workspace=channel.workspace)
-        customer, _ = customer_resolve(
-            workspace=channel.workspace,
-            identifier=sender,
-            channel_kind=channel.kind,
-            display_name=sender_name,
-        )
-        conversation, opened = conversation_find_or_open(customer=customer, channel=channel, at=occurred_at)
+        preview = body
+        if thread is not None:
+            customer, conversation, opened = email_conversation_find_or_open(
+                channel=channel,
+                sender=sender,
+                sender_name=sender_name,
+                thread=thread,
+                subject=subject,
+                is_auto_reply=is_auto_reply,
+                at=occurred_at,
+            )
+            preview = email_text_split(body)[0] or subject
+        else:
+            customer, _ = customer_resolve(
+                workspace=channel.workspace,
+                identifier=sender,
+                channel_kind=channel.kind,
+                display_name=sender_name,
+            )
+            conversation, opened = conversation_find_or_open(
+                customer=customer, channel=channel, at=occurred_at
+            )
         try:
             with transaction.atomic():
                 interaction = Interaction.objects.create(
@@ -86,14 +115,19 @@ def interaction_record_inbound(
                     status=S.RECEIVED,
                     status_changed_at=occurred_at,
                     provider_message_id=provider_message_id,
+                    email_message_id=thread.message_id if thread is not None else "",
                     metadata=metadata or {},
                     created_at=occurred_at,
                 )
         except IntegrityError:
             return Interaction.objects.get(channel=channel, provider_message_id=provider_message_id), False
-        conversation_touch(conversation=conversation, at=occurred_at, preview=body, reopen=True)
+        if attachments:
+            interaction_attachments_store(interaction=interaction, attachments=attachments)
+        conversation_touch(conversation=conversation, at=occurred_at, preview=preview, reopen=True)
         customer_inbound_recorded(interaction=interaction)  # identity verified, SMS STOP/START/HELP
         names = [events.CONVERSATION_OPENED, events.MESSAGE_RECEIVED] if opened else [events.MESSAGE_RECEIVED]
+        if is_auto_reply:
+            names = [events.INTERACTION_UPDATED]
         for name in names:
             events.publish_on_commit(
                 events.DomainEvent(

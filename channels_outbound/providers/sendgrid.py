@@ -1,0 +1,110 @@
+"""SendGrid v3 Mail Send through the official ``sendgrid`` SDK (PROTOCOLS.md H).
+
+Channel config: ``api_key`` (or settings ``SENDGRID_API_KEY``), optional ``api_base_url`` (EU edge, or a
+local fake in tests), ``from_name``. Our interaction id travels as the custom arg ``iid``, which the
+Event Webhook echoes as a top-level key; the 202's ``X-Message-Id`` is the prefix of every event's
+``sg_message_id``.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+from typing import Any
+
+from django.conf import settings
+from django.utils.html import escape
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import Content, CustomArg, Email, Header, Mail, ReplyTo, To
+
+from ..base import OutboundMessage, OutboundSender, SendResult
+from ..registry import register
+
+DEFAULT_API_BASE_URL = "https://api.sendgrid.com"
+# HTTP statuses no retry can fix (twilio.com/docs/sendgrid/api-reference/mail-send/errors).
+PERMANENT_STATUSES = {
+    400: "SendGrid rejected the message",
+    401: "SendGrid API key is not valid",
+    403: "SendGrid API key lacks mail.send permission or the sender is not verified",
+    413: "message is larger than SendGrid accepts",
+}
+
+
+def sendgrid_client(config: dict[str, Any]) -> SendGridAPIClient:
+    api_key = config.get("api_key") or getattr(settings, "SENDGRID_API_KEY", "")
+    host = (
+        config.get("api_base_url") or getattr(settings, "SENDGRID_API_BASE_URL", "") or DEFAULT_API_BASE_URL
+    )
+    client = SendGridAPIClient(api_key, host=host.rstrip("/"))
+    client.client.timeout = float(getattr(settings, "SENDGRID_HTTP_TIMEOUT", 10))
+    return client
+
+
+def _errors_text(body: bytes | str | None) -> str:
+    try:
+        data = json.loads(body or b"{}")
+        return "; ".join(
+            f"{e.get('field') + ': ' if e.get('field') else ''}{e.get('message', '')}" for e in data["errors"]
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return (body.decode(errors="replace") if isinstance(body, bytes) else str(body or ""))[:200]
+
+
+@register
+class SendGridSender(OutboundSender):
+    provider = "sendgrid"
+    channel_kinds = ("email",)
+
+    def build_payload(self, message: OutboundMessage) -> dict[str, Any]:
+        channel = message.channel
+        mail = Mail(
+            from_email=Email(channel.address, channel.config.get("from_name") or channel.name),
+            to_emails=To(message.to),
+            subject=message.subject or channel.name,
+        )
+        mail.add_content(Content("text/plain", message.body))
+        mail.add_content(Content("text/html", "<p>" + escape(message.body).replace("\n", "<br>\n") + "</p>"))
+        for name, value in message.headers.items():
+            mail.add_header(Header(name, value))
+        if message.reply_to:
+            mail.reply_to = ReplyTo(message.reply_to)
+        mail.add_custom_arg(CustomArg("iid", str(message.interaction_id)))
+        payload: dict[str, Any] = mail.get()
+        return payload
+
+    def post_to_provider(self, message: OutboundMessage, payload: dict[str, Any]) -> Any:
+        return sendgrid_client(message.channel.config).send(payload)
+
+    def parse_result(self, response: Any) -> SendResult:
+        headers = response.headers
+        message_id = (headers.get("X-Message-Id") if headers is not None else "") or ""
+        return SendResult(
+            accepted=True,
+            provider_message_id=str(message_id),
+            status="sent",
+            raw={"status_code": response.status_code, "x_message_id": str(message_id)},
+        )
+
+    def classify_error(self, exc: Exception) -> SendResult | None:
+        if isinstance(exc, HTTPError):
+            status = int(exc.status_code)
+            retryable = status == 429 or status >= 500
+            reason = PERMANENT_STATUSES.get(status, "provider error")
+            detail = _errors_text(exc.body)
+            return SendResult(
+                accepted=False,
+                status="failed",
+                error_code=str(status),
+                error_message=(f"{reason}: {detail}" if detail else reason)[:500],
+                retryable=retryable,
+            )
+        if isinstance(exc, urllib.error.URLError | TimeoutError | ConnectionError):
+            return SendResult(
+                accepted=False,
+                status="failed",
+                error_code="network",
+                error_message=f"{type(exc).__name__}: {exc}"[:500],
+                retryable=True,
+            )
+        return None
