@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from engagement.models import Channel
 from engagement.services import calls
-from engagement.services.media import interaction_sms_details_record
 from engagement.services.email_feedback import interaction_record_feedback
+from engagement.services.media import interaction_sms_details_record
 from engagement.services.timeline import interaction_apply_status, interaction_record_inbound
 
 from .events import CallEvent, DeliveryStatus, InboundEvent, InboundMessage
@@ -61,7 +61,7 @@ def _apply(*, channel: Channel, event: InboundEvent) -> None:
             attachments=event.attachments,
             is_auto_reply=event.is_auto_reply,
         )
-        if created and (event.metadata.get("media") or event.metadata.get("num_segments")):
+        if created and channel.kind == "sms":
             interaction_sms_details_record(
                 interaction=interaction,
                 media=event.metadata.get("media") or [],

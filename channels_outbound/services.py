@@ -15,7 +15,9 @@ from django.utils import timezone
 from customers.consent import consent_record
 from engagement import events
 from engagement.models import Channel, ChannelKind, Interaction, InteractionStatus
+from engagement.models.conversations import InteractionKind
 from engagement.services.email_threading import EmailEnvelope, email_outbound_prepare
+from engagement.services.sms import sms_segment_count
 from engagement.services.timeline import status_is_forward
 
 from .base import OutboundMessage, SendResult
@@ -107,8 +109,14 @@ def _record_result(*, interaction_id: int, result: SendResult, final_attempt: bo
         interaction.error_code, interaction.error_message = result.error_code, result.error_message
         if result.raw:
             interaction.metadata = {**interaction.metadata, "provider": result.raw}
-        if result.segments is not None:
-            interaction.segments = result.segments
+        segments = result.segments
+        if segments is None and interaction.kind == InteractionKind.MESSAGE and interaction.body:
+            channel_kind = (
+                Channel.objects.filter(pk=interaction.channel_id).values_list("kind", flat=True).first()
+            )
+            segments = sms_segment_count(interaction.body) if channel_kind == "sms" else None
+        if segments is not None:
+            interaction.segments = segments
             fields.append("segments")
         if result.opted_out:
             _record_opt_out(interaction=interaction, result=result, at=now)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -17,6 +19,7 @@ from engagement.models.conversations import Direction, InteractionKind
 
 from .conversations import conversation_find_or_open, conversation_touch
 
+MAX_MEDIA_URLS = 10  # Twilio error 21623
 MAX_BODY = {"sms": 1600}
 
 
@@ -36,8 +39,12 @@ def message_send(
     automation_rule: AutomationRule | None = None,
     idempotency_key: str | None = None,
     purpose: str = SendPurpose.TRANSACTIONAL,
+    media_urls: Sequence[str] = (),
 ) -> tuple[Interaction, bool]:
     """Queue an outbound message on ``channel`` to ``customer`` and send it after commit.
+
+    On SMS, ``media_urls`` (public URLs, at most 10) make it an MMS. On a voice channel the message
+    is a call that speaks ``body`` (an interaction of kind "call").
 
     Returns ``(interaction, created)``. With ``idempotency_key`` a repeat returns the first interaction
     and sends nothing more. The provider call happens in a Celery task once the transaction commits.
@@ -70,6 +77,11 @@ def message_send(
     limit = MAX_BODY.get(channel.kind)
     if limit and len(body) > limit:
         raise SendRejected(f"body is {len(body)} characters; {channel.kind} allows at most {limit}")
+    if media_urls and channel.kind != "sms":
+        raise SendRejected(f"{channel.kind} messages cannot carry media")
+    if len(media_urls) > MAX_MEDIA_URLS:
+        raise SendRejected(f"at most {MAX_MEDIA_URLS} media files per message")
+    kind = InteractionKind.CALL if channel.kind == "voice" else InteractionKind.MESSAGE
     identity_kind = CHANNEL_IDENTITY_KIND[channel.kind]
     if to_address:
         try:
@@ -115,7 +127,7 @@ def message_send(
                     customer=customer,
                     conversation=conversation,
                     channel=channel,
-                    kind=InteractionKind.MESSAGE,
+                    kind=kind,
                     direction=Direction.OUTBOUND,
                     body=body,
                     customer_address=address,
@@ -125,7 +137,7 @@ def message_send(
                     author=author,  # type: ignore[misc]
                     automation_rule=automation_rule,
                     next_attempt_at=now,
-                    metadata={"purpose": purpose},
+                    metadata={"purpose": purpose, **({"media_urls": list(media_urls)} if media_urls else {})},
                     created_at=now,
                 )
         except IntegrityError:
