@@ -110,7 +110,7 @@ def _record_result(*, interaction_id: int, result: SendResult, final_attempt: bo
         if result.raw:
             interaction.metadata = {**interaction.metadata, "provider": result.raw}
         segments = result.segments
-        if segments is None and interaction.kind == InteractionKind.MESSAGE and interaction.body:
+        if segments is None and interaction.kind == InteractionKind.MESSAGE and interaction.channel_id:
             channel_kind = (
                 Channel.objects.filter(pk=interaction.channel_id).values_list("kind", flat=True).first()
             )

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from customers.resolution import customer_resolve_identifiers
 from customers.services import Identifier
 from engagement.models import AutomationRule, Channel, Interaction, Membership, Role, Workspace
 from engagement.models.automation import MatchType, Trigger
 from engagement.models.conversations import Direction, InteractionStatus
 
 from .conversations import conversation_touch
+from .email_threading import message_id_generate
 from .timeline import interaction_record_inbound
 
 DEMO_PASSWORD = "demo-pass-123"  # noqa: S105 - printed for the local demo only
@@ -128,4 +130,99 @@ def demo_workspace_seed() -> DemoSeed:
                 conversation_touch(
                     conversation=interaction.conversation, at=reply_at, preview="(reply)", reopen=False
                 )
+    demo_email_thread_seed(workspace=workspace, at=now)
     return DemoSeed(workspace=workspace, sms_channel=channel, logins=logins)
+
+
+@dataclass(frozen=True)
+class _DemoThread:
+    message_id: str
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+
+
+def demo_email_thread_seed(*, workspace: Workspace, at: datetime) -> None:
+    """A sandbox email channel and one thread with Grace Hopper, who also writes by SMS: her mail,
+    an agent's answer (threaded by Message-ID) and her reply that quotes it. Idempotent."""
+    channel, _ = Channel.objects.get_or_create(
+        workspace=workspace,
+        kind="email",
+        address="support@demo.example",
+        defaults={
+            "name": "Support email",
+            "provider": "sandbox",
+            "config": {"inbound_domain": "inbound.demo.example"},
+        },
+    )
+    grace = customer_resolve_identifiers(
+        workspace=workspace,
+        identifiers=[Identifier("phone", DEMO_CUSTOMERS[0][1]), Identifier("email", "grace@example.com")],
+        channel_kind="email",
+        display_name="Grace Hopper",
+    ).customer
+    subject = "Invoice for order 1001"
+    first_at, reply_at, answer_at = (
+        at - timedelta(hours=6),
+        at - timedelta(hours=5),
+        at - timedelta(minutes=30),
+    )
+    first, created = interaction_record_inbound(
+        channel=channel,
+        sender=Identifier("email", "grace@example.com"),
+        body="Hello,\n\nthe invoice for order 1001 lists two keyboards, I ordered one.\n\nGrace",
+        provider_message_id=f"{channel.pk}:demo-1001@example.com",
+        occurred_at=first_at,
+        sender_name="Grace Hopper",
+        subject=subject,
+        thread=_DemoThread(message_id="demo-1001@example.com", recipients=(channel.address,)),
+        metadata={"email": {"subject": subject, "from": "Grace Hopper <grace@example.com>"}},
+    )
+    if not created or first.conversation is None or first.customer_id != grace.pk:
+        return
+    ours = Interaction.objects.create(
+        workspace=workspace,
+        customer=grace,
+        conversation=first.conversation,
+        channel=channel,
+        direction=Direction.OUTBOUND,
+        body="Hi Grace,\n\nsorry about that - we corrected the invoice; you will only pay for one keyboard.",
+        customer_address="grace@example.com",
+        status=InteractionStatus.DELIVERED,
+        status_changed_at=reply_at,
+        provider_message_id="SBDEMOMAIL1",
+        created_at=reply_at,
+    )
+    ours.email_message_id = message_id_generate(channel=channel, interaction_id=ours.pk)
+    ours.metadata = {
+        "email": {
+            "subject": f"Re: {subject}",
+            "in_reply_to": first.email_message_id,
+            "references": [first.email_message_id],
+            "message_id": ours.email_message_id,
+        }
+    }
+    ours.save(update_fields=["email_message_id", "metadata"])
+    interaction_record_inbound(
+        channel=channel,
+        sender=Identifier("email", "grace@example.com"),
+        body=(
+            "Thank you, that was quick!\n\nGrace\n\nOn Monday, Support <support@demo.example> wrote:\n"
+            "> Hi Grace,\n>\n> sorry about that - we corrected the invoice."
+        ),
+        provider_message_id=f"{channel.pk}:demo-1001-re@example.com",
+        occurred_at=answer_at,
+        sender_name="Grace Hopper",
+        subject=f"Re: {subject}",
+        thread=_DemoThread(
+            message_id="demo-1001-re@example.com", references=(first.email_message_id, ours.email_message_id)
+        ),
+        metadata={
+            "email": {
+                "subject": f"Re: {subject}",
+                "from": "Grace Hopper <grace@example.com>",
+                "html": '<p>Thank you, that was quick!</p><p>Grace</p><div class="gmail_quote">On Monday, '
+                "Support wrote:<blockquote>Hi Grace, we corrected the invoice.</blockquote></div>",
+            }
+        },
+    )

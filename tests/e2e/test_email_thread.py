@@ -217,5 +217,24 @@ def test_email_thread_through_a_real_worker_with_signed_delivery_events(
     )
     for _ in range(3):  # SendGrid may post twice; a replay changes nothing
         assert post(answer) == 200
-    assert Interaction.objects.filter(conversation_id=inbound.conversation_id).count() == 3
+    assert Interaction.objects.filter(conversation=inbound.conversation).count() == 3
     assert Conversation.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_demo_seed_shows_grace_hoppers_email_thread_beside_her_sms():
+    from engagement.services.demo import demo_workspace_seed
+
+    seed = demo_workspace_seed()
+    demo_workspace_seed()  # idempotent
+    email_channel = seed.workspace.channels.get(kind="email")
+    assert email_channel.provider == "sandbox"
+    [conversation] = Conversation.objects.filter(channel=email_channel)
+    assert [i.direction for i in conversation.interactions.order_by("created_at")] == [
+        "inbound",
+        "outbound",
+        "inbound",
+    ]
+    sms = Conversation.objects.get(channel=seed.sms_channel, customer=conversation.customer)
+    assert conversation.customer.display_name == "Grace Hopper"
+    assert sms.customer_id == conversation.customer_id
