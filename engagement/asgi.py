@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels (served by uvicorn)."""
 
 import os
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "engagement.settings")
 
@@ -11,11 +12,16 @@ from django.core.asgi import get_asgi_application
 
 django_asgi_app = get_asgi_application()
 
-from engagement.routing import websocket_urlpatterns  # noqa: E402
+from engagement.routing import webchat_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
-)
+console_websocket_app = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+# Widget visitors connect from the host sites' origins; the webchat consumer checks each channel's own.
+webchat_websocket_app = URLRouter(webchat_websocket_urlpatterns)
+
+
+async def websocket_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    app = webchat_websocket_app if scope["path"].startswith("/ws/webchat/") else console_websocket_app
+    await app(scope, receive, send)
+
+
+application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_app})

@@ -226,3 +226,15 @@ if PRODUCTION:
 
 OUTBOUND_RETRY_BASE_SECONDS = float(os.environ.get("OUTBOUND_RETRY_BASE_SECONDS", "5"))
 OUTBOUND_RETRY_MAX_SECONDS = float(os.environ.get("OUTBOUND_RETRY_MAX_SECONDS", "600"))
+
+# Webchat widget (channels_inbound/webchat/). Rate limits are (count, window seconds), counted in Redis.
+WEBCHAT_MAX_MESSAGE_CHARS = int(os.environ.get("WEBCHAT_MAX_MESSAGE_CHARS", "5000"))
+# A websocket frame larger than this closes the socket (the message limit plus JSON overhead).
+WEBCHAT_MAX_FRAME_CHARS = WEBCHAT_MAX_MESSAGE_CHARS * 6 + 4096
+WEBCHAT_MAX_UPLOAD_BYTES = int(os.environ.get("WEBCHAT_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
+WEBCHAT_HISTORY_LIMIT = int(os.environ.get("WEBCHAT_HISTORY_LIMIT", "100"))
+WEBCHAT_RATE_LIMITS: dict[str, tuple[int, int]] = {
+    "visitor_messages": (int(os.environ.get("WEBCHAT_RATE_VISITOR_MESSAGES_PER_MINUTE", "30")), 60),
+    "ip_messages": (int(os.environ.get("WEBCHAT_RATE_IP_MESSAGES_PER_MINUTE", "300")), 60),
+    "ip_visitors": (int(os.environ.get("WEBCHAT_RATE_IP_NEW_VISITORS_PER_HOUR", "60")), 3600),
+}

@@ -15,6 +15,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("webhooks/", include("channels_inbound.urls")),
+    path("webchat/", include("channels_inbound.webchat.urls")),
     path("unsubscribe/<str:token>/", unsubscribe, name="email-unsubscribe"),
     path("api/v1/", include("engagement.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

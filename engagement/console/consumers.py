@@ -7,12 +7,14 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from channels_inbound.webchat.services import webchat_agent_presence, webchat_agent_typing
 from engagement.realtime import workspace_group
 from engagement.services.tenancy import membership_for_user
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
+    workspace_id: int = 0
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -24,12 +26,36 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         self.group = workspace_group(membership.workspace_id)
+        self.workspace_id = membership.workspace_id
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        await self._present(True)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self._present(False)
+
+    # Webchat: an open console counts as an agent online (the widget then promises a live answer), and
+    # typing in a webchat conversation's reply box shows "<agent> is typing…" to the visitor.
+    async def _present(self, present: bool) -> None:
+        await database_sync_to_async(webchat_agent_presence)(
+            workspace_id=self.workspace_id, connection=self.channel_name, present=present
+        )
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not self.group or not isinstance(content, dict):
+            return
+        if content.get("type") == "ping":
+            await self._present(True)
+        elif content.get("type") == "typing" and isinstance(content.get("conversation_id"), int):
+            user = self.scope["user"]
+            await database_sync_to_async(webchat_agent_typing)(
+                workspace_id=self.workspace_id,
+                conversation_id=content["conversation_id"],
+                author=user.get_full_name() or user.get_username(),
+                typing=bool(content.get("typing")),
+            )
 
     async def domain_event(self, message: dict[str, Any]) -> None:
         await self.send_json(

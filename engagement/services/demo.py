@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -75,6 +76,33 @@ def demo_workspace_seed() -> DemoSeed:
             defaults={
                 "name": "Main SMS line",
                 "provider": "twilio" if live else "sandbox",
+            },
+        )
+        webchat_origins = sorted({settings.PUBLIC_BASE_URL, "http://127.0.0.1:8000", "http://localhost:8000"})
+        Channel.objects.get_or_create(
+            workspace=workspace,
+            kind="webchat",
+            address="website",
+            defaults={
+                "name": "Website chat",
+                "provider": "webchat",
+                "config": {
+                    "allowed_origins": webchat_origins,
+                    "identity_secret": secrets.token_urlsafe(32),
+                    "title": "Chat with Demo Co",
+                    "greeting": "Hi! Ask us anything - we usually answer within minutes.",
+                    "reply_time_text": "We usually reply within a few hours.",
+                },
+            },
+        )
+        AutomationRule.objects.get_or_create(
+            workspace=workspace,
+            name="Welcome a new chat",
+            defaults={
+                "trigger": Trigger.CONVERSATION_OPENED,
+                "channel_kind": "webchat",
+                "match_type": MatchType.ANY,
+                "template": "Thanks for writing to {{ workspace.name }}! An agent will be with you shortly.",
             },
         )
         AutomationRule.objects.get_or_create(

@@ -34,10 +34,11 @@
     return ids.indexOf(String(msg.conversation_id)) !== -1;
   }
 
-  var attempts = 0;
+  var attempts = 0, socket = null;
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var ws = new WebSocket(scheme + window.location.host + "/ws/console/");
+    socket = ws;
     ws.onopen = function () {
       if (attempts > 0) refresh(); // we may have missed events while disconnected
       attempts = 0;
@@ -61,6 +62,23 @@
     var q = e.target.getAttribute("data-confirm");
     if (q && !window.confirm(q)) e.preventDefault();
   });
+
+  function sendFrame(frame) { if (socket && socket.readyState === 1) socket.send(JSON.stringify(frame)); }
+  // Presence heartbeat: an open console counts as an agent online for webchat visitors.
+  window.setInterval(function () { sendFrame({ type: "ping" }); }, 25000);
+  // Webchat: "<agent> is typing…" for the visitor while the reply box is being written in.
+  var reply = document.querySelector("form.reply textarea[name=body]");
+  var conversationMatch = window.location.pathname.match(/\/conversations\/(\d+)\//);
+  if (reply && conversationMatch) {
+    var conversationId = parseInt(conversationMatch[1], 10), lastTyping = 0, idleTimer = null;
+    var typing = function (on) { sendFrame({ type: "typing", conversation_id: conversationId, typing: on }); };
+    reply.addEventListener("input", function () {
+      if (Date.now() - lastTyping > 3000) { lastTyping = Date.now(); typing(true); }
+      window.clearTimeout(idleTimer);
+      idleTimer = window.setTimeout(function () { lastTyping = 0; typing(false); }, 5000);
+    });
+    reply.form.addEventListener("submit", function () { window.clearTimeout(idleTimer); typing(false); });
+  }
 
   toBottom();
   if (region && (mode === "inbox" || mode === "conversation") && "WebSocket" in window) connect();

@@ -1,0 +1,219 @@
+"""Browser tests: a real uvicorn ASGI server and a real Celery worker on the test database, a host
+website on another loopback origin, and Debian's Chromium driven through Playwright.
+
+pytest-django's ``live_server`` is WSGI-only (no websockets), so the server is started the way
+``celery_worker_process`` starts its worker: a subprocess with the test database's URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engagement.celery import app as celery_app
+from tests.conftest import database_url_for_tests
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@dataclass
+class AsgiServer:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
+def _server_env(url: str) -> dict[str, str]:
+    from django.conf import settings
+
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url_for_tests(),
+        "REDIS_URL": settings.REDIS_URL,
+        "PUBLIC_BASE_URL": url,
+        "DEBUG": "1",  # static files (console.js) through whitenoise's finders, as in `make run`
+        "DATABASE_POOL_MAX": "4",
+        "SANDBOX_DELIVERY_DELAY": "0.2",
+        "WEBCHAT_RATE_IP_NEW_VISITORS_PER_HOUR": "1000",
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+    }
+
+
+@pytest.fixture
+def asgi_server(transactional_db: None) -> Iterator[AsgiServer]:
+    """``uvicorn engagement.asgi:application`` (HTTP and websockets) on the test database."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(ROOT / "var" / "e2e-uvicorn.log", "ab")  # noqa: SIM115 - closed in teardown
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "engagement.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=_server_env(url),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}; see var/e2e-uvicorn.log")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("uvicorn did not answer /healthz in 60 s")
+        time.sleep(0.2)
+    yield AsgiServer(url=url, proc=proc)
+    _stop(proc)
+    log.close()
+
+
+@pytest.fixture
+def celery_worker_for_server(asgi_server: AsgiServer) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker on the test database (agent replies are sent by it)."""
+    log = open(ROOT / "var" / "e2e-worker.log", "ab")  # noqa: SIM115 - closed in teardown
+    name = f"browser-{os.getpid()}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "engagement",
+            "worker",
+            "-P",
+            "solo",
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"{name}@%h",
+        ],
+        cwd=ROOT,
+        env=_server_env(asgi_server.url),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited with {proc.returncode}; see var/e2e-worker.log")
+        replies = celery_app.control.ping(timeout=0.5) or []
+        if any(f"{name}@" in worker for reply in replies for worker in reply):
+            break
+    else:
+        proc.kill()
+        raise RuntimeError("celery worker did not become ready in 60 s")
+    yield proc
+    _stop(proc)
+    log.close()
+
+
+@dataclass
+class HostSite:
+    """A customer's website on its own origin: ``pages[path] = html``."""
+
+    origin: str
+    pages: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture
+def host_site() -> Iterator[HostSite]:
+    port = free_port()
+    site = HostSite(origin=f"http://127.0.0.1:{port}")  # another origin than the platform's port
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            html = site.pages.get(self.path.split("?")[0])
+            body = (html or "not found").encode()
+            self.send_response(200 if html else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield site
+    server.shutdown()
+    server.server_close()
+
+
+@contextlib.contextmanager
+def chromium_browser() -> Iterator[Any]:
+    """Debian's Chromium through Playwright's sync API. Seed the database before entering: while the sync
+    API runs, this thread has a running asyncio loop, under which Django refuses ORM calls (so reads in
+    the block are allowed explicitly) and in-process realtime pushes cannot run."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (make test installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous

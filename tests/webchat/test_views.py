@@ -1,0 +1,119 @@
+"""Webchat HTTP endpoints: the script, its config, uploads and the signed file links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from channels_inbound.webchat.services import Visitor, visitor_token_issue
+from engagement.models import Attachment, Channel, Interaction
+
+from .conftest import ORIGIN
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+def visitor_token(channel: Channel, visitor_id: str = "v-testvisitor000001") -> str:
+    return visitor_token_issue(visitor=Visitor(channel_id=channel.pk, visitor_id=visitor_id))
+
+
+def upload(client: Client, channel: Channel, file: SimpleUploadedFile, **fields: Any) -> Any:
+    data = {"visitor": visitor_token(channel), "client_id": "client-upload1", "file": file, **fields}
+    return client.post(f"/webchat/{channel.webhook_token}/upload/", data, headers={"Origin": ORIGIN})
+
+
+def test_the_widget_script_loads_from_the_platform(client: Client) -> None:
+    response = client.get("/webchat/widget.js")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/javascript")
+    body = response.getvalue()
+    assert b"attachShadow" in body
+    assert b"innerHTML" not in body  # everything is rendered as text
+
+
+@pytest.mark.django_db
+def test_config_only_for_allowed_origins(client: Client, webchat_channel: Channel) -> None:
+    ok = client.get(f"/webchat/{webchat_channel.webhook_token}/config/", headers={"Origin": ORIGIN})
+    assert ok.status_code == 200
+    assert ok["Access-Control-Allow-Origin"] == ORIGIN
+    assert ok.json()["title"] == "Website chat"
+    assert ok.json()["online"] is False  # no agent has the console open
+    assert "identity_secret" not in ok.content.decode()
+
+    refused = client.get(
+        f"/webchat/{webchat_channel.webhook_token}/config/", headers={"Origin": "https://evil.example"}
+    )
+    assert refused.status_code == 403
+    assert "Access-Control-Allow-Origin" not in refused
+    assert client.get("/webchat/not-a-token/config/", headers={"Origin": ORIGIN}).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_uploaded_image_is_stored_and_served_to_the_visitor(
+    client: Client, webchat_channel: Channel
+) -> None:
+    response = upload(client, webchat_channel, SimpleUploadedFile("photo.png", PNG, content_type="image/png"))
+    assert response.status_code == 200, response.content
+    assert response["Access-Control-Allow-Origin"] == ORIGIN
+    message = response.json()["message"]
+    interaction = Interaction.objects.get(pk=message["id"])
+    attachment = Attachment.objects.get(interaction=interaction)
+    assert attachment.filename == "photo.png"
+    assert attachment.size == len(PNG)
+    assert attachment.workspace_id == webchat_channel.workspace_id
+    [shown] = message["attachments"]
+    served = client.get(shown["url"])
+    assert served.status_code == 200
+    assert served["Content-Type"] == "image/png"
+    assert served["X-Content-Type-Options"] == "nosniff"
+    assert served.getvalue() == PNG
+
+    again = upload(client, webchat_channel, SimpleUploadedFile("photo.png", PNG, content_type="image/png"))
+    assert again.json()["message"]["id"] == interaction.pk  # a retried upload is not stored twice
+    assert Attachment.objects.count() == 1
+    assert client.get(shown["url"].replace("/files/", "/files/x")).status_code == 404
+
+
+@pytest.mark.django_db
+def test_uploads_are_limited_in_size_and_type(
+    client: Client, webchat_channel: Channel, settings: Any
+) -> None:
+    settings.WEBCHAT_MAX_UPLOAD_BYTES = 10
+    big = upload(client, webchat_channel, SimpleUploadedFile("a.txt", b"x" * 11, content_type="text/plain"))
+    assert big.status_code == 413
+    settings.WEBCHAT_MAX_UPLOAD_BYTES = 10_000
+    svg = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>"
+    refused = upload(client, webchat_channel, SimpleUploadedFile("x.svg", svg, content_type="image/svg+xml"))
+    assert refused.status_code == 415
+    forged = upload(
+        client,
+        webchat_channel,
+        SimpleUploadedFile("a.txt", b"hello", content_type="text/plain"),
+        visitor="not-a-token",
+    )
+    assert forged.status_code == 403
+    wrong_origin = client.post(
+        f"/webchat/{webchat_channel.webhook_token}/upload/",
+        {"visitor": visitor_token(webchat_channel), "client_id": "client-upload1"},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert wrong_origin.status_code == 403
+    assert not Interaction.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_demo_page_embeds_the_seeded_widget(client: Client) -> None:
+    from engagement.services.demo import demo_workspace_seed
+
+    demo_workspace_seed()
+    channel = Channel.objects.get(workspace__slug="demo", kind="webchat")
+    page = client.get("/webchat/demo/")
+    assert page.status_code == 200
+    assert f'data-token="{channel.webhook_token}"' in page.content.decode()
+    assert "http://127.0.0.1:8000" in channel.config["allowed_origins"]
