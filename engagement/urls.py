@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from channels_inbound.unsubscribe import unsubscribe
+from engagement.console.attachments import attachment_download
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -17,6 +18,7 @@ urlpatterns = [
     path("webhooks/", include("channels_inbound.urls")),
     path("webchat/", include("channels_inbound.webchat.urls")),
     path("unsubscribe/<str:token>/", unsubscribe, name="email-unsubscribe"),
+    path("attachments/<int:attachment_id>/", attachment_download, name="attachment-download"),
     path("api/v1/", include("engagement.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

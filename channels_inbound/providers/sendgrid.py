@@ -377,6 +377,7 @@ class SendGridAdapter(WebhookAdapter):
                     "references": list(references),
                     "date": str(headers.get("Date") or ""),
                     "html": mail.html,
+                    "attachment_count": len(mail.attachments),
                     "auto_reply": auto,
                     "spam_score": form.get("spam_score", ""),
                     "spf": form.get("SPF", ""),

@@ -206,6 +206,7 @@ def test_email_thread_through_a_real_worker_with_signed_delivery_events(
     assert outbound.conversation_id == inbound.conversation_id
     sent = fake_sendgrid.messages[0]
     assert sent["custom_args"] == {"iid": str(outbound.pk)}
+    wait_for(lambda: len(fake_sendgrid.events_posted) == 2)  # the fake records after our 200
     assert [status for _, status in fake_sendgrid.events_posted] == [200, 200]
 
     answer = mail(
