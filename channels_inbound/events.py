@@ -76,7 +76,6 @@ class DeliveryStatus:
     event_type = "status"
 
 
-
 @dataclass(frozen=True)
 class CallEvent:
     """Something happened on a phone call. ``action`` says what:

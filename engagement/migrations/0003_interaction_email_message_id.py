@@ -5,21 +5,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0003_consent_ledger'),
-        ('engagement', '0002_attachments_consent'),
+        ("customers", "0003_consent_ledger"),
+        ("engagement", "0002_attachments_consent"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='interaction',
-            name='email_message_id',
-            field=models.CharField(blank=True, default='', max_length=255),
+            model_name="interaction",
+            name="email_message_id",
+            field=models.CharField(blank=True, default="", max_length=255),
         ),
         migrations.AddIndex(
-            model_name='interaction',
-            index=models.Index(condition=models.Q(('email_message_id', ''), _negated=True), fields=['workspace', 'email_message_id'], name='interaction_email_msgid_idx'),
+            model_name="interaction",
+            index=models.Index(
+                condition=models.Q(("email_message_id", ""), _negated=True),
+                fields=["workspace", "email_message_id"],
+                name="interaction_email_msgid_idx",
+            ),
         ),
     ]
