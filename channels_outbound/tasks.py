@@ -51,3 +51,45 @@ def sandbox_report_delivery(channel_id: int, provider_message_id: str, interacti
             )
         ],
     )
+
+
+SANDBOX_CALL_SECONDS = 30
+
+
+@shared_task(name="channels_outbound.tasks.sandbox_report_call")
+def sandbox_report_call(channel_id: int, call_sid: str, interaction_id: int, click_to_call: bool) -> None:
+    """The sandbox's call status callbacks: the callee answered (for click-to-call, the customer's leg
+    too) and hung up after a while."""
+    from channels_inbound.events import CallEvent, InboundEvent
+    from channels_inbound.services import events_ingest
+
+    channel = Channel.objects.select_related("workspace").get(pk=channel_id)
+    now = timezone.now()
+    events: list[InboundEvent] = []
+    if click_to_call:
+        events.append(
+            CallEvent(
+                provider_event_id=f"{call_sid}L:completed",
+                action="status",
+                call_id=call_sid,
+                leg="customer",
+                leg_call_id=f"{call_sid}L",
+                status="completed",
+                interaction_id=interaction_id,
+                duration_seconds=SANDBOX_CALL_SECONDS,
+                occurred_at=now,
+            )
+        )
+    events.append(
+        CallEvent(
+            provider_event_id=f"{call_sid}:completed",
+            action="status",
+            call_id=call_sid,
+            status="completed",
+            interaction_id=interaction_id,
+            duration_seconds=SANDBOX_CALL_SECONDS,
+            occurred_at=now,
+            raw={"CallSid": call_sid, "CallStatus": "completed"},
+        )
+    )
+    events_ingest(channel=channel, events=events)

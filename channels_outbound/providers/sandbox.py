@@ -24,8 +24,16 @@ class SandboxSender(OutboundSender):
         return {"to": message.to, "body": message.body}
 
     def post_to_provider(self, message: OutboundMessage, payload: dict[str, Any]) -> Any:
-        from channels_outbound.tasks import sandbox_report_delivery
+        from channels_outbound.tasks import sandbox_report_call, sandbox_report_delivery
 
+        if message.channel.kind == "voice":
+            # A call: answered and over a moment later, reported like Twilio's call status callbacks.
+            call_sid = "CASB" + secrets.token_hex(15)
+            sandbox_report_call.apply_async(
+                args=(message.channel.pk, call_sid, message.interaction_id, bool(message.connect_via)),
+                countdown=settings.SANDBOX_DELIVERY_DELAY,
+            )
+            return {"sid": call_sid}
         sid = "SB" + secrets.token_hex(16)
         sandbox_report_delivery.apply_async(
             args=(message.channel.pk, sid, message.interaction_id), countdown=settings.SANDBOX_DELIVERY_DELAY

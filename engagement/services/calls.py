@@ -595,3 +595,70 @@ def call_click_to_call(
         transaction.on_commit(_enqueue)
         _publish(events.INTERACTION_UPDATED, interaction, status=interaction.status)
     return interaction
+
+
+# ------------------------------------------------------------------------------------------ demo
+
+DEMO_VOICEMAIL = "Hi, it's Grace Hopper. My order hasn't arrived yet, could you call me back? Thanks!"
+
+
+def _demo_wav(seconds: float = 1.5, rate: int = 8000) -> bytes:
+    """A short, quiet two-tone WAV so the demo's voicemail plays without any network."""
+    import io
+    import math
+    import struct
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        frames = bytearray()
+        for n in range(int(seconds * rate)):
+            tone = 440 if n < rate * seconds / 2 else 660
+            frames += struct.pack("<h", int(3000 * math.sin(2 * math.pi * tone * n / rate)))
+        wav.writeframes(bytes(frames))
+    return buffer.getvalue()
+
+
+def demo_voice_seed(*, channel: Channel, caller: str, at: datetime) -> Interaction:
+    """Seed one inbound call that went to voicemail, with its recording and transcript, through the
+    same services the Twilio webhooks use. Idempotent: the call id is fixed."""
+    from django.core.files.base import ContentFile
+
+    call_id = "CADEMO0000000000000000000000000001"
+    existing = Interaction.objects.filter(channel=channel, provider_message_id=call_id).first()
+    if existing is not None:
+        return existing
+    call, _ = call_record_inbound(
+        channel=channel, caller=Identifier("phone", caller), call_id=call_id, occurred_at=at
+    )
+    call_record_voicemail_left(channel=channel, call_id=call_id, recording_duration=14)
+    call_apply_status(
+        channel=channel, call_id=call_id, status="completed", occurred_at=at, duration_seconds=38
+    )
+    with transaction.atomic():
+        locked = _call_locked(channel=channel, call_id=call_id, interaction_id=None)
+        if locked is not None and not locked.attachments.exists():
+            recording = Attachment(
+                workspace_id=locked.workspace_id,
+                interaction=locked,
+                filename="voicemail-demo.wav",
+                content_type="audio/wav",
+            )
+            data = _demo_wav()
+            recording.file.save("voicemail-demo.wav", ContentFile(data), save=False)
+            recording.size = len(data)
+            recording.save()
+            locked.metadata.update(recording_sid="REDEMO", recording_status="completed")
+            _settle(locked, set())
+    call_attach_transcript(
+        channel=channel,
+        call_id=call_id,
+        transcription_id="TRDEMO",
+        transcription_status="completed",
+        text=DEMO_VOICEMAIL,
+    )
+    call.refresh_from_db()
+    return call

@@ -159,6 +159,7 @@ def demo_workspace_seed() -> DemoSeed:
                     conversation=interaction.conversation, at=reply_at, preview="(reply)", reopen=False
                 )
     demo_email_thread_seed(workspace=workspace, at=now)
+    demo_voice_channel_seed(workspace=workspace, sms_channel=channel, at=now)
     return DemoSeed(workspace=workspace, sms_channel=channel, logins=logins)
 
 
@@ -254,3 +255,45 @@ def demo_email_thread_seed(*, workspace: Workspace, at: datetime) -> None:
             }
         },
     )
+
+
+def demo_voice_channel_seed(*, workspace: Workspace, sms_channel: Channel, at: datetime) -> Channel:
+    """A voice line (Twilio when configured, else the sandbox), the agent on duty, a "missed call → SMS"
+    rule (off), and a call from Grace Hopper that went to voicemail, on her timeline beside her SMS."""
+    from .calls import demo_voice_seed
+
+    live = bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_PHONE_NUMBER)
+    voice, _ = Channel.objects.get_or_create(
+        workspace=workspace,
+        kind="voice",
+        address=settings.TWILIO_PHONE_NUMBER if live else "+15005550006",
+        defaults={
+            "name": "Main phone line",
+            "provider": "twilio" if live else "sandbox",
+            "config": {
+                "call_flow": {
+                    "greeting": f"Thanks for calling {workspace.name}.",
+                    "timezone": "UTC",
+                    "hours": {day: ["09:00", "17:00"] for day in ("mon", "tue", "wed", "thu", "fri")},
+                }
+            },
+        },
+    )
+    Membership.objects.filter(workspace=workspace, user__username="agent", phone="").update(
+        phone="+15005550199", on_duty=True
+    )
+    AutomationRule.objects.get_or_create(
+        workspace=workspace,
+        name="Sorry we missed your call",
+        defaults={
+            "trigger": Trigger.CALL_MISSED,
+            "channel_kind": "voice",
+            "match_type": MatchType.ANY,
+            "reply_channel": sms_channel,
+            "enabled": False,
+            "template": "Sorry we missed your call - we'll ring you back shortly. {{ workspace.name }}",
+        },
+    )
+    _, grace_phone, _ = DEMO_CUSTOMERS[0]
+    demo_voice_seed(channel=voice, caller=grace_phone, at=at - timedelta(minutes=30))
+    return voice
