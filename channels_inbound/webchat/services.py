@@ -407,7 +407,10 @@ def webchat_message_receive(
         body=body,
         occurred_at=timezone.now(),
         sender_name=_sender_name(visitor),
-        metadata={"webchat": {"client_id": client_id, "verified": visitor.verified}},
+        # "files" lets the console list attachments only where there are some (no query per message).
+        metadata={
+            "webchat": {"client_id": client_id, "verified": visitor.verified, "files": len(attachments)}
+        },
         raw={"client_id": client_id, "body": body, "files": [a.filename for a in attachments]},
         attachments=tuple(attachments),
     )

@@ -10,6 +10,7 @@ from django.test import Client
 
 from channels_inbound.webchat.services import Visitor, visitor_token_issue
 from engagement.models import Attachment, Channel, Interaction
+from tests import factories
 
 from .conftest import ORIGIN
 
@@ -73,6 +74,15 @@ def test_an_uploaded_image_is_stored_and_served_to_the_visitor(
     assert served["Content-Type"] == "image/png"
     assert served["X-Content-Type-Options"] == "nosniff"
     assert served.getvalue() == PNG
+
+    # The agent sees it on the conversation like an email attachment, served to the workspace only.
+    agent = factories.member(webchat_channel.workspace)
+    console = Client()
+    console.force_login(agent)
+    page = console.get(f"/conversations/{interaction.conversation_id}/").content.decode()
+    assert f'href="/attachments/{attachment.pk}/"' in page
+    assert "photo.png" in page
+    assert console.get(f"/attachments/{attachment.pk}/").status_code == 200
 
     again = upload(client, webchat_channel, SimpleUploadedFile("photo.png", PNG, content_type="image/png"))
     assert again.json()["message"]["id"] == interaction.pk  # a retried upload is not stored twice

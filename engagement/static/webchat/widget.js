@@ -186,7 +186,9 @@
     ws = new WebSocket(wsBase + "/ws/webchat/" + encodeURIComponent(token) + "/");
     ws.onopen = function () {
       setStatus("");
-      send({ type: "hello", visitor: visitorToken, after: lastId,
+      // after: 0 — the recent history again, deduplicated here by id: a reply queued before our last
+      // acknowledged message can still be pushed while we were away, so "newer than lastId" could miss it.
+      send({ type: "hello", visitor: visitorToken, after: 0,
              identity: user ? { user_id: user.id || "", email: user.email || "", name: user.name || "", hash: user.hash } : null });
     };
     ws.onmessage = function (e) {
