@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, mixins, status, viewsets
-from rest_framework.decorators import action
+from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -20,59 +17,11 @@ from engagement.models import Channel, Interaction, Workspace
 from engagement.models.channels import CHANNEL_IDENTITY_KIND
 from engagement.services.messaging import message_send
 
-from .serializers import CustomerSerializer, InteractionSerializer, MessageCreateSerializer
+from .serializers import InteractionSerializer, MessageCreateSerializer
 
 
 def _workspace(request: Request) -> Workspace:
     return request.workspace  # type: ignore[attr-defined]
-
-
-class TimelinePagination(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
-class CustomerPagination(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
-class CustomerFilter(django_filters.FilterSet):
-    identity = django_filters.CharFilter(
-        field_name="identities__value", lookup_expr="iexact", label="Any identity value (phone, email…)"
-    )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-
-    class Meta:
-        model = Customer
-        fields = ["identity", "created_after"]
-
-
-class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class = CustomerSerializer
-    filterset_class = CustomerFilter
-    pagination_class = CustomerPagination
-
-    def get_queryset(self) -> QuerySet[Customer]:
-        return (
-            Customer.objects.filter(workspace=_workspace(self.request))
-            .prefetch_related("identities")
-            .distinct()
-        )
-
-    @extend_schema(responses=InteractionSerializer(many=True))
-    @action(detail=True, methods=["get"], pagination_class=TimelinePagination, filterset_class=None)
-    def timeline(self, request: Request, pk: str | None = None) -> Response:
-        customer = self.get_object()
-        qs = Interaction.objects.filter(workspace=_workspace(request), customer=customer).select_related(
-            "channel"
-        )
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(InteractionSerializer(page, many=True).data)
 
 
 class InteractionDetail(generics.RetrieveAPIView):

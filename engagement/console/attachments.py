@@ -11,7 +11,18 @@ from engagement.models import Attachment
 from .workspace import ConsoleRequest, console_view
 
 # Only these render in the browser; anything else (HTML, SVG, PDF…) is downloaded, never shown on our origin.
-INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+INLINE_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "audio/mpeg",
+        "audio/wav",
+        "audio/x-wav",
+        "video/mp4",
+    }
+)
 
 
 @require_GET

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import calls, views
 
 app_name = "console"
 
@@ -15,6 +15,7 @@ urlpatterns = [
         views.conversation_status,
         name="conversation_status",
     ),
+    path("conversations/<int:conversation_id>/call/", calls.conversation_call, name="conversation_call"),
     path("simulator/", views.simulator, name="simulator"),
     path("settings/api-keys/", views.api_keys, name="api_keys"),
     path("settings/api-keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),

@@ -1,0 +1,75 @@
+"""Calls and MMS on the console timeline: ``{% call_details i %}``, ``{% sms_media i %}`` and the
+click-to-call button ``{% click_to_call conversation %}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from engagement.models import Channel, Conversation, Interaction, Membership
+from engagement.models.conversations import Direction
+
+register = template.Library()
+
+PLAYABLE_AUDIO = frozenset({"audio/mpeg", "audio/wav", "audio/x-wav"})
+
+
+@register.filter
+def call_duration(seconds: int | None) -> str:
+    """38 → "0:38", 3725 → "1:02:05"."""
+    if seconds is None:
+        return ""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@register.inclusion_tag("console/_call.html")
+def call_details(interaction: Interaction) -> dict[str, Any]:
+    """Outcome, duration, who answered, the recording (playable once downloaded) and the transcript."""
+    attachments = list(interaction.attachments.all())
+    return {
+        "i": interaction,
+        "outcome": interaction.get_call_outcome_display() if interaction.call_outcome else "",
+        "recordings": [a for a in attachments if a.file and a.content_type in PLAYABLE_AUDIO],
+        "pending": [a for a in attachments if not a.file],
+        "inbound": interaction.direction == Direction.INBOUND,
+    }
+
+
+@register.inclusion_tag("console/_sms_media.html")
+def sms_media(interaction: Interaction) -> dict[str, Any]:
+    """MMS pictures inline (served by the workspace-only attachment view), other media as links."""
+    attachments = list(interaction.attachments.all())
+    return {
+        "images": [a for a in attachments if a.file and a.content_type.startswith("image/")],
+        "files": [a for a in attachments if a.file and not a.content_type.startswith("image/")],
+        "pending": [a for a in attachments if not a.file],
+        "outbound_urls": interaction.metadata.get("media_urls") or [],
+    }
+
+
+@register.inclusion_tag("console/_click_to_call.html", takes_context=True)
+def click_to_call(context: template.Context, conversation: Conversation) -> dict[str, Any]:
+    """A "Call" button when the workspace has a voice line; disabled until the agent has a phone."""
+    request = context.get("request")
+    voice = (
+        Channel.objects.filter(workspace_id=conversation.workspace_id, kind="voice", is_active=True)
+        .order_by("pk")
+        .first()
+    )
+    user = getattr(request, "user", None)
+    has_phone = bool(
+        user is not None
+        and user.is_authenticated
+        and Membership.objects.filter(workspace_id=conversation.workspace_id, user_id=user.pk)
+        .exclude(phone="")
+        .exists()
+    )
+    return {
+        "conversation": conversation,
+        "voice": voice,
+        "has_phone": has_phone,
+        "csrf_token": context.get("csrf_token"),
+    }
