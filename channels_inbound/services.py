@@ -1,4 +1,4 @@
-"""Ingestion: store each normalized event first (deduplicated), then apply it to the timeline."""
+"""Ingestion: store each normalized event (deduplicated by its provider id) and apply it to the timeline."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from engagement.models import Channel
 from engagement.services import calls
@@ -25,25 +27,39 @@ def _payload(event: InboundEvent) -> dict[str, Any]:
     return event.raw or {k: str(v) for k, v in asdict(event).items() if k != "raw"}
 
 
-def provider_event_store(*, channel: Channel, event: InboundEvent) -> tuple[ProviderEvent, bool]:
-    """Persist the event under its unique provider id; a repeat returns the stored row."""
-    try:
-        with transaction.atomic():
-            return (
-                ProviderEvent.objects.create(
-                    workspace_id=channel.workspace_id,
-                    channel=channel,
-                    provider=channel.provider,
-                    event_type=event.event_type,
-                    provider_event_id=event.provider_event_id,
-                    payload=_payload(event),
-                ),
-                True,
-            )
-    except IntegrityError:
-        return ProviderEvent.objects.get(
-            provider=channel.provider, provider_event_id=event.provider_event_id
-        ), False
+_INSERT_EVENT = """
+INSERT INTO channels_inbound_providerevent
+    (workspace_id, channel_id, provider, event_type, provider_event_id, payload,
+     received_at, processed_at, attempts, last_error)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, '')
+ON CONFLICT (provider, provider_event_id) DO NOTHING
+RETURNING id
+"""
+
+
+def provider_event_insert(*, channel: Channel, event: InboundEvent, processed: bool) -> int | None:
+    """Insert the event row under its unique provider id; None when it was stored before.
+
+    One statement (``ON CONFLICT DO NOTHING``), no savepoint: a concurrent duplicate waits for the
+    first insert to commit and then reports a conflict. Runs in the caller's transaction.
+    """
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_EVENT,
+            [
+                channel.workspace_id,
+                channel.pk,
+                channel.provider,
+                event.event_type,
+                event.provider_event_id,
+                Jsonb(_payload(event)),
+                now,
+                now if processed else None,
+            ],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
 
 
 def _apply(*, channel: Channel, event: InboundEvent) -> None:
@@ -145,29 +161,47 @@ def _apply_call(*, channel: Channel, event: CallEvent) -> None:
 
 
 def events_ingest(*, channel: Channel, events: list[InboundEvent]) -> int:
-    """Store, then apply, each event. Returns how many were applied now (repeats count zero).
+    """Store and apply each event; returns how many were applied now (repeats count zero)."""
+    return sum(1 for event in events if event_ingest(channel=channel, event=event))
 
-    The event row commits before it is applied, so nothing valid is lost if applying fails: the error
-    is recorded on the row and re-raised, the provider retries, and the retry applies it.
+
+def event_ingest(*, channel: Channel, event: InboundEvent) -> bool:
+    """Store one provider event and apply it, in one transaction; False when it was applied before.
+
+    The row is inserted already marked processed and the event is applied inside a savepoint. If
+    applying fails, the savepoint rolls back, the row is kept unprocessed with the error, the
+    transaction still commits (nothing valid is lost) and the error is re-raised so the provider
+    retries; the retry finds the unprocessed row and applies it.
     """
-    applied = 0
-    for event in events:
-        stored, _ = provider_event_store(channel=channel, event=event)
-        if stored.processed_at is not None:
-            continue
+    failure: Exception | None = None
+    with transaction.atomic():
+        row_id = provider_event_insert(channel=channel, event=event, processed=True)
+        retry = row_id is None
+        if retry:
+            stored = (
+                ProviderEvent.objects.select_for_update()
+                .filter(provider=channel.provider, provider_event_id=event.provider_event_id)
+                .only("id", "processed_at")
+                .first()
+            )
+            if stored is None or stored.processed_at is not None:
+                return False
+            row_id = stored.pk
         try:
             with transaction.atomic():
-                locked = ProviderEvent.objects.select_for_update().get(pk=stored.pk)
-                if locked.processed_at is not None:
-                    continue
                 _apply(channel=channel, event=event)
-                locked.processed_at = timezone.now()
-                locked.attempts += 1
-                locked.save(update_fields=["processed_at", "attempts"])
-                applied += 1
         except Exception as exc:
-            ProviderEvent.objects.filter(pk=stored.pk).update(
-                attempts=stored.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+            failure = exc
+            ProviderEvent.objects.filter(pk=row_id).update(
+                processed_at=None,
+                attempts=F("attempts") + (1 if retry else 0),
+                last_error=f"{type(exc).__name__}: {exc}"[:2000],
             )
-            raise
-    return applied
+        else:
+            if retry:
+                ProviderEvent.objects.filter(pk=row_id).update(
+                    processed_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
+                )
+    if failure is not None:
+        raise failure
+    return True

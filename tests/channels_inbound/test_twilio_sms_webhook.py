@@ -154,3 +154,38 @@ def test_ingestion_query_count_is_bounded(client, sms_channel, django_assert_max
     post_twilio(client, sms_channel, "inbound", form)  # warm: customer and conversation exist
     with django_assert_max_num_queries(22):
         post_twilio(client, sms_channel, "inbound", {**form, "MessageSid": "SM" + "2" * 32})
+
+
+@pytest.mark.django_db
+def test_event_is_stored_even_when_applying_it_fails_and_a_retry_applies_it(sms_channel):
+    from django.utils import timezone
+
+    from channels_inbound.events import InboundMessage
+    from channels_inbound.services import events_ingest
+    from customers.services import Identifier, InvalidIdentifier
+
+    broken = InboundMessage(
+        provider_event_id="SMfails",
+        sender=Identifier("phone", "not a number"),
+        body="hi",
+        occurred_at=timezone.now(),
+    )
+    with pytest.raises(InvalidIdentifier):
+        events_ingest(channel=sms_channel, events=[broken])
+    stored = ProviderEvent.objects.get(provider_event_id="SMfails")
+    assert stored.processed_at is None
+    assert "InvalidIdentifier" in stored.last_error
+    assert Interaction.objects.count() == 0
+
+    fixed = InboundMessage(
+        provider_event_id="SMfails",
+        sender=Identifier("phone", "+14155550100"),
+        body="hi",
+        occurred_at=timezone.now(),
+    )
+    assert events_ingest(channel=sms_channel, events=[fixed]) == 1
+    assert events_ingest(channel=sms_channel, events=[fixed]) == 0
+    stored.refresh_from_db()
+    assert stored.processed_at is not None
+    assert stored.attempts == 2
+    assert Interaction.objects.get().body == "hi"
