@@ -129,7 +129,9 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "engagement:asgi"},
+        # channels_redis blocks up to 5 s in BZPOPMIN per receive; redis-py's default 5 s socket timeout
+        # would race it and kill the consumer ("Timeout reading from ..."), so reads may take longer.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": "engagement:asgi"},
     }
 }
 
