@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from engagement.models import Channel
 from engagement.services import calls
@@ -31,7 +32,7 @@ _INSERT_EVENT = """
 INSERT INTO channels_inbound_providerevent
     (workspace_id, channel_id, provider, event_type, provider_event_id, payload,
      received_at, processed_at, attempts, last_error)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, '')
+VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, 1, '')
 ON CONFLICT (provider, provider_event_id) DO NOTHING
 RETURNING id
 """
@@ -53,7 +54,7 @@ def provider_event_insert(*, channel: Channel, event: InboundEvent, processed: b
                 channel.provider,
                 event.event_type,
                 event.provider_event_id,
-                Jsonb(_payload(event)),
+                json.dumps(_payload(event), cls=DjangoJSONEncoder),
                 now,
                 now if processed else None,
             ],
@@ -175,9 +176,9 @@ def event_ingest(*, channel: Channel, event: InboundEvent) -> bool:
     """
     failure: Exception | None = None
     with transaction.atomic():
-        row_id = provider_event_insert(channel=channel, event=event, processed=True)
-        retry = row_id is None
-        if retry:
+        inserted = provider_event_insert(channel=channel, event=event, processed=True)
+        retry = inserted is None
+        if inserted is None:
             stored = (
                 ProviderEvent.objects.select_for_update()
                 .filter(provider=channel.provider, provider_event_id=event.provider_event_id)
@@ -186,7 +187,9 @@ def event_ingest(*, channel: Channel, event: InboundEvent) -> bool:
             )
             if stored is None or stored.processed_at is not None:
                 return False
-            row_id = stored.pk
+            row_id: int = stored.pk
+        else:
+            row_id = inserted
         try:
             with transaction.atomic():
                 _apply(channel=channel, event=event)
