@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import calls, views
+from . import calls, customer_views, views
 
 app_name = "console"
 
@@ -20,4 +20,19 @@ urlpatterns = [
     path("settings/api-keys/", views.api_keys, name="api_keys"),
     path("settings/api-keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
     path("workspace/switch/", views.workspace_switch, name="workspace_switch"),
+    path("customers/<int:customer_id>/", customer_views.customer_profile, name="customer"),
+    path("customers/<int:customer_id>/merge/", customer_views.customer_merge_view, name="customer_merge"),
+    path(
+        "customers/<int:customer_id>/consent/", customer_views.customer_consent_view, name="customer_consent"
+    ),
+    path("customers/<int:customer_id>/export/", customer_views.customer_export_view, name="customer_export"),
+    path("customers/<int:customer_id>/erase/", customer_views.customer_erase_view, name="customer_erase"),
+    path(
+        "customer-merges/<int:merge_id>/undo/", customer_views.customer_unmerge_view, name="customer_unmerge"
+    ),
+    path(
+        "merge-suggestions/<int:suggestion_id>/",
+        customer_views.customer_suggestion_view,
+        name="customer_suggestion",
+    ),
 ]

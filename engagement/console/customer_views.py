@@ -1,0 +1,215 @@
+"""Console: the customer profile (identities, attributes, tags, consent, timeline, suggestions, merges).
+
+Thin views over ``customers`` services; every lookup is scoped to the request's workspace. A merged-away
+customer's page redirects to the survivor's.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_http_methods, require_POST
+
+from customers.consent import consent_history, consent_record, consent_summary
+from customers.duplicates import merge_suggestion_accept, merge_suggestion_dismiss, merge_suggestion_list
+from customers.merging import (
+    MergeRejected,
+    customer_current,
+    customer_merge,
+    customer_merge_preview,
+    customer_unmerge,
+    merge_list_for_customer,
+)
+from customers.models import (
+    ConsentChannel,
+    ConsentPurpose,
+    ConsentSource,
+    ConsentStatus,
+    Customer,
+    CustomerMerge,
+    Identity,
+    MergeSource,
+    MergeSuggestion,
+)
+from customers.privacy import customer_erase, customer_export
+from customers.profile import customer_timezone
+from engagement.services import console_queries as q
+
+from .workspace import ConsoleRequest, admin_required, console_render, console_view
+
+
+def _customer_or_404(request: ConsoleRequest, customer_id: int) -> Customer:
+    customer = Customer.objects.filter(workspace=request.workspace, pk=customer_id).first()
+    if customer is None:
+        raise Http404("No such customer")
+    return customer
+
+
+@require_http_methods(["GET", "HEAD"])
+@console_view
+def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
+    customer = _customer_or_404(request, customer_id)
+    if customer.merged_into_id is not None:
+        survivor = customer_current(workspace=request.workspace, customer_id=customer.pk)
+        if survivor is not None:
+            messages.info(request, f"Customer {customer.pk} was merged into this one.")
+            return redirect("console:customer", customer_id=survivor.pk)
+    preview = None
+    other_id = request.GET.get("merge")
+    if other_id and other_id.isdigit():
+        other = Customer.objects.filter(workspace=request.workspace, pk=int(other_id)).first()
+        if other is None:
+            messages.error(request, f"No customer {other_id} in this workspace.")
+        else:
+            try:
+                preview = customer_merge_preview(workspace=request.workspace, survivor=customer, merged=other)
+            except MergeRejected as exc:
+                messages.error(request, str(exc))
+    interactions, truncated = q.interaction_list_for_timeline(workspace=request.workspace, customer=customer)
+    zone, zone_source = customer_timezone(customer=customer)
+    context = {
+        "customer": customer,
+        "identities": Identity.objects.filter(workspace=request.workspace, customer=customer).order_by(
+            "kind", "value"
+        ),
+        "zone": zone,
+        "zone_source": zone_source,
+        "consent": consent_summary(customer=customer),
+        "consent_history": consent_history(customer=customer),
+        "interactions": interactions,
+        "truncated": truncated,
+        "suggestions": merge_suggestion_list(workspace=request.workspace, customer=customer),
+        "merges": merge_list_for_customer(workspace=request.workspace, customer=customer),
+        "preview": preview,
+        "channels": ConsentChannel.choices,
+        "purposes": [("", "Every purpose"), *ConsentPurpose.choices],
+        "statuses": ConsentStatus.choices,
+    }
+    return console_render(request, "console/customer_profile.html", context)
+
+
+@require_POST
+@console_view
+def customer_merge_view(request: ConsoleRequest, customer_id: int) -> HttpResponse:
+    survivor = _customer_or_404(request, customer_id)
+    other_id = request.POST.get("other_id", "")
+    other = (
+        Customer.objects.filter(workspace=request.workspace, pk=int(other_id)).first()
+        if other_id.isdigit()
+        else None
+    )
+    if other is None:
+        messages.error(request, "No such customer to merge.")
+        return redirect("console:customer", customer_id=survivor.pk)
+    try:
+        customer_merge(
+            workspace=request.workspace,
+            survivor=survivor,
+            merged=other,
+            source=MergeSource.AGENT,
+            event_ref="console:merge",
+            evidence={"note": request.POST.get("note", "")[:500]},
+            actor=request.user if request.user.is_authenticated else None,
+        )
+    except MergeRejected as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Customer {other.pk} merged into this one.")
+    return redirect("console:customer", customer_id=survivor.pk)
+
+
+@require_POST
+@console_view
+def customer_unmerge_view(request: ConsoleRequest, merge_id: int) -> HttpResponse:
+    record = CustomerMerge.objects.filter(workspace=request.workspace, pk=merge_id).first()
+    if record is None:
+        raise Http404("No such merge")
+    try:
+        customer_unmerge(
+            workspace=request.workspace,
+            merge=record,
+            actor=request.user if request.user.is_authenticated else None,
+        )
+    except MergeRejected as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Customer {record.merged_id} split off again.")
+    return redirect("console:customer", customer_id=record.survivor_id)
+
+
+@require_POST
+@console_view
+def customer_suggestion_view(request: ConsoleRequest, suggestion_id: int) -> HttpResponse:
+    suggestion = MergeSuggestion.objects.filter(workspace=request.workspace, pk=suggestion_id).first()
+    if suggestion is None:
+        raise Http404("No such suggestion")
+    actor = request.user if request.user.is_authenticated else None
+    if request.POST.get("decision") == "accept":
+        try:
+            record = merge_suggestion_accept(workspace=request.workspace, suggestion=suggestion, actor=actor)
+        except MergeRejected as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Merged.")
+            return redirect("console:customer", customer_id=record.survivor_id)
+    else:
+        merge_suggestion_dismiss(workspace=request.workspace, suggestion=suggestion, actor=actor)
+        messages.success(request, "Suggestion dismissed.")
+    return redirect("console:customer", customer_id=int(request.POST.get("back", suggestion.customer_a_id)))
+
+
+@require_POST
+@console_view
+def customer_consent_view(request: ConsoleRequest, customer_id: int) -> HttpResponse:
+    customer = _customer_or_404(request, customer_id)
+    try:
+        consent_record(
+            customer=customer,
+            channel=request.POST.get("channel", ""),
+            purpose=request.POST.get("purpose", ""),
+            status=request.POST.get("status", ""),
+            source=ConsentSource.AGENT,
+            evidence={"note": request.POST.get("note", "")[:500]},
+            actor=request.user if request.user.is_authenticated else None,
+        )
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Consent recorded.")
+    return redirect("console:customer", customer_id=customer.pk)
+
+
+@require_http_methods(["GET"])
+@console_view
+def customer_export_view(request: ConsoleRequest, customer_id: int) -> HttpResponse:
+    customer = _customer_or_404(request, customer_id)
+    data = customer_export(workspace=request.workspace, customer=customer)
+    response = HttpResponse(json.dumps(data, indent=2), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="customer-{customer.pk}.json"'
+    return response
+
+
+@require_POST
+@console_view
+@admin_required
+def customer_erase_view(request: ConsoleRequest, customer_id: int) -> HttpResponse:
+    customer = _customer_or_404(request, customer_id)
+    if request.POST.get("confirm") != "erase":
+        messages.error(request, 'Type "erase" to confirm.')
+        return redirect("console:customer", customer_id=customer.pk)
+    try:
+        customer_erase(
+            workspace=request.workspace,
+            customer=customer,
+            actor=request.user if request.user.is_authenticated else None,
+            via="console",
+            reason=request.POST.get("reason", "")[:200],
+        )
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Personal data erased.")
+    return redirect("console:customer", customer_id=customer.pk)
