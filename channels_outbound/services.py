@@ -12,7 +12,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from customers.consent import consent_record
+from customers.consent import SendPurpose, consent_check_send, consent_record
 from engagement import events
 from engagement.models import Channel, ChannelKind, Interaction, InteractionStatus
 from engagement.models.conversations import InteractionKind
@@ -31,6 +31,7 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     RETRY = "retry"
     SKIPPED = "skipped"
+    BLOCKED = "blocked"
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
     with transaction.atomic():
         interaction = (
             Interaction.objects.select_for_update(of=("self",))
-            .select_related("channel")
+            .select_related("channel", "customer")
             .filter(pk=interaction_id)
             .first()
         )
@@ -67,6 +68,30 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
             or interaction.channel is None
         ):
             return SendAttempt(Outcome.SKIPPED)
+        # Consent is checked when a message is queued and again now: a STOP that arrived while it
+        # waited (for a retry, or behind a rate limit) still wins.
+        decision = consent_check_send(
+            customer=interaction.customer,
+            channel_kind=interaction.channel.kind,
+            purpose=interaction.metadata.get("purpose") or SendPurpose.TRANSACTIONAL,
+        )
+        if not decision.allowed:
+            interaction.status = InteractionStatus.BLOCKED
+            interaction.status_changed_at = timezone.now()
+            interaction.error_code = f"consent:{decision.reason}"[:32]
+            interaction.error_message = decision.detail[:500]
+            interaction.next_attempt_at = None
+            interaction.save(
+                update_fields=[
+                    "status",
+                    "status_changed_at",
+                    "error_code",
+                    "error_message",
+                    "next_attempt_at",
+                ]
+            )
+            _publish_status(interaction)
+            return SendAttempt(Outcome.BLOCKED)
         interaction.status = InteractionStatus.SENDING
         interaction.send_attempts += 1
         interaction.status_changed_at = timezone.now()
@@ -138,17 +163,21 @@ def _record_result(*, interaction_id: int, result: SendResult, final_attempt: bo
             interaction.next_attempt_at = None
         interaction.status_changed_at = now
         interaction.save(update_fields=fields)
-        events.publish_on_commit(
-            events.DomainEvent(
-                name=events.INTERACTION_UPDATED,
-                workspace_id=interaction.workspace_id,
-                interaction_id=interaction.pk,
-                conversation_id=interaction.conversation_id,
-                customer_id=interaction.customer_id,
-                data={"status": interaction.status},
-            )
-        )
+        _publish_status(interaction)
     return SendAttempt(outcome, result)
+
+
+def _publish_status(interaction: Interaction) -> None:
+    events.publish_on_commit(
+        events.DomainEvent(
+            name=events.INTERACTION_UPDATED,
+            workspace_id=interaction.workspace_id,
+            interaction_id=interaction.pk,
+            conversation_id=interaction.conversation_id,
+            customer_id=interaction.customer_id,
+            data={"status": interaction.status},
+        )
+    )
 
 
 def _record_opt_out(*, interaction: Interaction, result: SendResult, at: datetime) -> None:

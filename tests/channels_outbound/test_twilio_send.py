@@ -199,3 +199,17 @@ def test_rules_of_another_workspace_do_not_fire(sms_channel, fake_twilio):
         )
         == []
     )
+
+
+@pytest.mark.django_db
+def test_stop_that_arrives_while_a_message_waits_blocks_it_at_send_time(sms_channel, fake_twilio):
+    from customers.consent import consent_record
+
+    interaction = _queue(sms_channel)
+    consent_record(customer=interaction.customer, channel="sms", status="opted_out", source="sms_keyword")
+    attempt = outbound_interaction_send(interaction_id=interaction.pk)
+    interaction.refresh_from_db()
+    assert attempt.outcome == Outcome.BLOCKED
+    assert interaction.status == "blocked"
+    assert interaction.error_code == "consent:opted_out"
+    assert fake_twilio.messages == []
