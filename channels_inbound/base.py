@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from engagement.models import Channel
@@ -36,6 +37,10 @@ class WebhookAdapter(ABC):
     @abstractmethod
     def parse_events(self, request: HttpRequest, channel: Channel, hook: str) -> list[InboundEvent]:
         """Turn the payload into normalized events; raise MalformedPayload with a clear reason."""
+
+    def max_body_bytes(self, hook: str) -> int:
+        """Bodies larger than this are answered 413 before they are read. Override per hook."""
+        return int(settings.WEBHOOK_MAX_BODY_BYTES)
 
     def acknowledge(self, hook: str) -> HttpResponse:
         return HttpResponse(status=200)

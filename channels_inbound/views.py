@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -26,16 +25,16 @@ def _error(status: int, message: str) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def webhook(request: HttpRequest, provider: str, token: str, hook: str) -> HttpResponse:
-    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    adapter = adapter_for(provider)
+    if adapter is None or hook not in adapter.hooks:
+        return _error(404, "no such webhook")
+    limit = adapter.max_body_bytes(hook)
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return _error(400, "Content-Length is not a number")
     if declared > limit:
         return _error(413, f"request body is {declared} bytes; the limit is {limit}")
-    adapter = adapter_for(provider)
-    if adapter is None or hook not in adapter.hooks:
-        return _error(404, "no such webhook")
     channel = (
         Channel.objects.select_related("workspace")
         .filter(webhook_token=token, provider=provider, is_active=True)

@@ -175,7 +175,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Webhook bodies larger than this are answered 413 before they are parsed.
 WEBHOOK_MAX_BODY_BYTES = int(os.environ.get("WEBHOOK_MAX_BODY_BYTES", str(256 * 1024)))
-DATA_UPLOAD_MAX_MEMORY_SIZE = max(WEBHOOK_MAX_BODY_BYTES, 2_621_440)
+# Inbound email (SendGrid Inbound Parse, raw MIME in one form field) may be as large as the mail itself.
+EMAIL_INBOUND_MAX_BYTES = int(os.environ.get("EMAIL_INBOUND_MAX_BYTES", str(30 * 1024 * 1024)))
+EMAIL_EVENTS_MAX_BYTES = int(os.environ.get("EMAIL_EVENTS_MAX_BYTES", str(1024 * 1024)))
+# Django's cap on non-file form data; the webhook view enforces each hook's own, smaller, limit first.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(WEBHOOK_MAX_BODY_BYTES, EMAIL_INBOUND_MAX_BYTES)
 
 # Outbound providers. When a channel has no credentials, the sandbox provider stands in.
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")

@@ -33,6 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -241,6 +242,11 @@ def _from_parsed_fields(request: HttpRequest, form: dict[str, str]) -> _Mail:
 class SendGridAdapter(WebhookAdapter):
     provider = "sendgrid"
     hooks = ("inbound", "events")
+
+    def max_body_bytes(self, hook: str) -> int:
+        # A whole email with its attachments arrives in one Inbound Parse post; SendGrid does not retry a
+        # 4xx, so a mail over the limit would be lost. Event Webhook batches reach about 768 KB.
+        return int(settings.EMAIL_INBOUND_MAX_BYTES if hook == "inbound" else settings.EMAIL_EVENTS_MAX_BYTES)
 
     def validate_request(self, request: HttpRequest, channel: Channel) -> None:
         hook = request.resolver_match.kwargs.get("hook") if request.resolver_match else None

@@ -299,7 +299,7 @@ def test_malformed_events_are_400_with_reason(client, email_channel, fake_sendgr
 
 
 def test_oversized_event_batch_is_413(client, email_channel, fake_sendgrid, settings):
-    settings.WEBHOOK_MAX_BODY_BYTES = 1024
+    settings.EMAIL_EVENTS_MAX_BYTES = 1024
     events = [{"event": "open", "sg_event_id": f"o-{n}", "timestamp": 1700000000} for n in range(50)]
     assert post_signed(client, email_channel, fake_sendgrid, events).status_code == 413
     assert ProviderEvent.objects.count() == 0

@@ -292,7 +292,7 @@ def test_not_multipart_is_400(client, email_channel):
 
 
 def test_oversized_inbound_is_413(client, email_channel, settings):
-    settings.WEBHOOK_MAX_BODY_BYTES = 2048
+    settings.EMAIL_INBOUND_MAX_BYTES = 2048
     body, content_type = multipart_body(fields_sample(text="x" * 5000))
     assert post_inbound(client, email_channel, body, content_type).status_code == 413
     assert Interaction.objects.count() == 0
@@ -400,3 +400,10 @@ def test_inbound_email_query_count_is_bounded(client, email_channel, django_asse
     body, content_type = multipart_body(fields_sample(headers=headers))
     with django_assert_max_num_queries(24):
         assert post_inbound(client, email_channel, body, content_type).status_code == 200
+
+
+def test_a_large_email_is_accepted_under_the_email_limit(client, email_channel):
+    # 1 MB of text: far over the default webhook limit, well under the inbound-email one.
+    body, content_type = multipart_body(fields_sample(text="y" * 1_000_000))
+    assert post_inbound(client, email_channel, body, content_type).status_code == 200
+    assert len(Interaction.objects.get().body) >= 1_000_000
