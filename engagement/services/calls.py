@@ -390,11 +390,17 @@ def call_apply_status(
         meta = interaction.metadata
         update: set[str] = set()
         key = {"": "call_status", "agent": "agent_leg_status", "customer": "customer_leg_status"}[leg]
-        if CALL_STATUS_RANK.get(status, -1) <= CALL_STATUS_RANK.get(meta.get(key, ""), -1):
+        advanced = CALL_STATUS_RANK.get(status, -1) > CALL_STATUS_RANK.get(meta.get(key, ""), -1)
+        # Several agents' phones ring at once: another leg may have ended (canceled) before this one
+        # reports that it answered, so an answer is taken whatever the order.
+        answered = leg == "agent" and (
+            status == "in-progress" or (status == "completed" and (duration_seconds or 0) > 0)
+        )
+        if not advanced and not (answered and not meta.get("agent_answered")):
             return interaction
-        meta[key] = status
+        if advanced:
+            meta[key] = status
         if leg == "agent":
-            answered = status == "in-progress" or (status == "completed" and (duration_seconds or 0) > 0)
             if answered and not meta.get("agent_answered"):
                 meta["agent_answered"] = True
                 member = (

@@ -355,3 +355,44 @@ def test_invalid_stored_call_flow_still_answers_with_the_default(client, workspa
     channel = factories.twilio_channel(workspace, fake_twilio, kind="voice", call_flow={"hours": "always"})
     root = _twiml(post_twilio(client, channel, "voice", _call_form()))
     assert root[-1].tag == "Record"
+
+
+@pytest.mark.django_db
+def test_with_two_agents_ringing_the_one_who_answered_is_recorded_whatever_the_order(
+    client, voice_channel, on_duty_agent, workspace
+):
+    other = factories.member(workspace)
+    Membership.objects.filter(user=other).update(phone="+14155550888", on_duty=True)
+    sid = "CA" + "7" * 32
+    post_twilio(client, voice_channel, "voice", _call_form(sid))
+    root = _twiml(post_twilio(client, voice_channel, "voice-menu", _call_form(sid, Digits="1")))
+    assert [n.text for n in root.iter("Number")] == [AGENT_PHONE, "+14155550888"]
+
+    def leg(leg_sid, to, status, **extra):
+        form = {"CallSid": leg_sid, "ParentCallSid": sid, "To": to, "CallStatus": status, **extra}
+        return post_twilio(client, voice_channel, "call-status", form, query="leg=agent")
+
+    # The other phone stops ringing (canceled when someone answered) before the answer is reported.
+    leg("CA" + "8" * 32, "+14155550888", "completed", CallDuration="0")
+    leg("CA" + "9" * 32, AGENT_PHONE, "in-progress")
+    post_twilio(
+        client, voice_channel, "call-status", _call_form(sid, CallStatus="completed", CallDuration="80")
+    )
+    call = Interaction.objects.get()
+    assert (call.call_outcome, call.answered_by) == ("answered", on_duty_agent)
+
+
+@pytest.mark.django_db
+def test_voice_webhook_query_count_is_bounded(
+    client, voice_channel, on_duty_agent, django_assert_max_num_queries
+):
+    post_twilio(client, voice_channel, "voice", _call_form("CA" + "1" * 32))  # warm: the customer exists
+    with django_assert_max_num_queries(19):
+        post_twilio(client, voice_channel, "voice", _call_form("CA" + "2" * 32))
+    with django_assert_max_num_queries(15):
+        post_twilio(
+            client,
+            voice_channel,
+            "call-status",
+            _call_form("CA" + "2" * 32, CallStatus="completed", CallDuration="5"),
+        )
