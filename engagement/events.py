@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 MESSAGE_RECEIVED = "message.received"
 CONVERSATION_OPENED = "conversation.opened"
 INTERACTION_UPDATED = "interaction.updated"
+CONVERSATION_UPDATED = "conversation.updated"
 # An inbound call ended without an agent answering; a caller left a voicemail.
 CALL_MISSED = "call.missed"
 VOICEMAIL_RECEIVED = "voicemail.received"

@@ -188,6 +188,8 @@ TWILIO_PHONE_NUMBER = os.environ.get("TWILIO_PHONE_NUMBER", "")
 # Where the twilio SDK sends REST calls; tests point it at a local fake Twilio server.
 TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL", "https://api.twilio.com")
 TWILIO_HTTP_TIMEOUT = float(os.environ.get("TWILIO_HTTP_TIMEOUT", "10"))
+# The console's inbound-message simulator creates customers from thin air: demo and development only.
+SIMULATOR_ENABLED = _env_bool("SIMULATOR_ENABLED", not PRODUCTION)
 # Delay before the sandbox provider reports delivery, in seconds.
 SANDBOX_DELIVERY_DELAY = float(os.environ.get("SANDBOX_DELIVERY_DELAY", "1.0"))
 

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -161,6 +162,8 @@ def conversation_status(request: ConsoleRequest, conversation_id: int) -> HttpRe
 @require_http_methods(["GET", "HEAD", "POST"])
 @console_view
 def simulator(request: ConsoleRequest) -> HttpResponse:
+    if not settings.SIMULATOR_ENABLED:
+        raise Http404("the simulator is off in this deployment")
     form = SimulatorForm(request.POST or None, workspace=request.workspace)
     if request.method == "POST" and form.is_valid():
         channel = form.cleaned_data["channel"]

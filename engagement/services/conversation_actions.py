@@ -9,7 +9,6 @@ from engagement.models import Conversation, Workspace
 from engagement.models.conversations import ConversationStatus
 
 # Pushed to the workspace's consoles so their inboxes refresh. Not an automation trigger.
-CONVERSATION_UPDATED = "conversation.updated"
 
 
 class ConversationActionRejected(ValueError):
@@ -32,7 +31,7 @@ def conversation_status_set(*, workspace: Workspace, conversation: Conversation,
         if changed:
             events.publish_on_commit(
                 events.DomainEvent(
-                    name=CONVERSATION_UPDATED,
+                    name=events.CONVERSATION_UPDATED,
                     workspace_id=workspace.pk,
                     conversation_id=conversation.pk,
                     customer_id=conversation.customer_id,

@@ -90,3 +90,9 @@ def test_channel_of_another_workspace_is_refused(agent_client: Client, sms_chann
     assert foreign.name not in resp.content.decode() or "Select a valid choice" in resp.content.decode()
     assert "Select a valid choice" in resp.content.decode()
     assert not Interaction.objects.exists()
+
+
+@pytest.mark.django_db
+def test_simulator_is_off_when_disabled(agent_client, settings):
+    settings.SIMULATOR_ENABLED = False
+    assert agent_client.get("/simulator/").status_code == 404
