@@ -77,6 +77,7 @@ def _apply(*, channel: Channel, event: InboundEvent) -> None:
             thread=event.thread,
             attachments=event.attachments,
             is_auto_reply=event.is_auto_reply,
+            known_new=True,
         )
         if created and channel.kind == "sms":
             interaction_sms_details_record(

@@ -64,6 +64,7 @@ def interaction_record_inbound(
     thread: ThreadHintsLike | None = None,
     attachments: Sequence[AttachmentLike] = (),
     is_auto_reply: bool = False,
+    known_new: bool = False,
 ) -> tuple[Interaction, bool]:
     """Resolve the sender to a customer, find or open their conversation and append the message.
 
@@ -71,13 +72,18 @@ def interaction_record_inbound(
     ``created=False`` and publishes nothing. Owns its transaction; events go out after commit.
     With ``thread`` (email) the conversation follows the mail's reply address and references instead.
     Auto-replies and bounces are recorded but publish no ``message.received``, so no automation runs.
+    ``known_new``: the caller has just claimed this provider id under its own unique constraint (event
+    ingestion does), so the repeat check and its savepoints are skipped; a clash then raises.
     """
-    with transaction.atomic():
-        existing = Interaction.objects.filter(
-            channel=channel, provider_message_id=provider_message_id
-        ).first()
-        if existing is not None:
-            return existing, False
+    # Nested in the caller's transaction there is no savepoint of our own: a failure rolls back the
+    # caller's, which owns the retry.
+    with transaction.atomic(savepoint=False):
+        if not known_new:
+            existing = Interaction.objects.filter(
+                channel=channel, provider_message_id=provider_message_id
+            ).first()
+            if existing is not None:
+                return existing, False
         sender = identifier_normalize(sender, workspace=channel.workspace)
         preview = body
         if thread is not None:
@@ -101,26 +107,33 @@ def interaction_record_inbound(
             conversation, opened = conversation_find_or_open(
                 customer=customer, channel=channel, at=occurred_at
             )
-        try:
-            with transaction.atomic():
-                interaction = Interaction.objects.create(
-                    workspace_id=channel.workspace_id,
-                    customer=customer,
-                    conversation=conversation,
-                    channel=channel,
-                    kind=InteractionKind.MESSAGE,
-                    direction=Direction.INBOUND,
-                    body=body,
-                    customer_address=sender.value,
-                    status=S.RECEIVED,
-                    status_changed_at=occurred_at,
-                    provider_message_id=provider_message_id,
-                    email_message_id=thread.message_id if thread is not None else "",
-                    metadata=metadata or {},
-                    created_at=occurred_at,
-                )
-        except IntegrityError:
-            return Interaction.objects.get(channel=channel, provider_message_id=provider_message_id), False
+        new = Interaction(
+            workspace_id=channel.workspace_id,
+            customer=customer,
+            conversation=conversation,
+            channel=channel,
+            kind=InteractionKind.MESSAGE,
+            direction=Direction.INBOUND,
+            body=body,
+            customer_address=sender.value,
+            status=S.RECEIVED,
+            status_changed_at=occurred_at,
+            provider_message_id=provider_message_id,
+            email_message_id=thread.message_id if thread is not None else "",
+            metadata=metadata or {},
+            created_at=occurred_at,
+        )
+        if known_new:
+            new.save(force_insert=True)
+        else:
+            try:
+                with transaction.atomic():
+                    new.save(force_insert=True)
+            except IntegrityError:
+                return Interaction.objects.get(
+                    channel=channel, provider_message_id=provider_message_id
+                ), False
+        interaction = new
         if attachments:
             interaction_attachments_store(interaction=interaction, attachments=attachments)
         conversation_touch(conversation=conversation, at=occurred_at, preview=preview, reopen=True)
