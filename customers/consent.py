@@ -33,6 +33,18 @@ class SendPurpose(models.TextChoices):
     COMPLIANCE = "compliance", "Compliance"
 
 
+def consent_check_values(*, channel: str, status: str, source: str, purpose: str = "") -> None:
+    """ValueError unless every value is one the ledger knows (what :func:`consent_record` checks)."""
+    if status not in ConsentStatus.values:
+        raise ValueError(f"unknown consent status {status!r}")
+    if channel not in ConsentChannel.values:
+        raise ValueError(f"unknown consent channel {channel!r}")
+    if purpose and purpose not in ConsentPurpose.values:
+        raise ValueError(f"unknown consent purpose {purpose!r}")
+    if source not in ConsentSource.values:
+        raise ValueError(f"unknown consent source {source!r}")
+
+
 def consent_record(
     *,
     customer: Customer,
@@ -50,14 +62,7 @@ def consent_record(
     ``address`` is the customer's address the change came from (the phone that texted STOP). Runs in
     the caller's transaction; never edits or deletes earlier rows.
     """
-    if status not in ConsentStatus.values:
-        raise ValueError(f"unknown consent status {status!r}")
-    if channel not in ConsentChannel.values:
-        raise ValueError(f"unknown consent channel {channel!r}")
-    if purpose and purpose not in ConsentPurpose.values:
-        raise ValueError(f"unknown consent purpose {purpose!r}")
-    if source not in ConsentSource.values:
-        raise ValueError(f"unknown consent source {source!r}")
+    consent_check_values(channel=channel, status=status, source=source, purpose=purpose)
     return ConsentEvent.objects.create(
         workspace_id=customer.workspace_id,
         customer=customer,

@@ -8,25 +8,51 @@ merge instead of being suggested), ``tags`` (``;``-separated, added), ``timezone
 ``preferred_channel``, ``attr:<key>`` (a defined attribute), ``consent:<channel>:<purpose>``
 (``opted_in``/``opted_out``; purpose ``all`` for the whole channel).
 
-Each row runs in its own savepoint, so a bad row is reported (row number and reason) and never stops the
-good ones. Progress is committed every ``batch_size`` rows, so a reader sees it move.
+Rows go in batches of ``batch_size``, one transaction each, so progress is committed per batch and a
+reader sees it move. Within a batch every row is first parsed and validated without the database (a bad
+row is reported with its row number and reason, and never stops the good ones). Then the identifiers of
+the whole batch are looked up at once, and the rows that need no decision — all identifiers new (a new
+customer), or the known ones all on one customer no other row of the batch touches (an update, new
+identifiers linked to it) — are written with a few bulk statements. Everything else (an identifier
+repeated within the batch, identifiers on several customers: merges and suggestions) goes row by row in
+file order through :func:`customer_resolve_identifiers`, one savepoint per row, exactly as a single
+upsert would; so does the whole batch if the bulk write loses a race with a concurrent writer.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from .consent import consent_record
+from .consent import consent_check_values, consent_record
 from .identifiers import Identifier, InvalidIdentifier
-from .models import ConsentSource, CustomerImport, ImportStatus, MergeSource
-from .profile import ProfileInvalid, customer_update
-from .resolution import customer_resolve_identifiers
+from .models import (
+    AttributeDefinition,
+    ConsentEvent,
+    ConsentSource,
+    Customer,
+    CustomerImport,
+    Identity,
+    ImportStatus,
+    MergeSource,
+)
+from .profile import (
+    ProfileInvalid,
+    attributes_coerce,
+    customer_update,
+    preferred_channel_check,
+    tags_clean,
+    timezone_check,
+)
+from .resolution import customer_resolve_identifiers, identifiers_normalize, identity_touch_fields
 
 IDENTIFIER_COLUMNS = {"email": "email", "phone": "phone", "external_id": "external", "webchat_id": "webchat"}
 MAX_REPORTED_ERRORS = 1000
@@ -130,20 +156,273 @@ def customer_import_run(*, import_id: int, batch_size: int = 500) -> CustomerImp
     return imp
 
 
-def _batch_run(imp: CustomerImport, batch: Iterable[tuple[int, dict[str, str]]]) -> None:
+ROW_ERRORS = (RowError, InvalidIdentifier, ProfileInvalid, ValueError)
+
+
+@dataclass
+class _Row:
+    """One row, parsed and validated: what the bulk path writes."""
+
+    number: int
+    row: dict[str, str]
+    idents: list[Identifier]
+    name: str
+    attributes: dict[str, Any]
+    tags: list[str]
+    timezone: str
+    preferred: str
+    consents: list[tuple[str, str, str]]  # (channel, purpose, status)
+    has_profile: bool
+    owner: int | None = None
+    known: list[Identity] = field(default_factory=list)
+
+    def identity_keys(self) -> list[tuple[str, str]]:
+        return [(i.kind, i.value) for i in self.idents]
+
+
+def _row_prepare(
+    *, imp: CustomerImport, row: dict[str, str], number: int, definitions: dict[str, AttributeDefinition]
+) -> _Row:
+    """Parse and validate one row without writing; raises what :func:`_row_apply` would raise for it,
+    in the same order (identifiers, profile, consent), so the report reads the same."""
+    verified = row.get("verified", "").strip().lower() in TRUE
+    identifiers = [
+        Identifier(kind, value, verified)
+        for column, kind in IDENTIFIER_COLUMNS.items()
+        for value in _split(row.get(column, ""))
+    ]
+    if not identifiers:
+        raise RowError("no identifier (email, phone, external_id or webchat_id)")
+    idents = identifiers_normalize(workspace=imp.workspace, identifiers=identifiers)
+    raw_attributes = {k[5:]: v for k, v in row.items() if k.startswith("attr:") and v.strip()}
+    raw_tags = _split(row.get("tags", ""))
+    tz = row.get("timezone", "").strip()
+    preferred = row.get("preferred_channel", "").strip().lower()
+    attributes: dict[str, Any] = {}
+    tags: list[str] = []
+    if raw_attributes:
+        attributes = attributes_coerce(
+            workspace=imp.workspace, values=raw_attributes, definitions=definitions
+        )
+    if raw_tags:
+        tags = tags_clean(raw_tags)
+    if tz:
+        timezone_check(tz)
+    if preferred:
+        preferred_channel_check(preferred)
+    consents: list[tuple[str, str, str]] = []
+    for column, value in row.items():
+        if not column.startswith("consent:") or not value.strip():
+            continue
+        parts = column.split(":")
+        if len(parts) != 3:
+            raise RowError(f"consent column {column!r} must be consent:<channel>:<purpose>")
+        purpose = "" if parts[2] == "all" else parts[2]
+        status = value.strip().lower()
+        consent_check_values(channel=parts[1], status=status, source=ConsentSource.IMPORT, purpose=purpose)
+        consents.append((parts[1], purpose, status))
+    return _Row(
+        number=number,
+        row=row,
+        idents=idents,
+        name=row.get("name", "").strip()[:200],
+        attributes=attributes,
+        tags=tags,
+        timezone=tz,
+        preferred=preferred,
+        consents=consents,
+        has_profile=bool(raw_attributes or raw_tags or tz or preferred),
+    )
+
+
+def _batch_run(imp: CustomerImport, batch: Sequence[tuple[int, dict[str, str]]]) -> None:
+    definitions = {d.key: d for d in AttributeDefinition.objects.filter(workspace=imp.workspace)}
+    errors: list[tuple[int, str]] = []
+    prepared: list[_Row] = []
+    for number, row in batch:
+        try:
+            prepared.append(_row_prepare(imp=imp, row=row, number=number, definitions=definitions))
+        except ROW_ERRORS as exc:
+            errors.append((number, str(exc)))
+    created = updated = 0
     with transaction.atomic():
-        for number, row in batch:
+        try:
+            with transaction.atomic():
+                slow, created, updated = _batch_bulk_apply(imp, prepared)
+        except DatabaseError:
+            # A concurrent writer took one of the identifiers between the lookup and the insert (or a
+            # value does not fit a column): row by row, where each row decides or fails on its own.
+            slow, created, updated = prepared, 0, 0
+        for item in slow:
             try:
                 with transaction.atomic():
-                    created = _row_apply(imp=imp, row=row, number=number)
-            except (RowError, InvalidIdentifier, ProfileInvalid, ValueError) as exc:
-                imp.failed_count += 1
-                if len(imp.errors) < MAX_REPORTED_ERRORS:
-                    imp.errors = [*imp.errors, {"row": number, "error": str(exc)}]
+                    was_created = _row_apply(imp=imp, row=item.row, number=item.number)
+            except ROW_ERRORS as exc:
+                errors.append((item.number, str(exc)))
             else:
-                if created:
-                    imp.created_count += 1
+                if was_created:
+                    created += 1
                 else:
-                    imp.updated_count += 1
-            imp.processed_rows += 1
+                    updated += 1
+        errors.sort()
+        room = max(MAX_REPORTED_ERRORS - len(imp.errors), 0)
+        if errors and room:
+            imp.errors = [*imp.errors, *({"row": n, "error": e} for n, e in errors[:room])]
+        imp.failed_count += len(errors)
+        imp.created_count += created
+        imp.updated_count += updated
+        imp.processed_rows += len(batch)
         imp.save(update_fields=["processed_rows", "created_count", "updated_count", "failed_count", "errors"])
+
+
+def _batch_bulk_apply(imp: CustomerImport, rows: list[_Row]) -> tuple[list[_Row], int, int]:
+    """Write the rows that need no decision with bulk statements; return the rest (file order) for the
+    row-by-row path, and how many customers were created and updated."""
+    workspace = imp.workspace
+    key_uses = Counter(key for item in rows for key in item.identity_keys())
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, value in key_uses:
+        by_kind[kind].append(value)
+    known: dict[tuple[str, str], Identity] = {}
+    for kind, values in by_kind.items():
+        for identity in Identity.objects.filter(workspace=workspace, kind=kind, value__in=values):
+            known[(identity.kind, identity.value)] = identity
+
+    slow: list[_Row] = []
+    fast: list[_Row] = []
+    for item in rows:
+        item.known = [known[key] for key in item.identity_keys() if key in known]
+        owners = {identity.customer_id for identity in item.known}
+        # Repeated within the batch (the rows depend on each other's outcome) or tying customers
+        # together (merge or suggestion): decided one row at a time.
+        if len(owners) > 1 or any(key_uses[key] > 1 for key in item.identity_keys()):
+            slow.append(item)
+        else:
+            item.owner = next(iter(owners), None)
+            fast.append(item)
+    # A customer the row-by-row path may change (merge) or that two rows update: row by row as well,
+    # so every row sees the customer as the rows before it in the file left it.
+    slow_owners = {identity.customer_id for item in slow for identity in item.known}
+    owner_uses = Counter(item.owner for item in fast if item.owner is not None)
+    existing = [item for item in fast if item.owner is not None and owner_uses[item.owner] == 1]
+    existing = [item for item in existing if item.owner not in slow_owners]
+    locked = (
+        {
+            c.pk: c
+            for c in Customer.objects.select_for_update().filter(
+                workspace=workspace, pk__in=[item.owner for item in existing]
+            )
+        }
+        if existing
+        else {}
+    )
+    new: list[_Row] = []
+    update: list[_Row] = []
+    for item in fast:
+        if item.owner is None:
+            new.append(item)
+            continue
+        customer = locked.get(item.owner)
+        if customer is None or customer.merged_into_id is not None or customer.erased_at is not None:
+            slow.append(item)
+        else:
+            update.append(item)
+    slow.sort(key=lambda item: item.number)
+
+    now = timezone.now()
+    customers = Customer.objects.bulk_create(
+        [
+            Customer(
+                workspace=workspace,
+                display_name=item.name,
+                attributes={k: v for k, v in item.attributes.items() if v is not None},
+                tags=item.tags,
+                timezone=item.timezone,
+                preferred_channel=item.preferred,
+            )
+            for item in new
+        ]
+    )
+    owner_of: dict[int, Customer] = {item.number: c for item, c in zip(new, customers, strict=True)}
+    changed: list[Customer] = []
+    for item in update:
+        assert item.owner is not None
+        customer = locked[item.owner]
+        owner_of[item.number] = customer
+        if _profile_apply(customer, item):
+            customer.updated_at = now
+            changed.append(customer)
+    if changed:
+        Customer.objects.bulk_update(
+            changed, ["display_name", "attributes", "tags", "timezone", "preferred_channel", "updated_at"]
+        )
+
+    identities: list[Identity] = []
+    touched: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for item in [*new, *update]:
+        customer = owner_of[item.number]
+        for ident in item.idents:
+            seen = known.get((ident.kind, ident.value))
+            if seen is not None:
+                fields = identity_touch_fields(identity=seen, ident=ident, channel_kind="", now=now)
+                if fields:
+                    touched[tuple(sorted(fields))].append(seen.pk)
+                continue
+            identities.append(
+                Identity(
+                    workspace=workspace,
+                    customer=customer,
+                    kind=ident.kind,
+                    value=ident.value,
+                    verified=ident.verified,
+                    first_channel="",
+                    first_seen_at=now,
+                    last_channel="",
+                    last_seen_at=now,
+                )
+            )
+    Identity.objects.bulk_create(identities)
+    for names, pks in touched.items():
+        change: dict[str, datetime | bool] = {"last_seen_at": now}
+        if "verified" in names:
+            change["verified"] = True
+        Identity.objects.filter(pk__in=pks).update(**change)
+    ConsentEvent.objects.bulk_create(
+        [
+            ConsentEvent(
+                workspace=workspace,
+                customer=owner_of[item.number],
+                channel=channel,
+                purpose=purpose,
+                status=status,
+                source=ConsentSource.IMPORT,
+                evidence={"import_id": imp.pk, "row": item.number},
+                occurred_at=now,
+            )
+            for item in [*new, *update]
+            for channel, purpose, status in item.consents
+        ]
+    )
+    return slow, len(new), len(update)
+
+
+def _profile_apply(customer: Customer, item: _Row) -> bool:
+    """Apply the row's profile to a customer it resolved to, as resolution (a name only fills a gap)
+    and ``customer_update`` (attributes merged, tags added) would; True when the row has any."""
+    changed = False
+    if item.name and not customer.display_name:
+        customer.display_name = item.name
+        changed = True
+    if not item.has_profile:
+        return changed
+    if item.attributes:
+        merged = {**customer.attributes, **item.attributes}
+        customer.attributes = {k: v for k, v in merged.items() if v is not None}
+    for tag in item.tags:
+        if tag not in customer.tags:
+            customer.tags = [*customer.tags, tag]
+    if item.timezone:
+        customer.timezone = item.timezone
+    if item.preferred:
+        customer.preferred_channel = item.preferred
+    return True

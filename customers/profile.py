@@ -75,10 +75,20 @@ def attribute_coerce(*, definition: AttributeDefinition, value: Any) -> Any:
     raise ProfileInvalid(f"{definition.key}: unknown type {kind}")
 
 
-def attributes_coerce(*, workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
-    definitions = {
-        d.key: d for d in AttributeDefinition.objects.filter(workspace=workspace, key__in=list(values))
-    }
+def attributes_coerce(
+    *,
+    workspace: Workspace,
+    values: dict[str, Any],
+    definitions: dict[str, AttributeDefinition] | None = None,
+) -> dict[str, Any]:
+    """The JSON form of every value; ProfileInvalid for an unknown key or a value of the wrong type.
+
+    ``definitions`` (key → definition, e.g. all of the workspace's, read once for a whole import batch)
+    saves the query."""
+    if definitions is None:
+        definitions = {
+            d.key: d for d in AttributeDefinition.objects.filter(workspace=workspace, key__in=list(values))
+        }
     unknown = sorted(set(values) - set(definitions))
     if unknown:
         raise ProfileInvalid(f"unknown attribute(s): {', '.join(unknown)}")
@@ -94,6 +104,19 @@ def tags_clean(tags: list[str]) -> list[str]:
         if tag not in out:
             out.append(tag)
     return out
+
+
+def timezone_check(name: str) -> None:
+    """ProfileInvalid unless ``name`` is an IANA time zone."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ProfileInvalid(f"unknown time zone {name!r}") from exc
+
+
+def preferred_channel_check(value: str) -> None:
+    if value not in PreferredChannel.values:
+        raise ProfileInvalid(f"unknown channel {value!r}")
 
 
 def customer_update(
@@ -113,12 +136,9 @@ def customer_update(
     new_tags = tags_clean(tags) if tags is not None else None
     extra_tags = tags_clean(add_tags) if add_tags else []
     if timezone:
-        try:
-            zoneinfo.ZoneInfo(timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ProfileInvalid(f"unknown time zone {timezone!r}") from exc
-    if preferred_channel is not None and preferred_channel not in PreferredChannel.values:
-        raise ProfileInvalid(f"unknown channel {preferred_channel!r}")
+        timezone_check(timezone)
+    if preferred_channel is not None:
+        preferred_channel_check(preferred_channel)
     with transaction.atomic():
         locked = Customer.objects.select_for_update().get(workspace=workspace, pk=customer.pk)
         if locked.merged_into_id is not None or locked.erased_at is not None:

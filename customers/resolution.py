@@ -14,10 +14,11 @@ The one path inbound adapters (through the timeline), the API and imports use. G
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -39,6 +40,9 @@ from .models import (
 # the widget's visitor id is the session itself). Email senders are verified only if the adapter says so.
 SENDER_VERIFIED_CHANNELS = frozenset({"sms", "voice", "webchat"})
 SUGGESTION_SCORE_UNVERIFIED_LINK = 0.9
+# ``last_seen_at`` is refreshed at most this often: every inbound message resolves its sender, and an
+# UPDATE per message (a dead tuple and a WAL record each) buys nothing at a finer grain than this.
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass
@@ -115,16 +119,34 @@ def customer_resolve_identifiers(
     """Resolve the identifiers of one event to a customer; see the module docstring for the rules.
 
     Raises InvalidIdentifier when any identifier does not normalize. Owns its transaction (a savepoint
-    inside the caller's). Concurrent first contacts with the same identifier are decided by the unique
-    constraint: the loser retries and finds the winner's customer.
+    inside the caller's) whenever it creates, links or merges. Concurrent first contacts with the same
+    identifier are decided by the unique constraint: the loser retries and finds the winner's customer.
+
+    The common case — every identifier already known and on one customer — takes no savepoint: one
+    SELECT, plus one UPDATE only when an identity's stored state would change (verified, last channel,
+    or ``last_seen_at`` older than :data:`LAST_SEEN_RESOLUTION`).
     """
     idents = identifiers_normalize(workspace=workspace, identifiers=identifiers)
+    # Several identifiers are looked up under a row lock (they may tie customers together), and a lock
+    # needs a transaction: outside one, go straight to the savepoint path.
+    lock = len(idents) > 1
+    known: dict[tuple[str, str], Identity] | None = None
+    if not lock or connection.in_atomic_block:
+        known = _lookup(workspace, idents, lock=lock)
+        found = _resolve_known(
+            idents=idents, known=known, channel_kind=channel_kind, display_name=display_name
+        )
+        if found is not None:
+            return found
     for attempt in range(3):
         try:
             with transaction.atomic():
                 return _resolve(
                     workspace=workspace,
                     idents=idents,
+                    # What was read above still holds on the first attempt (locked rows stay locked
+                    # until the caller's transaction ends); a retry after a lost race reads again.
+                    known=known if attempt == 0 else None,
                     channel_kind=channel_kind,
                     display_name=display_name,
                     source=source,
@@ -137,10 +159,53 @@ def customer_resolve_identifiers(
     raise AssertionError("unreachable")
 
 
+def identity_touch_fields(
+    *, identity: Identity, ident: Identifier, channel_kind: str, now: datetime
+) -> dict[str, Any]:
+    """What an event seeing ``identity`` changes in its row: nothing when the stored values already
+    say it (``last_seen_at`` is kept to :data:`LAST_SEEN_RESOLUTION`)."""
+    fields: dict[str, Any] = {}
+    if ident.verified and not identity.verified:
+        fields["verified"] = True
+    if channel_kind and identity.last_channel != channel_kind:
+        fields["last_channel"] = channel_kind
+    if fields or identity.last_seen_at <= now - LAST_SEEN_RESOLUTION:
+        fields["last_seen_at"] = now
+    return fields
+
+
+def _resolve_known(
+    *,
+    idents: list[Identifier],
+    known: dict[tuple[str, str], Identity],
+    channel_kind: str,
+    display_name: str,
+) -> Resolution | None:
+    """The resolution when every identifier is known and on one customer and nothing but the
+    identities' own rows changes; None when creating, linking, merging or naming is needed."""
+    if len(known) != len(idents):
+        return None
+    owners = {identity.customer_id for identity in known.values()}
+    if len(owners) != 1:
+        return None
+    customer = next(iter(known.values())).customer
+    if display_name and not customer.display_name:
+        return None
+    now = timezone.now()
+    for ident in idents:
+        identity = known[(ident.kind, ident.value)]
+        fields = identity_touch_fields(identity=identity, ident=ident, channel_kind=channel_kind, now=now)
+        if fields:
+            # One statement, atomic by itself: no savepoint needed around it.
+            Identity.objects.filter(pk=identity.pk).update(**fields)
+    return Resolution(customer=customer)
+
+
 def _resolve(
     *,
     workspace: Workspace,
     idents: list[Identifier],
+    known: dict[tuple[str, str], Identity] | None,
     channel_kind: str,
     display_name: str,
     source: str,
@@ -148,7 +213,8 @@ def _resolve(
     actor: AbstractBaseUser | None,
 ) -> Resolution:
     now = timezone.now()
-    known = _lookup(workspace, idents, lock=len(idents) > 1)
+    if known is None:
+        known = _lookup(workspace, idents, lock=len(idents) > 1)
     customers: dict[int, Customer] = {}
     for ident in idents:
         identity = known.get((ident.kind, ident.value))
@@ -192,12 +258,11 @@ def _resolve(
         if key in kept_apart:
             continue
         if key in known:
-            fields: dict[str, Any] = {"last_seen_at": now}
-            if channel_kind:
-                fields["last_channel"] = channel_kind
-            if ident.verified and not known[key].verified:
-                fields["verified"] = True
-            Identity.objects.filter(pk=known[key].pk).update(**fields)
+            fields = identity_touch_fields(
+                identity=known[key], ident=ident, channel_kind=channel_kind, now=now
+            )
+            if fields:
+                Identity.objects.filter(pk=known[key].pk).update(**fields)
         else:
             resolution.linked.append(
                 Identity.objects.create(

@@ -176,11 +176,14 @@ Eve,eve@example.com,,,,maybe,
 """
 
 
-def test_csv_import_deduplicates_reports_bad_rows_and_keeps_the_good(workspace):
+@pytest.mark.parametrize("batch_size", [1, 2, 500])
+def test_csv_import_deduplicates_reports_bad_rows_and_keeps_the_good(workspace, batch_size):
+    """The same outcome whether rows go one by one, in pairs (Ann's two rows in one batch) or all in
+    one batch (bulk path for the rows that need no decision)."""
     attribute_define(workspace=workspace, key="plan", label="Plan", type="string")
     existing = factories.customer_create(workspace, ("email", "dee@example.com"))
     imp = customer_import_create(workspace=workspace, source=CSV, filename="people.csv")
-    imp = customer_import_run(import_id=imp.pk, batch_size=2)
+    imp = customer_import_run(import_id=imp.pk, batch_size=batch_size)
     assert (imp.status, imp.total_rows, imp.processed_rows) == ("done", 6, 6)
     assert (imp.created_count, imp.updated_count, imp.failed_count) == (1, 2, 3)
     assert [e["row"] for e in imp.errors] == [3, 4, 6]
@@ -197,3 +200,60 @@ def test_csv_import_deduplicates_reports_bad_rows_and_keeps_the_good(workspace):
     assert not Identity.objects.filter(value="bob@example.com").exists()
     # Running it again changes nothing.
     assert customer_import_run(import_id=imp.pk).processed_rows == 6
+
+
+def test_csv_import_bulk_path_links_updates_merges_and_suggests_like_single_upserts(workspace):
+    """One batch holding every kind of row: new customers, a returning one gaining a phone, a verified
+    row tying two customers together (merged), an unverified one (suggested), a repeat within the batch."""
+    from customers.models import ConsentEvent, CustomerMerge, MergeSuggestion
+
+    attribute_define(workspace=workspace, key="ltv", label="Lifetime value", type="number")
+    old = factories.customer_create(workspace, ("email", "old@example.com"), name="Old")
+    a = factories.customer_create(workspace, ("email", "a@example.com"))
+    b = factories.customer_create(workspace, ("phone", "+14155550101"))
+    c = factories.customer_create(workspace, ("email", "c@example.com"))
+    d = factories.customer_create(workspace, ("phone", "+14155550102"))
+    csv_text = (
+        "name,email,phone,verified,attr:ltv,consent:sms:all,tags\n"
+        "New One,new1@example.com,+14155550200,,10,opted_in,x\n"
+        "Renamed,OLD@example.com,(415) 555-0300,,12.5,,y\n"
+        "Linked,a@example.com,+14155550101,true,,,\n"
+        "Claimed,c@example.com,+14155550102,,,,\n"
+        "Twice,twice@example.com,,,1,,\n"
+        "Twice again,twice@example.com,+14155550400,,2,opted_out,\n"
+        "Bad,bad@example.com,,,lots,,\n"
+    )
+    imp = customer_import_create(workspace=workspace, source=csv_text)
+    imp = customer_import_run(import_id=imp.pk)
+    assert (imp.created_count, imp.updated_count, imp.failed_count) == (2, 4, 1)
+    assert imp.errors == [{"row": 7, "error": "ltv: 'lots' is not a number"}]
+    new1 = Identity.objects.get(value="new1@example.com").customer
+    assert (new1.display_name, new1.attributes, new1.tags) == ("New One", {"ltv": 10}, ["x"])
+    assert Identity.objects.get(value="+14155550200").customer_id == new1.pk
+    assert ConsentEvent.objects.get(customer=new1).evidence == {"import_id": imp.pk, "row": 1}
+    old.refresh_from_db()
+    assert (old.display_name, old.attributes, old.tags) == ("Old", {"ltv": 12.5}, ["y"])
+    assert Identity.objects.get(value="+14155550300").customer_id == old.pk
+    assert CustomerMerge.objects.filter(survivor=a, merged=b).exists()
+    assert Identity.objects.get(value="+14155550101").customer_id == a.pk
+    assert MergeSuggestion.objects.filter(customer_a_id=min(c.pk, d.pk), customer_b_id=max(c.pk, d.pk))
+    twice = Identity.objects.get(value="twice@example.com").customer
+    assert (twice.display_name, twice.attributes) == ("Twice", {"ltv": 2})
+    assert Identity.objects.get(value="+14155550400").customer_id == twice.pk
+    assert consent_state(customer=twice, channel="sms", purpose="marketing") == "opted_out"
+    assert not Identity.objects.filter(value="bad@example.com").exists()
+
+
+def test_csv_import_falls_back_to_row_by_row_when_the_bulk_write_loses_a_race(workspace, monkeypatch):
+    from django.db import IntegrityError
+
+    from customers import imports
+
+    def lose_the_race(*args, **kwargs):
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(imports, "_batch_bulk_apply", lose_the_race)
+    imp = customer_import_create(workspace=workspace, source="email,phone\na@example.com,\nb@example.com,x\n")
+    imp = customer_import_run(import_id=imp.pk)
+    assert (imp.created_count, imp.failed_count, [e["row"] for e in imp.errors]) == (1, 1, [2])
+    assert Identity.objects.filter(value="a@example.com").exists()

@@ -190,3 +190,65 @@ def test_inbound_with_extra_identifiers_goes_through_the_same_service(workspace,
     )
     assert res.customer.pk == ann.pk  # the visitor id is verified by the channel, the email by the widget
     assert Identity.objects.get(value="visitor-9").customer_id == ann.pk
+
+
+# ---------------------------------------------------------------- the hot path of every inbound message
+
+
+def test_resolving_a_known_verified_identity_is_one_select(workspace, django_assert_max_num_queries):
+    """Every inbound webhook resolves its sender: a returning, verified sender seen within the minute
+    costs one SELECT — no savepoint, no UPDATE of values that would not change."""
+    customer, _ = customer_resolve(
+        workspace=workspace, identifier=Identifier("phone", "+14155550100", True), channel_kind="sms"
+    )
+    with django_assert_max_num_queries(1):
+        again, created = customer_resolve(
+            workspace=workspace, identifier=Identifier("phone", "+1 415 555 0100", True), channel_kind="sms"
+        )
+    assert (again.pk, created) == (customer.pk, False)
+
+
+def test_a_known_identity_is_updated_only_when_something_changes(workspace, django_assert_num_queries):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    customer, _ = customer_resolve(
+        workspace=workspace, identifier=Identifier("phone", "+14155550100"), channel_kind="sms"
+    )
+    identity = Identity.objects.get(customer=customer)
+    assert not identity.verified
+    # Newly verified: one SELECT + one UPDATE, still no savepoint.
+    with django_assert_num_queries(2):
+        customer_resolve(
+            workspace=workspace, identifier=Identifier("phone", "+14155550100", True), channel_kind="sms"
+        )
+    identity.refresh_from_db()
+    assert identity.verified
+    # Another channel: last_channel moves.
+    with django_assert_num_queries(2):
+        customer_resolve(
+            workspace=workspace, identifier=Identifier("phone", "+14155550100", True), channel_kind="voice"
+        )
+    identity.refresh_from_db()
+    assert identity.last_channel == "voice"
+    # Last seen more than a minute ago: last_seen_at moves; the channel and verified stay.
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Identity.objects.filter(pk=identity.pk).update(last_seen_at=long_ago)
+    with django_assert_num_queries(2):
+        customer_resolve(
+            workspace=workspace, identifier=Identifier("phone", "+14155550100"), channel_kind="voice"
+        )
+    identity.refresh_from_db()
+    assert identity.last_seen_at > long_ago
+    assert (identity.verified, identity.last_channel) == (True, "voice")
+
+
+def test_a_known_sender_without_a_name_gets_one(workspace):
+    customer, _ = customer_resolve(workspace=workspace, identifier=Identifier("phone", "+14155550100"))
+    again, _ = customer_resolve(
+        workspace=workspace, identifier=Identifier("phone", "+14155550100"), display_name="Ann"
+    )
+    assert again.pk == customer.pk
+    customer.refresh_from_db()
+    assert customer.display_name == "Ann"
