@@ -41,6 +41,9 @@ class InteractionSerializer(serializers.ModelSerializer):
             "provider_message_id",
             "error_code",
             "error_message",
+            "segments",
+            "call_outcome",
+            "duration_seconds",
             "created_at",
         ]
         read_only_fields = fields
@@ -55,6 +58,12 @@ class MessageCreateSerializer(serializers.Serializer):
     body = serializers.CharField(max_length=10_000, trim_whitespace=True)
     idempotency_key = serializers.CharField(
         required=False, max_length=150, help_text="A repeat with the same key returns the first message."
+    )
+    media_urls = serializers.ListField(
+        child=serializers.URLField(max_length=1000),
+        required=False,
+        max_length=10,
+        help_text="SMS only: public URLs of up to 10 media files, sent as an MMS.",
     )
     purpose = serializers.ChoiceField(
         choices=["transactional", "marketing"],

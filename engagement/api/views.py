@@ -66,6 +66,7 @@ class MessageCreate(generics.GenericAPIView):
             author=request.user if request.user.is_authenticated else None,
             idempotency_key=f"api:{key}" if key else None,
             purpose=data["purpose"],
+            media_urls=data.get("media_urls") or (),
         )
         return Response(
             InteractionSerializer(interaction).data,

@@ -142,3 +142,32 @@ def test_media_limits(sms_channel, voice_channel_for_limits):
 @pytest.fixture
 def voice_channel_for_limits(workspace, fake_twilio):
     return factories.twilio_channel(workspace, fake_twilio, kind="voice")
+
+
+@pytest.mark.django_db
+def test_api_sends_an_mms_and_reports_segments(
+    client, sms_channel, fake_twilio, django_capture_on_commit_callbacks
+):
+    from engagement.services.tenancy import api_key_create
+
+    _, key = api_key_create(workspace=sms_channel.workspace, name="t")
+    headers = {"Authorization": f"Bearer {key}"}
+    payload = {
+        "channel_id": sms_channel.pk,
+        "to": "+14155550123",
+        "body": "ł" * 71,
+        "media_urls": ["https://cdn.example.com/a.png"],
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post("/api/v1/messages/", payload, content_type="application/json", headers=headers)
+    assert resp.status_code == 202, resp.content
+    assert fake_twilio.messages[0]["MediaUrl"] == ["https://cdn.example.com/a.png"]
+    detail = client.get(f"/api/v1/interactions/{resp.json()['id']}/", headers=headers).json()
+    assert (detail["segments"], detail["call_outcome"], detail["duration_seconds"]) == (2, "", None)
+    too_many = {**payload, "media_urls": [f"https://cdn.example.com/{n}.png" for n in range(11)]}
+    assert (
+        client.post(
+            "/api/v1/messages/", too_many, content_type="application/json", headers=headers
+        ).status_code
+        == 400
+    )
