@@ -36,6 +36,20 @@ def load_payload(name: str) -> Any:
     return dict(line.split("=", 1) for line in body.splitlines() if "=" in line)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_db_pools_at_end(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Return pooled connections before pytest-django drops the test database (else: 'in use')."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for conn in connections.all(initialized_only=True):
+            if hasattr(conn, "close_pool"):
+                conn.close_pool()
+            else:
+                conn.close()
+
+
 @pytest.fixture(autouse=True)
 def _celery_eager() -> Iterator[None]:
     """Unit tests run tasks in-process; end-to-end tests use a real worker instead."""

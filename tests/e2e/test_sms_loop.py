@@ -46,6 +46,8 @@ def test_inbound_sms_triggers_reply_that_is_delivered(live_server, celery_worker
     assert sent[0]["To"] == "+19089061042"
     assert sent[0]["From"] == channel.address
     assert sent[0]["StatusCallback"].startswith(live_server.url)
+    # The fake records each callback once our server has answered it, a moment after the commit.
+    wait_for(lambda: len(fake_twilio.callbacks) == 2)
     assert [p["MessageStatus"] for _, p, status in fake_twilio.callbacks if status == 200] == [
         "sent",
         "delivered",
