@@ -203,7 +203,7 @@ def celery_worker_process(live_server: Any, transactional_db: None) -> Iterator[
     log.close()
 
 
-def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
