@@ -14,6 +14,12 @@ body for the hook), :meth:`sign` (the provider's signature headers) and :meth:`o
 of another workspace with other credentials). It may override :meth:`prepare` to create what the hook
 refers to (an outbound message for a status callback, a call for a recording callback).
 
+"Signature" is whatever authenticates the hook: an HMAC header (Twilio), an ECDSA signature and its
+timestamp (SendGrid's Event Webhook) or HTTP Basic credentials (SendGrid Inbound Parse, which has no
+signature). By default a bad signature is :attr:`signature_header` set to a well-formed but wrong value;
+a provider whose header must have another shape overrides :meth:`bad_signature`. The oversized case lowers
+the setting named by :attr:`max_body_setting`, the limit the provider's hook enforces.
+
 The cases: a valid request is accepted; a bad or missing signature is 403 and stores nothing; five
 replays equal one request; a request signed for another workspace's channel, or posted to its URL, is
 403; an oversized body is 413 and stores nothing.
@@ -69,6 +75,8 @@ class WebhookSecurityCases:
 
     hook: str = ""
     signature_header: str = ""
+    # The setting holding the hook's body limit (see the adapter's ``max_body_bytes``).
+    max_body_setting: str = "WEBHOOK_MAX_BODY_BYTES"
     # Hooks whose valid request legitimately writes nothing (e.g. a TwiML-only voice menu) set False.
     writes_on_success: bool = True
 
@@ -84,6 +92,12 @@ class WebhookSecurityCases:
 
     def prepare(self, channel: Channel) -> None:
         """Create what the hook refers to before it is called (default: nothing)."""
+
+    def bad_signature(self, channel: Channel, url: str, request: WebhookRequest) -> dict[str, str]:
+        """Headers that look like the provider's but do not authenticate ``request`` for ``channel``."""
+        headers = self.sign(channel, url, request)
+        headers[self.signature_header] = "bm90LXRoZS1zaWduYXR1cmU="
+        return headers
 
     # -- helpers
     def path(self, channel: Channel, request: WebhookRequest) -> str:
@@ -125,10 +139,9 @@ class WebhookSecurityCases:
         self.prepare(security_channel)
         before = db_snapshot()
         request = self.request(security_channel)
-        headers = self.sign(
+        headers = self.bad_signature(
             security_channel, f"http://testserver{self.path(security_channel, request)}", request
         )
-        headers[self.signature_header] = "bm90LXRoZS1zaWduYXR1cmU="
         resp = self.post(client, security_channel, request, headers=headers)
         assert resp.status_code == 403
         assert db_snapshot() == before
@@ -180,7 +193,7 @@ class WebhookSecurityCases:
     ) -> None:
         self.prepare(security_channel)
         request = self.request(security_channel)
-        settings.WEBHOOK_MAX_BODY_BYTES = max(len(request.body) - 1, 1)
+        setattr(settings, self.max_body_setting, max(len(request.body) - 1, 1))
         before = db_snapshot()
         resp = self.post(client, security_channel, request)
         assert resp.status_code == 413
