@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -20,6 +21,16 @@ import devenv
 
 ROOT = devenv.ROOT
 PY = sys.executable
+
+
+def _wait_until_serving(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own local server
+                return
+        except OSError:
+            time.sleep(0.3)
 
 
 def main() -> int:
@@ -50,7 +61,7 @@ def main() -> int:
         }
         for cmd in commands.values():
             procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env))
-        time.sleep(2)
+        _wait_until_serving(f"http://{host}:{port}/healthz", procs)
         print(
             f"\n  Console:  http://{host}:{port}/\n  API docs: http://{host}:{port}/api/docs/\n"
             "  Press Ctrl-C to stop everything.\n",
