@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import secrets
+import struct
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
 from customers.resolution import customer_resolve_identifiers
 from customers.services import Identifier
-from engagement.models import AutomationRule, Channel, Interaction, Membership, Role, Workspace
+from engagement.models import Attachment, AutomationRule, Channel, Interaction, Membership, Role, Workspace
 from engagement.models.automation import MatchType, Trigger
 from engagement.models.conversations import Direction, InteractionStatus
 
@@ -160,6 +163,7 @@ def demo_workspace_seed() -> DemoSeed:
                 )
     demo_email_thread_seed(workspace=workspace, at=now)
     demo_voice_channel_seed(workspace=workspace, sms_channel=channel, at=now)
+    demo_mms_seed(sms_channel=channel, at=now)
     return DemoSeed(workspace=workspace, sms_channel=channel, logins=logins)
 
 
@@ -297,3 +301,47 @@ def demo_voice_channel_seed(*, workspace: Workspace, sms_channel: Channel, at: d
     _, grace_phone, _ = DEMO_CUSTOMERS[0]
     demo_voice_seed(channel=voice, caller=grace_phone, at=at - timedelta(minutes=30))
     return voice
+
+
+def _demo_png(width: int = 160, height: int = 100) -> bytes:
+    """A small striped PNG made here, so the demo MMS needs no network."""
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((40, 110 + (x // 20) * 15 % 140, 200)) for x in range(width))
+        for _ in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def demo_mms_seed(*, sms_channel: Channel, at: datetime) -> None:
+    """Grace Hopper sends a photo by MMS: on her timeline with her SMS, email thread and voicemail."""
+    interaction, created = interaction_record_inbound(
+        channel=sms_channel,
+        sender=Identifier("phone", "+15005550101"),
+        body="Here is a photo of the keyboard that arrived.",
+        provider_message_id="MMDEMO0001",
+        occurred_at=at - timedelta(minutes=20),
+        sender_name="Grace Hopper",
+        # The shape a real inbound MMS records; the picture itself is stored below, not fetched.
+        metadata={"media": [{"url": "", "content_type": "image/png"}], "num_segments": "1"},
+    )
+    if not created:
+        return
+    content = _demo_png()
+    Attachment.objects.create(
+        workspace_id=interaction.workspace_id,
+        interaction=interaction,
+        file=ContentFile(content, name="keyboard.png"),
+        filename="keyboard.png",
+        content_type="image/png",
+        size=len(content),
+    )

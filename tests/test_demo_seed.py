@@ -1,0 +1,36 @@
+"""The `make run` demo: idempotent, and one customer's SMS, MMS, email thread and voicemail share one
+timeline that the console shows in one conversation view."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils.html import escape
+
+from customers.models import Identity
+from engagement.models import Attachment, Conversation, Interaction
+from engagement.services.demo import demo_workspace_seed
+
+
+@pytest.mark.django_db
+def test_demo_seed_is_idempotent_and_joins_every_channel_on_one_timeline(client):
+    seed = demo_workspace_seed()
+    counts = (Interaction.objects.count(), Attachment.objects.count(), Conversation.objects.count())
+    demo_workspace_seed()
+    assert (Interaction.objects.count(), Attachment.objects.count(), Conversation.objects.count()) == counts
+
+    grace = Identity.objects.get(workspace=seed.workspace, kind="phone", value="+15005550101").customer
+    timeline = Interaction.objects.filter(customer=grace)
+    kinds = {(i.channel.kind if i.channel else "", i.kind) for i in timeline}
+    assert {("sms", "message"), ("email", "message"), ("voice", "call")} <= kinds
+    mms = timeline.get(provider_message_id="MMDEMO0001")
+    assert mms.attachments.get().content_type == "image/png"
+    call = timeline.get(kind="call")
+    assert call.body  # the voicemail transcript
+
+    client.login(username="agent", password="demo-pass-123")
+    sms_conversation = Conversation.objects.filter(customer=grace, channel__kind="sms").first()
+    assert sms_conversation is not None
+    page = client.get(f"/conversations/{sms_conversation.pk}/").content.decode()
+    assert "keyboard.png" in page or f"/attachments/{mms.attachments.get().pk}/" in page
+    assert escape(call.body[:30]) in page
+    assert "invoice" in page  # the email thread
