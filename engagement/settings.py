@@ -131,7 +131,14 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # channels_redis blocks up to 5 s in BZPOPMIN per receive; redis-py's default 5 s socket timeout
         # would race it and kill the consumer ("Timeout reading from ..."), so reads may take longer.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": "engagement:asgi"},
+        # A console or visitor socket whose queue is full silently loses group messages (channels_redis
+        # default capacity: 100); a busy inbox can burst past that, so give each channel room.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": "engagement:asgi",
+            "capacity": int(os.environ.get("CHANNEL_LAYER_CAPACITY", "2000")),
+            "expiry": 60,
+        },
     }
 }
 
