@@ -10,6 +10,9 @@ from engagement.models import Workspace
 
 from .models import IdentityKind
 
+# ``Identity.value`` is a varchar of this length.
+IDENTIFIER_MAX_LENGTH = 320
+
 
 class InvalidIdentifier(ValueError):
     """An identifier that cannot be normalized (not a phone number, not an email address)."""
@@ -59,8 +62,11 @@ def identifier_normalize(identifier: Identifier, *, workspace: Workspace) -> Ide
         value = identifier.value.strip()
         if not value:
             raise InvalidIdentifier(f"empty {identifier.kind} identifier")
-        if len(value) > 320:
-            raise InvalidIdentifier(f"{identifier.kind} identifier is longer than 320 characters")
     else:
         raise InvalidIdentifier(f"unknown identifier kind {identifier.kind!r}")
+    # Checked on the normalized value (IDNA lengthens a domain): a longer one would not fit the column.
+    if len(value) > IDENTIFIER_MAX_LENGTH:
+        raise InvalidIdentifier(
+            f"{identifier.kind} identifier is longer than {IDENTIFIER_MAX_LENGTH} characters"
+        )
     return Identifier(identifier.kind, value, identifier.verified)

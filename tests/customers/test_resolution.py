@@ -74,7 +74,13 @@ def test_new_identifiers_are_linked_to_the_known_customer(workspace):
 
 
 def test_invalid_identifiers_raise(workspace):
-    for ident in (Identifier("phone", "banana"), Identifier("email", "no-at"), Identifier("fax", "1")):
+    too_long = Identifier("email", "a" * 320 + "@example.com")  # longer than the identity column
+    for ident in (
+        Identifier("phone", "banana"),
+        Identifier("email", "no-at"),
+        Identifier("fax", "1"),
+        too_long,
+    ):
         with pytest.raises(InvalidIdentifier):
             customer_resolve_identifiers(workspace=workspace, identifiers=[ident])
     with pytest.raises(InvalidIdentifier):
