@@ -105,21 +105,20 @@ def message_send(
         if conversation is None:
             conversation, _ = conversation_find_or_open(customer=customer, channel=channel, at=now)
         decision = consent_check_send(customer=customer, channel_kind=channel.kind, purpose=purpose)
-        if not decision.allowed:
-            return _record_blocked(
-                workspace=workspace,
-                channel=channel,
-                customer=customer,
-                conversation=conversation,
-                body=body,
-                address=address,
-                author=author,
-                automation_rule=automation_rule,
-                idempotency_key=idempotency_key,
-                purpose=purpose,
-                reason=decision.reason,
-                detail=decision.detail,
-            )
+        metadata: dict[str, object] = {"purpose": purpose}
+        if media_urls:
+            metadata["media_urls"] = list(media_urls)
+        outcome: dict[str, object]
+        if decision.allowed:
+            outcome = {"status": InteractionStatus.QUEUED, "next_attempt_at": now}
+        else:
+            # Not dropped: on the timeline as "blocked" with the reason; never handed to a provider.
+            metadata["blocked_reason"] = decision.reason
+            outcome = {
+                "status": InteractionStatus.BLOCKED,
+                "error_code": f"consent:{decision.reason}"[:32],
+                "error_message": decision.detail[:500],
+            }
         try:
             with transaction.atomic():
                 interaction = Interaction.objects.create(
@@ -131,28 +130,28 @@ def message_send(
                     direction=Direction.OUTBOUND,
                     body=body,
                     customer_address=address,
-                    status=InteractionStatus.QUEUED,
                     status_changed_at=now,
                     idempotency_key=idempotency_key,
                     author=author,  # type: ignore[misc]
                     automation_rule=automation_rule,
-                    next_attempt_at=now,
-                    metadata={"purpose": purpose, **({"media_urls": list(media_urls)} if media_urls else {})},
+                    metadata=metadata,
                     created_at=now,
+                    **outcome,
                 )
         except IntegrityError:
             if not idempotency_key:
                 raise
             return Interaction.objects.get(workspace=workspace, idempotency_key=idempotency_key), False
-        conversation_touch(conversation=conversation, at=now, preview=body, reopen=False)
-        interaction_pk = interaction.pk
+        if decision.allowed:
+            conversation_touch(conversation=conversation, at=now, preview=body, reopen=False)
+            interaction_pk = interaction.pk
 
-        def _enqueue() -> None:
-            from channels_outbound.tasks import send_interaction
+            def _enqueue() -> None:
+                from channels_outbound.tasks import send_interaction
 
-            send_interaction.delay(interaction_pk)
+                send_interaction.delay(interaction_pk)
 
-        transaction.on_commit(_enqueue)
+            transaction.on_commit(_enqueue)
         events.publish_on_commit(
             events.DomainEvent(
                 name=events.INTERACTION_UPDATED,
@@ -160,62 +159,10 @@ def message_send(
                 interaction_id=interaction.pk,
                 conversation_id=conversation.pk,
                 customer_id=customer.pk,
-                data={"status": InteractionStatus.QUEUED},
+                data={
+                    "status": interaction.status,
+                    **({"blocked_reason": decision.reason} if not decision.allowed else {}),
+                },
             )
         )
-    return interaction, True
-
-
-def _record_blocked(
-    *,
-    workspace: Workspace,
-    channel: Channel,
-    customer: Customer,
-    conversation: Conversation,
-    body: str,
-    address: str,
-    author: AbstractBaseUser | None,
-    automation_rule: AutomationRule | None,
-    idempotency_key: str | None,
-    purpose: str,
-    reason: str,
-    detail: str,
-) -> tuple[Interaction, bool]:
-    """Put a send consent forbids on the timeline as ``blocked`` (never handed to a provider)."""
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            interaction = Interaction.objects.create(
-                workspace=workspace,
-                customer=customer,
-                conversation=conversation,
-                channel=channel,
-                kind=InteractionKind.MESSAGE,
-                direction=Direction.OUTBOUND,
-                body=body,
-                customer_address=address,
-                status=InteractionStatus.BLOCKED,
-                status_changed_at=now,
-                idempotency_key=idempotency_key,
-                author=author,  # type: ignore[misc]
-                automation_rule=automation_rule,
-                error_code=f"consent:{reason}"[:32],
-                error_message=detail[:500],
-                metadata={"purpose": purpose, "blocked_reason": reason},
-                created_at=now,
-            )
-    except IntegrityError:
-        if not idempotency_key:
-            raise
-        return Interaction.objects.get(workspace=workspace, idempotency_key=idempotency_key), False
-    events.publish_on_commit(
-        events.DomainEvent(
-            name=events.INTERACTION_UPDATED,
-            workspace_id=workspace.pk,
-            interaction_id=interaction.pk,
-            conversation_id=conversation.pk,
-            customer_id=customer.pk,
-            data={"status": InteractionStatus.BLOCKED, "blocked_reason": reason},
-        )
-    )
     return interaction, True
