@@ -28,8 +28,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from engagement.models import Channel
+from engagement.realtime import presence_add, presence_remove, visitor_key
 
-from . import presence
 from .services import (
     Visitor,
     WebchatError,
@@ -79,8 +79,8 @@ class WebchatConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.visitor is not None:
             await self.channel_layer.group_discard(self.visitor.group, self.channel_name)
-            await database_sync_to_async(presence.presence_remove)(
-                key=presence.visitor_key(self.visitor.channel_id, self.visitor.visitor_id),
+            await database_sync_to_async(presence_remove)(
+                key=visitor_key(self.visitor.channel_id, self.visitor.visitor_id),
                 member=self.channel_name,
             )
 
@@ -122,8 +122,8 @@ class WebchatConsumer(AsyncJsonWebsocketConsumer):
 
     async def _heartbeat(self) -> None:
         assert self.visitor is not None
-        await database_sync_to_async(presence.presence_add)(
-            key=presence.visitor_key(self.visitor.channel_id, self.visitor.visitor_id),
+        await database_sync_to_async(presence_add)(
+            key=visitor_key(self.visitor.channel_id, self.visitor.visitor_id),
             member=self.channel_name,
         )
 

@@ -39,8 +39,7 @@ from channels_inbound.services import events_ingest
 from customers.services import Identifier, InvalidIdentifier, customer_resolve_identifiers, email_normalize
 from engagement.models import Attachment, Channel, ChannelKind, Interaction, InteractionStatus
 from engagement.models.conversations import Direction, InteractionKind
-
-from . import presence
+from engagement.realtime import agents_online_count, presence_count, visitor_key, webchat_visitor_group
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +120,9 @@ class Visitor:
 
 
 def visitor_group(channel_id: int, visitor_id: str) -> str:
-    """The channel-layer group every open widget of one visitor listens on."""
-    return f"webchat.{channel_id}.{visitor_id}"
+    """The channel-layer group every open widget of one visitor listens on (named by the core, which
+    also publishes the agent's typing indicator to it)."""
+    return webchat_visitor_group(channel_id, visitor_id)
 
 
 # ---------------------------------------------------------------- channel and its settings
@@ -185,7 +185,7 @@ def webchat_availability(*, channel: Channel, now: datetime | None = None) -> di
     visitor about when to expect a reply."""
     config = channel.config
     in_hours = _in_office_hours(config, now or timezone.now())
-    agents = presence.presence_count(key=presence.agents_key(channel.workspace_id)) if in_hours else 0
+    agents = agents_online_count(workspace_id=channel.workspace_id) if in_hours else 0
     return {
         "online": in_hours and agents > 0,
         "in_office_hours": in_hours,
@@ -560,7 +560,7 @@ def webchat_delivery_report(*, channel: Channel, interaction_ids: Sequence[int])
 
 
 def visitor_is_online(*, channel_id: int, visitor_id: str) -> bool:
-    return presence.presence_count(key=presence.visitor_key(channel_id, visitor_id)) > 0
+    return presence_count(key=visitor_key(channel_id, visitor_id)) > 0
 
 
 def webchat_push_now(*, channel_id: int, visitor_id: str, message: dict[str, Any]) -> None:
@@ -569,39 +569,3 @@ def webchat_push_now(*, channel_id: int, visitor_id: str, message: dict[str, Any
     if layer is None:
         return
     async_to_sync(layer.group_send)(visitor_group(channel_id, visitor_id), message)
-
-
-# ---------------------------------------------------------------- the agent side
-
-
-def webchat_agent_presence(*, workspace_id: int, connection: str, present: bool) -> None:
-    """An agent's console connection opened (or sent its heartbeat), or closed."""
-    key = presence.agents_key(workspace_id)
-    if present:
-        presence.presence_add(key=key, member=connection)
-    else:
-        presence.presence_remove(key=key, member=connection)
-
-
-def webchat_agent_typing(*, workspace_id: int, conversation_id: int, author: str, typing: bool) -> bool:
-    """Show the visitor of a webchat conversation of ``workspace_id`` that ``author`` is (no longer)
-    typing. Publishes immediately; anything but a webchat conversation of that workspace is ignored."""
-    row = (
-        Interaction.objects.filter(
-            workspace_id=workspace_id,
-            conversation_id=conversation_id,
-            channel__kind=ChannelKind.WEBCHAT,
-            direction=Direction.INBOUND,
-        )
-        .order_by("-pk")
-        .values_list("channel_id", "customer_address")
-        .first()
-    )
-    if row is None or row[0] is None:
-        return False
-    webchat_push_now(
-        channel_id=row[0],
-        visitor_id=row[1],
-        message={"type": "webchat.typing", "author": author[:100], "typing": typing},
-    )
-    return True

@@ -7,8 +7,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from channels_inbound.webchat.services import webchat_agent_presence, webchat_agent_typing
-from engagement.realtime import workspace_group
+from engagement.realtime import agent_presence_set, agent_typing_publish_now, workspace_group
 from engagement.services.tenancy import membership_for_user
 
 
@@ -39,7 +38,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     # Webchat: an open console counts as an agent online (the widget then promises a live answer), and
     # typing in a webchat conversation's reply box shows "<agent> is typing…" to the visitor.
     async def _present(self, present: bool) -> None:
-        await database_sync_to_async(webchat_agent_presence)(
+        await database_sync_to_async(agent_presence_set)(
             workspace_id=self.workspace_id, connection=self.channel_name, present=present
         )
 
@@ -50,7 +49,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self._present(True)
         elif content.get("type") == "typing" and isinstance(content.get("conversation_id"), int):
             user = self.scope["user"]
-            await database_sync_to_async(webchat_agent_typing)(
+            await database_sync_to_async(agent_typing_publish_now)(
                 workspace_id=self.workspace_id,
                 conversation_id=content["conversation_id"],
                 author=user.get_full_name() or user.get_username(),
