@@ -130,6 +130,15 @@ def _part_bytes(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
+def _text_content(part: Message) -> str:
+    """A text part decoded by the stdlib; a charset Python does not know falls back to UTF-8 with
+    replacement characters rather than failing the whole mail (SendGrid would retry it forever)."""
+    try:
+        return str(part.get_content()) if isinstance(part, EmailMessage) else _part_bytes(part).decode()
+    except (LookupError, UnicodeDecodeError):
+        return _part_bytes(part).decode("utf-8", errors="replace")
+
+
 def _original_message_ids(leaves: list[Message]) -> list[str]:
     """Message-IDs of the message a delivery-status report (bounce) is about."""
     found = []
@@ -171,8 +180,7 @@ def _from_raw_mime(data: bytes) -> _Mail:
         disposition = (part.get_content_disposition() or "").lower()
         filename = part.get_filename() or ""
         if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-            content = part.get_content() if isinstance(part, EmailMessage) else _part_bytes(part).decode()
-            (texts if ctype == "text/plain" else htmls).append(str(content))
+            (texts if ctype == "text/plain" else htmls).append(_text_content(part))
             continue
         if ctype in ("message/delivery-status", "text/rfc822-headers") and disposition != "attachment":
             texts.append(_part_bytes(part).decode(errors="replace"))

@@ -215,6 +215,17 @@ def test_raw_mime_with_charset_attachment_and_inline_image(client, email_channel
     assert (attachments["photo.png"].content_id, attachments["photo.png"].inline) == ("photo1", True)
 
 
+def test_raw_mime_with_an_unknown_charset_is_kept_not_refused(client, email_channel):
+    msg = raw_mail(text="placeholder")
+    raw = msg.as_bytes().replace(b'charset="utf-8"', b'charset="x-no-such-charset"')
+    raw = raw.replace(b"placeholder", b"Caf\xc3\xa9 order 42")
+    assert b"x-no-such-charset" in raw
+    body, content_type = multipart_body({**raw_post_fields(msg), "email": raw})
+    resp = post_inbound(client, email_channel, body, content_type)
+    assert resp.status_code == 200, resp.content
+    assert Interaction.objects.get().body.strip() == "Caf\u00e9 order 42"
+
+
 # ---------------------------------------------------------------- security and robustness
 
 
