@@ -153,3 +153,40 @@ def test_resolve_and_reopen(agent_client: Client, sms_channel, django_capture_on
     agent_client.post(status_url, {"status": "bogus"})
     assert Conversation.objects.get(pk=conversation_pk(item)).status == "open"
     assert agent_client.get(status_url).status_code == 405
+
+
+@pytest.mark.django_db
+def test_conversation_page_query_count_does_not_grow_with_the_timeline(
+    agent_client: Client, sms_channel, django_assert_max_num_queries
+) -> None:
+    from django.core.files.base import ContentFile
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from engagement.models import Attachment
+
+    def add(n: int) -> Interaction:
+        item = inbound(sms_channel, "+14155550100", f"photo {n}")
+        Interaction.objects.filter(pk=item.pk).update(
+            metadata={"media": [{"url": "", "content_type": "image/png"}]}
+        )
+        Attachment.objects.create(
+            workspace=item.workspace,
+            interaction=item,
+            file=ContentFile(b"png", name=f"p{n}.png"),
+            filename=f"p{n}.png",
+            content_type="image/png",
+            size=3,
+        )
+        return item
+
+    first = add(0)
+    url = f"/conversations/{first.conversation_id}/"
+    agent_client.get(url)  # warm the session
+    with CaptureQueriesContext(connection) as one:
+        assert agent_client.get(url).status_code == 200
+    for n in range(1, 15):
+        add(n)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        page = agent_client.get(url).content.decode()
+    assert "p14.png" in page or "/attachments/" in page
