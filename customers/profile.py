@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zoneinfo
+from collections.abc import Iterable
 from typing import Any
 
 import phonenumbers
@@ -161,14 +162,23 @@ def customer_update(
     return locked
 
 
-def customer_timezone(*, customer: Customer) -> tuple[str | None, str]:
+def customer_timezone(
+    *, customer: Customer, identities: Iterable[Identity] | None = None
+) -> tuple[str | None, str]:
     """The customer's time zone and where it comes from: ``("Europe/Oslo", "explicit")``, inferred from
-    a phone number (``"phone"``) when the number's country has exactly one zone, or ``(None, "")``."""
+    a phone number (``"phone"``) when the number's country has exactly one zone, or ``(None, "")``.
+
+    ``identities``: the customer's identities when the caller already holds them (a list serializer's
+    prefetch), so a page of customers costs no query per customer; otherwise they are read."""
     if customer.timezone:
         return customer.timezone, "explicit"
-    phones = Identity.objects.filter(
-        workspace_id=customer.workspace_id, customer=customer, kind=IdentityKind.PHONE
-    ).order_by("-last_seen_at")
+    if identities is None:
+        identities = Identity.objects.filter(
+            workspace_id=customer.workspace_id, customer=customer, kind=IdentityKind.PHONE
+        )
+    phones = sorted(
+        (i for i in identities if i.kind == IdentityKind.PHONE), key=lambda i: i.last_seen_at, reverse=True
+    )
     for identity in phones:
         try:
             number = phonenumbers.parse(identity.value)

@@ -139,7 +139,7 @@ class CustomerOutSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_effective_timezone(self, obj: Customer) -> dict[str, str | None]:
-        zone, source = customer_timezone(customer=obj)
+        zone, source = customer_timezone(customer=obj, identities=obj.identities.all())
         return {"zone": zone, "source": source}
 
 

@@ -69,12 +69,13 @@ def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
             except MergeRejected as exc:
                 messages.error(request, str(exc))
     interactions, truncated = q.interaction_list_for_timeline(workspace=request.workspace, customer=customer)
-    zone, zone_source = customer_timezone(customer=customer)
+    identities = list(
+        Identity.objects.filter(workspace=request.workspace, customer=customer).order_by("kind", "value")
+    )
+    zone, zone_source = customer_timezone(customer=customer, identities=identities)
     context = {
         "customer": customer,
-        "identities": Identity.objects.filter(workspace=request.workspace, customer=customer).order_by(
-            "kind", "value"
-        ),
+        "identities": identities,
         "zone": zone,
         "zone_source": zone_source,
         "consent": consent_summary(customer=customer),

@@ -194,3 +194,20 @@ def test_everything_is_scoped_to_the_keys_workspace(api, workspace):
     merge = api.post(f"/api/v1/customers/{mine.pk}/merge/", {"other_id": theirs.pk}, format="json")
     assert merge.status_code == 404
     assert api.get("/api/v1/customers/", {"identity": "them@example.com"}).json()["results"] == []
+
+
+def test_listing_customers_costs_the_same_queries_for_one_or_many(
+    api, workspace, django_assert_max_num_queries
+):
+    factories.customer_create(workspace, ("phone", "+4722334455"), name="First")
+    api.get("/api/v1/customers/")  # the key's first use writes its last-used time once
+    with django_assert_max_num_queries(50) as one:
+        assert len(api.get("/api/v1/customers/").json()["results"]) == 1
+    for n in range(5):
+        factories.customer_create(workspace, ("phone", f"+47223344{n:02d}"), name=f"N{n}")
+    with django_assert_max_num_queries(50) as six:
+        body = api.get("/api/v1/customers/").json()
+    assert len(body["results"]) == 6
+    # The effective time zone comes from the prefetched identities, not one query per customer.
+    assert body["results"][0]["effective_timezone"] == {"zone": "Europe/Oslo", "source": "phone"}
+    assert len(six.captured_queries) == len(one.captured_queries)
