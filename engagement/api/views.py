@@ -7,15 +7,13 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from customers.models import Customer
-from customers.services import Identifier, InvalidIdentifier, customer_resolve
 from engagement.models import Channel, Interaction, Workspace
-from engagement.models.channels import CHANNEL_IDENTITY_KIND
-from engagement.services.messaging import message_send
+from engagement.services.messaging import message_send, message_send_to_address
 
 from .serializers import InteractionSerializer, MessageCreateSerializer
 
@@ -43,31 +41,29 @@ class MessageCreate(generics.GenericAPIView):
         channel = Channel.objects.filter(workspace=workspace, pk=data["channel_id"]).first()
         if channel is None:
             raise NotFound("no such channel in this workspace")
+        key = data.get("idempotency_key") or request.headers.get("Idempotency-Key") or None
+        options: dict[str, Any] = {
+            "author": request.user if request.user.is_authenticated else None,
+            "idempotency_key": f"api:{key}" if key else None,
+            "purpose": data["purpose"],
+            "media_urls": data.get("media_urls") or (),
+        }
         if data.get("customer_id"):
             customer = Customer.objects.filter(workspace=workspace, pk=data["customer_id"]).first()
             if customer is None:
                 raise NotFound("no such customer in this workspace")
+            interaction, created = message_send(
+                workspace=workspace,
+                channel=channel,
+                customer=customer,
+                body=data["body"],
+                to_address=data.get("to"),
+                **options,
+            )
         else:
-            try:
-                customer, _ = customer_resolve(
-                    workspace=workspace,
-                    identifier=Identifier(CHANNEL_IDENTITY_KIND[channel.kind], data["to"]),
-                    channel_kind=channel.kind,
-                )
-            except InvalidIdentifier as exc:
-                raise ValidationError({"to": [str(exc)]}) from exc
-        key = data.get("idempotency_key") or request.headers.get("Idempotency-Key") or None
-        interaction, created = message_send(
-            workspace=workspace,
-            channel=channel,
-            customer=customer,
-            body=data["body"],
-            to_address=data.get("to"),
-            author=request.user if request.user.is_authenticated else None,
-            idempotency_key=f"api:{key}" if key else None,
-            purpose=data["purpose"],
-            media_urls=data.get("media_urls") or (),
-        )
+            interaction, created = message_send_to_address(
+                workspace=workspace, channel=channel, to_address=data["to"], body=data["body"], **options
+            )
         return Response(
             InteractionSerializer(interaction).data,
             status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,

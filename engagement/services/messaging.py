@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -11,7 +12,13 @@ from django.utils import timezone
 from customers.consent import SendPurpose, consent_check_send
 from customers.merging import customer_current
 from customers.models import Customer
-from customers.services import Identifier, InvalidIdentifier, customer_primary_address, identifier_normalize
+from customers.services import (
+    Identifier,
+    InvalidIdentifier,
+    customer_primary_address,
+    customer_resolve,
+    identifier_normalize,
+)
 from engagement import events
 from engagement.models import AutomationRule, Channel, Conversation, Interaction, InteractionStatus, Workspace
 from engagement.models.channels import CHANNEL_IDENTITY_KIND
@@ -166,3 +173,28 @@ def message_send(
             )
         )
     return interaction, True
+
+
+def message_send_to_address(
+    *, workspace: Workspace, channel: Channel, to_address: str, body: str, **options: Any
+) -> tuple[Interaction, bool]:
+    """Send to an address rather than a customer: whoever owns it gets the message, a new customer if
+    nobody does. One transaction, so a send that is rejected leaves no new customer behind.
+    ``options`` are :func:`message_send`'s."""
+    with transaction.atomic():
+        try:
+            customer, _ = customer_resolve(
+                workspace=workspace,
+                identifier=Identifier(CHANNEL_IDENTITY_KIND[channel.kind], to_address),
+                channel_kind=channel.kind,
+            )
+        except InvalidIdentifier as exc:
+            raise SendRejected(str(exc)) from exc
+        return message_send(
+            workspace=workspace,
+            channel=channel,
+            customer=customer,
+            body=body,
+            to_address=to_address,
+            **options,
+        )

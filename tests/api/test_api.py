@@ -147,3 +147,17 @@ def test_openapi_schema_and_docs(api, client):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger" in docs.content.lower()
+
+
+@pytest.mark.django_db
+def test_a_rejected_send_to_a_new_address_leaves_no_customer_behind(api, sms_channel):
+    from customers.models import Customer
+
+    resp = api.post(
+        "/api/v1/messages/",
+        {"channel_id": sms_channel.pk, "to": "+14155550199", "body": "x" * 1601},
+        format="json",
+    )
+    assert resp.status_code == 400
+    assert "at most 1600" in resp.content.decode()
+    assert Customer.objects.count() == 0
