@@ -18,7 +18,7 @@ from engagement.models import Channel
 from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
 from ..events import DeliveryStatus, InboundEvent, InboundMessage
 from ..registry import register
-from .twilio_voice import VOICE_HOOKS, call_status_events, parse_voice_events, voice_twiml
+from .twilio_voice import VOICE_HOOKS, call_status_events, parse_voice_events, require_fields, voice_twiml
 
 # Twilio MessageStatus (every value of PROTOCOLS.md C) → our interaction status. None: the status says
 # nothing about a message we sent (receiving/received are inbound states), so the callback is ignored.
@@ -39,12 +39,6 @@ STATUS_MAP: dict[str, str | None] = {
 }
 MAX_MEDIA = 10
 logger = logging.getLogger(__name__)
-
-
-def _require(form: dict[str, str], *names: str) -> None:
-    missing = [n for n in names if not form.get(n)]
-    if missing:
-        raise MalformedPayload(f"missing required field(s): {', '.join(missing)}")
 
 
 @register
@@ -84,7 +78,7 @@ class TwilioAdapter(WebhookAdapter):
         raise MalformedPayload(f"unknown hook {hook!r}")
 
     def _message(self, form: dict[str, str]) -> InboundMessage:
-        _require(form, "MessageSid", "From", "To")
+        require_fields(form, "MessageSid", "From", "To")
         try:
             sender = phone_normalize(form["From"])
         except InvalidIdentifier as exc:
@@ -118,7 +112,7 @@ class TwilioAdapter(WebhookAdapter):
         )
 
     def _status(self, form: dict[str, str], query: QueryDict) -> DeliveryStatus | None:
-        _require(form, "MessageSid")
+        require_fields(form, "MessageSid")
         raw_status = form.get("MessageStatus") or form.get("SmsStatus")
         if not raw_status:
             raise MalformedPayload("missing required field(s): MessageStatus")

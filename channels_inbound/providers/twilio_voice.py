@@ -47,7 +47,8 @@ def hook_url(channel: Channel, hook: str, **query: str) -> str:
     return f"{settings.PUBLIC_BASE_URL}{path}" + (f"?{urlencode(query)}" if query else "")
 
 
-def _require(form: dict[str, str], *names: str) -> None:
+def require_fields(form: dict[str, str], *names: str) -> None:
+    """Raise MalformedPayload naming every field of ``names`` that ``form`` lacks or leaves empty."""
     missing = [n for n in names if not form.get(n)]
     if missing:
         raise MalformedPayload(f"missing required field(s): {', '.join(missing)}")
@@ -75,7 +76,7 @@ def _caller(form: dict[str, str]) -> Identifier | None:
 def parse_voice_events(form: dict[str, str], hook: str, query: QueryDict) -> list[CallEvent]:
     now = timezone.now()
     if hook == "voice":
-        _require(form, "CallSid")
+        require_fields(form, "CallSid")
         if not (form.get("From") or form.get("Caller")):
             raise MalformedPayload("missing required field(s): From")
         caller = _caller(form)
@@ -99,10 +100,10 @@ def parse_voice_events(form: dict[str, str], hook: str, query: QueryDict) -> lis
             )
         ]
     if hook == "voice-menu":
-        _require(form, "CallSid")
+        require_fields(form, "CallSid")
         return []
     if hook == "voice-dial":
-        _require(form, "CallSid", "DialCallStatus")
+        require_fields(form, "CallSid", "DialCallStatus")
         if form["DialCallStatus"] != "completed":
             return []
         return [
@@ -119,7 +120,7 @@ def parse_voice_events(form: dict[str, str], hook: str, query: QueryDict) -> lis
             )
         ]
     if hook == "voice-done":
-        _require(form, "CallSid")
+        require_fields(form, "CallSid")
         if not form.get("RecordingUrl"):
             return []  # nothing was recorded
         return [
@@ -132,13 +133,13 @@ def parse_voice_events(form: dict[str, str], hook: str, query: QueryDict) -> lis
                 raw=form,
             )
         ]
-    if hook in ("call-status", "status"):
+    if hook == "call-status":
         return call_status_events(form, query)
     if hook == "recording":
-        _require(form, "CallSid", "RecordingSid", "RecordingStatus")
+        require_fields(form, "CallSid", "RecordingSid", "RecordingStatus")
         status = form["RecordingStatus"]
         if status == "completed":
-            _require(form, "RecordingUrl")
+            require_fields(form, "RecordingUrl")
         url = form.get("RecordingUrl", "")
         extension, content_type = RECORDING_FORMAT
         if url and not url.rsplit("/", 1)[-1].count("."):
@@ -158,7 +159,7 @@ def parse_voice_events(form: dict[str, str], hook: str, query: QueryDict) -> lis
             )
         ]
     if hook == "transcription":
-        _require(form, "CallSid", "TranscriptionSid", "TranscriptionStatus")
+        require_fields(form, "CallSid", "TranscriptionSid", "TranscriptionStatus")
         return [
             CallEvent(
                 provider_event_id=f"{form['TranscriptionSid']}:{form['TranscriptionStatus']}",
@@ -177,7 +178,7 @@ def parse_voice_events(form: dict[str, str], hook: str, query: QueryDict) -> lis
 
 def call_status_events(form: dict[str, str], query: QueryDict) -> list[CallEvent]:
     """A call status callback: for the customer's call, or (``?leg=``) for a leg we dialled."""
-    _require(form, "CallSid", "CallStatus")
+    require_fields(form, "CallSid", "CallStatus")
     status = form["CallStatus"]
     if status not in CALL_STATUS_RANK:
         logger.warning("ignored unknown CallStatus %r for %s", status, form["CallSid"])
@@ -186,7 +187,7 @@ def call_status_events(form: dict[str, str], query: QueryDict) -> list[CallEvent
     if leg not in LEGS:
         raise MalformedPayload(f"leg must be one of agent, customer; got {leg!r}")
     if leg == "agent":
-        _require(form, "ParentCallSid")
+        require_fields(form, "ParentCallSid")
     iid = query.get("iid", "")
     inbound = not leg and form.get("Direction", "inbound") == "inbound" and not iid
     return [
