@@ -15,6 +15,9 @@ from typing import Any
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
+from engagement.models import Channel
+from engagement.services.calls import call_flow_for
+
 from ..base import OutboundMessage, OutboundSender, SendResult
 from ..registry import register
 from .twilio_sms import twilio_client, twilio_error_result
@@ -23,9 +26,9 @@ STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 CALL_TIMEOUT_SECONDS = 30
 
 
-def _voice(config: dict[str, Any]) -> dict[str, str]:
-    flow = config.get("call_flow") or {}
-    return {"voice": flow.get("voice", "alice"), "language": flow.get("language", "en-US")}
+def _voice(channel: Channel) -> dict[str, str]:
+    flow = call_flow_for(channel=channel)
+    return {"voice": flow.voice, "language": flow.language}
 
 
 @register
@@ -35,7 +38,7 @@ class TwilioVoiceSender(OutboundSender):
 
     def build_payload(self, message: OutboundMessage) -> dict[str, Any]:
         response = VoiceResponse()
-        voice = _voice(message.channel.config)
+        voice = _voice(message.channel)
         if message.connect_via:
             response.say("Connecting your call.", **voice)
             dial = Dial(

@@ -170,14 +170,19 @@ def call_agents_on_duty(*, channel: Channel) -> list[Membership]:
     )
 
 
-def call_plan(*, channel: Channel, at: datetime | None = None) -> CallPlan:
-    """The channel's call flow at ``at``: open or closed, and whose phones to ring."""
+def call_flow_for(*, channel: Channel) -> CallFlow:
+    """The voice channel's stored call flow, or the default one (logged) when the stored one is invalid."""
     try:
-        flow = call_flow_parse(channel.config.get("call_flow"))
+        return call_flow_parse(channel.config.get("call_flow"))
     except CallFlowInvalid:
         # A caller must hear something: the default flow, while the stored one gets fixed.
         logger.exception("channel %s has an invalid call flow; using the default", channel.pk)
-        flow = CallFlow()
+        return CallFlow()
+
+
+def call_plan(*, channel: Channel, at: datetime | None = None) -> CallPlan:
+    """The channel's call flow at ``at``: open or closed, and whose phones to ring."""
+    flow = call_flow_for(channel=channel)
     is_open = flow.is_open(at or timezone.now())
     phones = tuple(m.phone for m in call_agents_on_duty(channel=channel)) if is_open else ()
     return CallPlan(flow=flow, is_open=is_open, agent_phones=phones)

@@ -223,3 +223,31 @@ def test_invalid_number_fails_without_retry(voice_channel, caller_agent, fake_tw
     out.refresh_from_db()
     assert attempt.outcome == Outcome.FAILED
     assert (out.status, out.error_code) == ("failed", "21211")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("call_flow", "voice", "language"),
+    [
+        ({"voice": "Polly.Amy", "language": "en-GB"}, "Polly.Amy", "en-GB"),
+        ({"voice": "Polly.Amy", "hours": "always"}, "alice", "en-US"),  # invalid flow: the default's
+    ],
+)
+def test_voice_message_speaks_with_the_call_flows_voice(
+    voice_channel, fake_twilio, call_flow, voice, language
+):
+    from engagement.services.messaging import message_send
+
+    voice_channel.config = {**voice_channel.config, "call_flow": call_flow}
+    voice_channel.save(update_fields=["config"])
+    out, _ = message_send(
+        workspace=voice_channel.workspace,
+        channel=voice_channel,
+        customer=_customer(voice_channel.workspace),
+        body="Your table is ready",
+    )
+    outbound_interaction_send(interaction_id=out.pk)
+    (call,) = fake_twilio.calls
+    say = ET.fromstring(call["Twiml"]).find("Say")  # noqa: S314 - TwiML we generated
+    assert say is not None
+    assert (say.get("voice"), say.get("language")) == (voice, language)
