@@ -9,16 +9,15 @@ a button that makes the same POST, so prefetching never unsubscribes anyone.
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from customers.consent import consent_record, consent_state
 from customers.models import Customer
 from engagement.models import Channel
+from engagement.services.email_feedback import email_unsubscribe_record
 from engagement.services.email_threading import unsubscribe_token_read
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
@@ -30,32 +29,13 @@ def _page(title: str, content: SafeString, status: int = 200) -> HttpResponse:
     return HttpResponse(format_html(PAGE, title=title, content=content), status=status)
 
 
-def email_unsubscribe_record(
-    *, customer: Customer, channel: Channel, interaction_id: int, method: str
-) -> bool:
-    """Opt the customer out of marketing email. Returns False when they already were (nothing recorded)."""
-    with transaction.atomic():
-        Customer.objects.select_for_update().filter(pk=customer.pk).first()
-        if consent_state(customer=customer, channel="email", purpose="marketing") == "opted_out":
-            return False
-        consent_record(
-            customer=customer,
-            channel="email",
-            status="opted_out",
-            source="unsubscribe_link",
-            purpose="marketing",
-            evidence={"interaction_id": interaction_id, "channel_id": channel.pk, "method": method},
-        )
-    return True
-
-
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     data = unsubscribe_token_read(token)
     customer = channel = None
     if data is not None:
-        channel = Channel.objects.filter(pk=data["ch"]).first()
+        channel = Channel.objects.select_related("workspace").filter(pk=data["ch"]).first()
         customer = Customer.objects.filter(pk=data["c"]).first()
     if data is None or customer is None or channel is None or customer.workspace_id != channel.workspace_id:
         return _page("Link not valid", mark_safe("<p>This unsubscribe link is not valid.</p>"), status=404)

@@ -9,7 +9,8 @@ from typing import Any
 
 from django.db import transaction
 
-from customers.consent import consent_record
+from customers.consent import consent_record, consent_state
+from customers.models import Customer
 from engagement import events
 from engagement.models import Channel, Interaction
 from engagement.models.conversations import Direction
@@ -90,3 +91,27 @@ def interaction_record_feedback(
             )
         )
     return interaction
+
+
+def email_unsubscribe_record(
+    *, customer: Customer, channel: Channel, interaction_id: int, method: str
+) -> bool:
+    """Opt the customer out of marketing email (one-click unsubscribe, RFC 8058). Returns False when they
+    already were, and then records nothing: mailbox providers repeat the POST.
+
+    Precondition: ``customer`` and ``channel`` belong to the same workspace (the caller checked the
+    signed token). Owns its transaction; the customer row is locked so concurrent POSTs record one row.
+    """
+    with transaction.atomic():
+        Customer.objects.select_for_update().filter(pk=customer.pk).first()
+        if consent_state(customer=customer, channel="email", purpose="marketing") == "opted_out":
+            return False
+        consent_record(
+            customer=customer,
+            channel="email",
+            status="opted_out",
+            source="unsubscribe_link",
+            purpose="marketing",
+            evidence={"interaction_id": interaction_id, "channel_id": channel.pk, "method": method},
+        )
+    return True
