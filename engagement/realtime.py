@@ -56,7 +56,8 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
-def _redis() -> redis.Redis:
+def redis_client() -> redis.Redis:
+    """The process's Redis connection (pooled) on ``REDIS_URL``, for presence and counters."""
     return _client(settings.REDIS_URL)
 
 
@@ -71,7 +72,7 @@ def agents_key(workspace_id: int) -> str:
 def presence_add(*, key: str, member: str) -> None:
     """Mark ``member`` (a connection) present under ``key``; also the heartbeat."""
     now = time.time()
-    pipe = _redis().pipeline()
+    pipe = redis_client().pipeline()
     pipe.zadd(key, {member: now + PRESENCE_TTL_SECONDS})
     pipe.zremrangebyscore(key, "-inf", now)
     pipe.expire(key, PRESENCE_TTL_SECONDS * 2)
@@ -79,11 +80,11 @@ def presence_add(*, key: str, member: str) -> None:
 
 
 def presence_remove(*, key: str, member: str) -> None:
-    _redis().zrem(key, member)
+    redis_client().zrem(key, member)
 
 
 def presence_count(*, key: str) -> int:
-    return int(_redis().zcount(key, time.time(), "+inf"))
+    return int(redis_client().zcount(key, time.time(), "+inf"))
 
 
 def agent_presence_set(*, workspace_id: int, connection: str, present: bool) -> None:

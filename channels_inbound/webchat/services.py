@@ -30,7 +30,6 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core import signing
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -39,7 +38,13 @@ from channels_inbound.services import events_ingest
 from customers.services import Identifier, InvalidIdentifier, customer_resolve_identifiers, email_normalize
 from engagement.models import Attachment, Channel, ChannelKind, Interaction, InteractionStatus
 from engagement.models.conversations import Direction, InteractionKind
-from engagement.realtime import agents_online_count, presence_count, visitor_key, webchat_visitor_group
+from engagement.realtime import (
+    agents_online_count,
+    presence_count,
+    redis_client,
+    visitor_key,
+    webchat_visitor_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -213,16 +218,15 @@ def webchat_public_config(*, channel: Channel) -> dict[str, Any]:
 
 def rate_limit_consume(*, bucket: str, key: str) -> None:
     """Count one action against ``settings.WEBCHAT_RATE_LIMITS[bucket] = (limit, window seconds)``
-    (a fixed window in Redis through the cache); raise RateLimited once over the limit."""
+    (a fixed window counted in Redis, one round trip); raise RateLimited once over the limit."""
     limit, window = settings.WEBCHAT_RATE_LIMITS[bucket]
     now = time.time()
-    cache_key = f"webchat:rl:{bucket}:{key}:{int(now // window)}"
-    cache.add(cache_key, 0, timeout=window + 5)
-    try:
-        count = cache.incr(cache_key)
-    except ValueError:  # expired between add and incr
-        cache.set(cache_key, 1, timeout=window + 5)
-        count = 1
+    redis_key = f"engagement:webchat:rl:{bucket}:{key}:{int(now // window)}"
+    # The key names its window, so refreshing the expiry on every hit cannot extend the window.
+    pipe = redis_client().pipeline()
+    pipe.incr(redis_key)
+    pipe.expire(redis_key, window + 5)
+    count = int(pipe.execute()[0])
     if count > limit:
         raise RateLimited(
             f"too many {bucket.replace('_', ' ')}: at most {limit} per {window} s",
