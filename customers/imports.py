@@ -71,6 +71,18 @@ def customer_import_create(
     )
 
 
+def customer_import_start(
+    *, workspace: Any, source: str, filename: str = "", actor: Any = None
+) -> CustomerImport:
+    """Store a pending import and queue its run (``customers.tasks.run_import``) after commit."""
+    from .tasks import run_import  # the task module imports this one
+
+    imp = customer_import_create(workspace=workspace, source=source, filename=filename, actor=actor)
+    import_id = imp.pk
+    transaction.on_commit(lambda: run_import.delay(import_id))
+    return imp
+
+
 def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(";") if v.strip()]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -29,7 +28,7 @@ from customers.duplicates import (
     merge_suggestions_find,
 )
 from customers.identifiers import Identifier, InvalidIdentifier
-from customers.imports import customer_import_create
+from customers.imports import customer_import_start
 from customers.merging import (
     MergeRejected,
     customer_current,
@@ -580,13 +579,9 @@ class CustomerImportViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, 
             source, filename = str(_data(request).get("csv", "")), ""
         if not source.strip():
             raise ValidationError({"file": ["send a CSV file (multipart 'file') or 'csv' text"]})
-        imp = customer_import_create(
+        imp = customer_import_start(
             workspace=_workspace(request), source=source, filename=filename, actor=_actor(request)
         )
-        from customers.tasks import run_import
-
-        import_id = imp.pk
-        transaction.on_commit(lambda: run_import.delay(import_id))
         return Response(ImportSerializer(imp).data, status=status.HTTP_202_ACCEPTED)
 
 
