@@ -128,18 +128,23 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
 
 def _record_result(*, interaction_id: int, result: SendResult, final_attempt: bool) -> SendAttempt:
     with transaction.atomic():
-        interaction = Interaction.objects.select_for_update().get(pk=interaction_id)
+        interaction = (
+            Interaction.objects.select_for_update(of=("self",))
+            .select_related("channel", "customer")
+            .get(pk=interaction_id)
+        )
         now = timezone.now()
         fields = ["status", "status_changed_at", "error_code", "error_message", "next_attempt_at", "metadata"]
         interaction.error_code, interaction.error_message = result.error_code, result.error_message
         if result.raw:
             interaction.metadata = {**interaction.metadata, "provider": result.raw}
         segments = result.segments
-        if segments is None and interaction.kind == InteractionKind.MESSAGE and interaction.channel_id:
-            channel_kind = (
-                Channel.objects.filter(pk=interaction.channel_id).values_list("kind", flat=True).first()
-            )
-            segments = sms_segment_count(interaction.body) if channel_kind == "sms" else None
+        if (
+            segments is None
+            and interaction.kind == InteractionKind.MESSAGE
+            and interaction.channel is not None
+        ):
+            segments = sms_segment_count(interaction.body) if interaction.channel.kind == "sms" else None
         if segments is not None:
             interaction.segments = segments
             fields.append("segments")
