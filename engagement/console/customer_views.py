@@ -159,7 +159,8 @@ def customer_suggestion_view(request: ConsoleRequest, suggestion_id: int) -> Htt
     else:
         merge_suggestion_dismiss(workspace=request.workspace, suggestion=suggestion, actor=actor)
         messages.success(request, "Suggestion dismissed.")
-    return redirect("console:customer", customer_id=int(request.POST.get("back", suggestion.customer_a_id)))
+    back = request.POST.get("back", "")
+    return redirect("console:customer", customer_id=int(back) if back.isdigit() else suggestion.customer_a_id)
 
 
 @require_POST

@@ -88,3 +88,14 @@ def test_other_workspaces_customers_are_404(workspace, agent_client):
     assert agent_client.get(f"/customers/{theirs.pk}/export/").status_code == 404
     agent_client.post(f"/customers/{mine.pk}/merge/", {"other_id": theirs.pk})
     assert Customer.objects.get(pk=theirs.pk).merged_into_id is None
+
+
+def test_dismissing_a_suggestion_with_a_garbled_back_link_returns_to_the_pair(workspace, agent_client):
+    a = factories.customer_create(workspace, ("email", "c@example.com"))
+    b = factories.customer_create(workspace, ("email", "d@example.com"))
+    suggestion = suggestion_record(workspace=workspace, a=a, b=b, reason="same_email", score=0.9, evidence={})
+    assert suggestion is not None
+    resp = agent_client.post(f"/merge-suggestions/{suggestion.pk}/", {"decision": "dismiss", "back": "x"})
+    assert (resp.status_code, resp["Location"]) == (302, f"/customers/{suggestion.customer_a_id}/")
+    suggestion.refresh_from_db()
+    assert suggestion.status == "dismissed"
