@@ -19,6 +19,7 @@ import binascii
 import hashlib
 import json
 import logging
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from email import policy
@@ -103,8 +104,13 @@ def _json_field(form: dict[str, str], name: str, default: Any) -> Any:
         raise MalformedPayload(f"{name} is not valid JSON") from None
 
 
+# Where an HTML-only mail breaks a line: <br>, <br/>, <BR> and the end of a block.
+_LINE_BREAK_RE = re.compile(r"<br\s*/?>|</(?:p|div|li|tr|h[1-6]|blockquote)\s*>", re.IGNORECASE)
+
+
 def _html_to_text(html: str) -> str:
-    return unescape(nh3.clean(html.replace("<br>", "\n").replace("</p>", "</p>\n"), tags=set())).strip()
+    text = unescape(nh3.clean(_LINE_BREAK_RE.sub(lambda m: m.group(0) + "\n", html), tags=set()))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def _key_within(value: str, limit: int) -> str:

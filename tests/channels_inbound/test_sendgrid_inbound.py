@@ -194,6 +194,13 @@ def test_parsed_fields_are_redecoded_with_their_charsets(client, email_channel):
     assert interaction.metadata["email"]["subject"] == "Test subject"
 
 
+def test_html_only_mail_keeps_its_line_breaks_in_the_text_body(client, email_channel):
+    html = "<div>Hello,<br/>where is<BR>my parcel?</div><div>Order 42 &amp; 43</div><p>Ada</p>"
+    body, content_type = multipart_body(fields_sample(text="", html=html))
+    assert post_inbound(client, email_channel, body, content_type).status_code == 200
+    assert Interaction.objects.get().body == "Hello,\nwhere is\nmy parcel?\nOrder 42 & 43\nAda"
+
+
 def test_raw_mime_with_charset_attachment_and_inline_image(client, email_channel):
     msg = raw_mail(text="Grüße, see the photo", html='<p>Grüße <img src="cid:photo1"></p>')
     msg.replace_header("Content-Type", msg["Content-Type"])
