@@ -383,12 +383,13 @@ def call_apply_status(
     An inbound call first seen in a status report (its voice webhook failed) is created from ``caller``.
     Returns the call interaction, or None when it is unknown.
     """
-    if not leg and caller is not None and interaction_id is None:
-        call_record_inbound(channel=channel, caller=caller, call_id=call_id, occurred_at=occurred_at)
     with transaction.atomic():
         interaction = _call_locked(
             channel=channel, call_id=parent_call_id if leg else call_id, interaction_id=interaction_id
         )
+        if interaction is None and not leg and caller is not None and interaction_id is None:
+            call_record_inbound(channel=channel, caller=caller, call_id=call_id, occurred_at=occurred_at)
+            interaction = _call_locked(channel=channel, call_id=call_id, interaction_id=None)
         if interaction is None:
             logger.warning("call status %s for unknown call %s on channel %s", status, call_id, channel.pk)
             return None

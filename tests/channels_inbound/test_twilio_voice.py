@@ -10,11 +10,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from channels_inbound.models import ProviderEvent
 from customers.models import Identity
+from customers.services import Identifier
 from engagement.models import Attachment, AutomationRule, Interaction, Membership
-from engagement.services.calls import CallFlowInvalid, call_flow_parse
+from engagement.services.calls import CallFlowInvalid, call_apply_status, call_flow_parse, call_record_inbound
 from tests import factories
 from tests.conftest import load_payload, post_twilio
 from tests.fakes.twilio_server import FAKE_MP3
@@ -396,3 +400,23 @@ def test_voice_webhook_query_count_is_bounded(
             "call-status",
             _call_form("CA" + "2" * 32, CallStatus="completed", CallDuration="5"),
         )
+
+
+@pytest.mark.django_db
+def test_status_of_a_known_call_does_not_look_it_up_twice(client, voice_channel):
+    """The number's status callbacks (several per call) lock the known call once; the create path runs
+    only for a call first seen in a status callback."""
+    sid = "CA" + "e" * 32
+    call_record_inbound(
+        channel=voice_channel, caller=Identifier("phone", CALLER), call_id=sid, occurred_at=timezone.now()
+    )
+    with CaptureQueriesContext(connection) as queries:
+        call_apply_status(
+            channel=voice_channel,
+            call_id=sid,
+            status="in-progress",
+            occurred_at=timezone.now(),
+            caller=Identifier("phone", CALLER),
+        )
+    lookups = [q["sql"] for q in queries.captured_queries if 'FROM "engagement_interaction"' in q["sql"]]
+    assert len(lookups) == 1, lookups
