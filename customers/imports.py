@@ -87,52 +87,35 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(";") if v.strip()]
 
 
-def _row_apply(*, imp: CustomerImport, row: dict[str, str], number: int) -> bool:
-    """Apply one row; returns True when it created a customer. Raises on a bad row."""
-    verified = row.get("verified", "").strip().lower() in TRUE
-    identifiers = [
-        Identifier(kind, value, verified)
-        for column, kind in IDENTIFIER_COLUMNS.items()
-        for value in _split(row.get(column, ""))
-    ]
-    if not identifiers:
-        raise RowError("no identifier (email, phone, external_id or webchat_id)")
+def _row_apply(*, imp: CustomerImport, item: _Row) -> bool:
+    """Apply one prepared row through the resolution service, exactly as a single upsert would;
+    returns True when it created a customer."""
     resolution = customer_resolve_identifiers(
         workspace=imp.workspace,
-        identifiers=identifiers,
-        display_name=row.get("name", "").strip(),
+        identifiers=item.idents,
+        display_name=item.name,
         source=MergeSource.IMPORT,
-        event_ref=f"import:{imp.pk}:row:{number}",
+        event_ref=f"import:{imp.pk}:row:{item.number}",
         actor=imp.created_by,
     )
     customer = resolution.customer
-    attributes = {k[5:]: v for k, v in row.items() if k.startswith("attr:") and v.strip()}
-    tags = _split(row.get("tags", ""))
-    tz = row.get("timezone", "").strip()
-    preferred = row.get("preferred_channel", "").strip().lower()
-    if attributes or tags or tz or preferred:
+    if item.has_profile:
         customer_update(
             workspace=imp.workspace,
             customer=customer,
-            attributes=attributes or None,
-            add_tags=tags or None,
-            timezone=tz or None,
-            preferred_channel=preferred or None,
+            attributes=item.attributes or None,
+            add_tags=item.tags or None,
+            timezone=item.timezone or None,
+            preferred_channel=item.preferred or None,
         )
-    for column, value in row.items():
-        if not column.startswith("consent:") or not value.strip():
-            continue
-        parts = column.split(":")
-        if len(parts) != 3:
-            raise RowError(f"consent column {column!r} must be consent:<channel>:<purpose>")
-        purpose = "" if parts[2] == "all" else parts[2]
+    for channel, purpose, status in item.consents:
         consent_record(
             customer=customer,
-            channel=parts[1],
+            channel=channel,
             purpose=purpose,
-            status=value.strip().lower(),
+            status=status,
             source=ConsentSource.IMPORT,
-            evidence={"import_id": imp.pk, "row": number},
+            evidence={"import_id": imp.pk, "row": item.number},
         )
     return resolution.created
 
@@ -176,7 +159,6 @@ class _Row:
     """One row, parsed and validated: what the bulk path writes."""
 
     number: int
-    row: dict[str, str]
     idents: list[Identifier]
     name: str
     attributes: dict[str, Any]
@@ -195,8 +177,8 @@ class _Row:
 def _row_prepare(
     *, imp: CustomerImport, row: dict[str, str], number: int, definitions: dict[str, AttributeDefinition]
 ) -> _Row:
-    """Parse and validate one row without writing; raises what :func:`_row_apply` would raise for it,
-    in the same order (identifiers, profile, consent), so the report reads the same."""
+    """Parse and validate one row without writing (identifiers, profile, consent, in that order); a row
+    that passes only fails later on a database conflict."""
     verified = row.get("verified", "").strip().lower() in TRUE
     identifiers = [
         Identifier(kind, value, verified)
@@ -235,7 +217,6 @@ def _row_prepare(
         consents.append((parts[1], purpose, status))
     return _Row(
         number=number,
-        row=row,
         idents=idents,
         name=row.get("name", "").strip()[:200],
         attributes=attributes,
@@ -268,7 +249,7 @@ def _batch_run(imp: CustomerImport, batch: Sequence[tuple[int, dict[str, str]]])
         for item in slow:
             try:
                 with transaction.atomic():
-                    was_created = _row_apply(imp=imp, row=item.row, number=item.number)
+                    was_created = _row_apply(imp=imp, item=item)
             except ROW_ERRORS as exc:
                 errors.append((item.number, str(exc)))
             else:
