@@ -67,30 +67,20 @@ def sms_keyword_handle(*, interaction: Interaction) -> Keyword | None:
         "provider_message_id": interaction.provider_message_id,
         "body": interaction.body.strip(),
     }
-    if keyword == Keyword.OPT_OUT:
-        consent_record(
-            customer=interaction.customer,
-            channel=ConsentChannel.SMS,
-            status=ConsentStatus.OPTED_OUT,
-            source=ConsentSource.SMS_KEYWORD,
-            evidence=evidence,
-            occurred_at=interaction.created_at,
-            address=interaction.customer_address,
-        )
-        reply = OPT_OUT_REPLY.format(name=workspace.name)
-    elif keyword == Keyword.OPT_IN:
-        consent_record(
-            customer=interaction.customer,
-            channel=ConsentChannel.SMS,
-            status=ConsentStatus.OPTED_IN,
-            source=ConsentSource.SMS_KEYWORD,
-            evidence=evidence,
-            occurred_at=interaction.created_at,
-            address=interaction.customer_address,
-        )
-        reply = OPT_IN_REPLY.format(name=workspace.name)
-    else:
+    if keyword == Keyword.HELP:
         reply = workspace.help_text.strip() or HELP_REPLY_DEFAULT.format(name=workspace.name)
+    else:
+        opted_out = keyword == Keyword.OPT_OUT
+        consent_record(
+            customer=interaction.customer,
+            channel=ConsentChannel.SMS,
+            status=ConsentStatus.OPTED_OUT if opted_out else ConsentStatus.OPTED_IN,
+            source=ConsentSource.SMS_KEYWORD,
+            evidence=evidence,
+            occurred_at=interaction.created_at,
+            address=interaction.customer_address,
+        )
+        reply = (OPT_OUT_REPLY if opted_out else OPT_IN_REPLY).format(name=workspace.name)
     if channel.config.get("provider_handles_keywords"):
         return keyword
     try:
