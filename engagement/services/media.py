@@ -37,7 +37,9 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 def _basic_auth_for(channel: Channel | None, url: str) -> tuple[str, str] | None:
-    if channel is None:
+    """The channel's Twilio credentials when ``url`` is on its Twilio API origin; None otherwise (and
+    always for a channel of another provider, which must never get the deployment's Twilio account)."""
+    if channel is None or channel.provider != "twilio":
         return None
     config = channel.config
     account = config.get("account_sid") or settings.TWILIO_ACCOUNT_SID

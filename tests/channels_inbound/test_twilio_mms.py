@@ -10,7 +10,7 @@ from channels_inbound.models import ProviderEvent
 from channels_inbound.providers.twilio import STATUS_MAP
 from customers.models import ConsentEvent
 from customers.services import Identifier, customer_resolve
-from engagement.models import Attachment, Interaction
+from engagement.models import Attachment, Channel, Interaction
 from engagement.services.media import attachment_fetch
 from tests import factories
 from tests.conftest import load_payload, post_twilio
@@ -97,6 +97,19 @@ def test_credentials_are_never_sent_to_another_host(client, workspace, fake_twil
     assert fake_twilio.media_requests[-1][1] is False
     photo.refresh_from_db()
     assert not photo.file
+
+
+@pytest.mark.django_db
+def test_credentials_are_never_sent_for_another_providers_channel(
+    client, sms_channel, fake_twilio, media_root
+):
+    # Media of a channel that is not a Twilio one gets no Twilio credentials, even on Twilio's host.
+    post_twilio(client, sms_channel, "inbound", _mms(fake_twilio))
+    Channel.objects.filter(pk=sms_channel.pk).update(provider="sandbox")
+    photo = Attachment.objects.order_by("id").first()
+    assert photo is not None
+    assert attachment_fetch(attachment_id=photo.pk) is False  # 401: left as a link
+    assert fake_twilio.media_requests[-1][1] is False
 
 
 @pytest.mark.django_db
