@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engagement.models.channels import CHANNEL_IDENTITY_KIND
-
 from .keywords import Keyword, sms_keyword_handle
-from .models import Identity
-from .resolution import SENDER_VERIFIED_CHANNELS
 
 if TYPE_CHECKING:
     from engagement.models import Interaction
@@ -17,18 +13,9 @@ if TYPE_CHECKING:
 def customer_inbound_recorded(*, interaction: Interaction) -> Keyword | None:
     """Called by ``interaction_record_inbound`` inside its transaction, after the interaction is stored.
 
-    Marks the sender's identity verified on channels whose delivery proves the address, and applies SMS
-    keywords (STOP/START/HELP...). Returns the keyword handled, or None.
+    Applies SMS keywords (STOP/START/HELP...). Returns the keyword handled, or None. (The sender's
+    identity was already marked verified by ``customer_resolve_inbound``.)
     """
-    channel = interaction.channel
-    if channel is None:
+    if interaction.channel is None:
         return None
-    if channel.kind in SENDER_VERIFIED_CHANNELS and interaction.customer_address:
-        Identity.objects.filter(
-            workspace_id=interaction.workspace_id,
-            customer_id=interaction.customer_id,
-            kind=CHANNEL_IDENTITY_KIND[channel.kind],
-            value=interaction.customer_address,
-            verified=False,
-        ).update(verified=True)
     return sms_keyword_handle(interaction=interaction)

@@ -11,7 +11,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers.inbound import customer_inbound_recorded
-from customers.services import Identifier, customer_resolve, identifier_normalize
+from customers.resolution import customer_resolve_inbound
+from customers.services import Identifier, identifier_normalize
 from engagement import events
 from engagement.models import Channel, Interaction, InteractionStatus
 from engagement.models.conversations import Direction, InteractionKind
@@ -98,12 +99,14 @@ def interaction_record_inbound(
             )
             preview = email_text_split(body)[0] or subject
         else:
-            customer, _ = customer_resolve(
+            # The sender is verified on channels whose delivery proves the address (SMS, voice,
+            # webchat); the identity row is written only when that or its last-seen time changes.
+            customer = customer_resolve_inbound(
                 workspace=channel.workspace,
-                identifier=sender,
                 channel_kind=channel.kind,
+                sender=sender,
                 display_name=sender_name,
-            )
+            ).customer
             conversation, opened = conversation_find_or_open(
                 customer=customer, channel=channel, at=occurred_at
             )
@@ -137,7 +140,7 @@ def interaction_record_inbound(
         if attachments:
             interaction_attachments_store(interaction=interaction, attachments=attachments)
         conversation_touch(conversation=conversation, at=occurred_at, preview=preview, reopen=True)
-        customer_inbound_recorded(interaction=interaction)  # identity verified, SMS STOP/START/HELP
+        customer_inbound_recorded(interaction=interaction)  # SMS STOP/START/HELP
         names = [events.CONVERSATION_OPENED, events.MESSAGE_RECEIVED] if opened else [events.MESSAGE_RECEIVED]
         if is_auto_reply:
             names = [events.INTERACTION_UPDATED]
