@@ -7,9 +7,8 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from engagement.models import Channel
 from engagement.services import console_queries as q
-from engagement.services.calls import CallRejected, call_click_to_call
+from engagement.services.calls import CallRejected, call_channel_for, call_click_to_call
 
 from .workspace import ConsoleRequest, console_view
 
@@ -23,9 +22,7 @@ def conversation_call(request: ConsoleRequest, conversation_id: int) -> HttpResp
     channel = (
         conversation.channel
         if conversation.channel.kind == "voice"
-        else Channel.objects.filter(workspace=request.workspace, kind="voice", is_active=True)
-        .order_by("pk")
-        .first()
+        else call_channel_for(workspace_id=request.workspace.pk)
     )
     if channel is None or not request.user.is_authenticated:
         messages.error(request, "This workspace has no voice line.")

@@ -543,6 +543,13 @@ class CallRejected(ValueError):
     """The call cannot be placed as asked. The message says why."""
 
 
+def call_channel_for(*, workspace_id: int) -> Channel | None:
+    """The workspace's line for click-to-call: its first active voice channel, if any."""
+    return (
+        Channel.objects.filter(workspace_id=workspace_id, kind="voice", is_active=True).order_by("pk").first()
+    )
+
+
 def call_click_to_call(
     *,
     channel: Channel,

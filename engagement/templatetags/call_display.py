@@ -7,8 +7,9 @@ from typing import Any
 
 from django import template
 
-from engagement.models import Channel, Conversation, Interaction, Membership
+from engagement.models import Conversation, Interaction, Membership
 from engagement.models.conversations import Direction
+from engagement.services.calls import call_channel_for
 
 register = template.Library()
 
@@ -53,23 +54,14 @@ def sms_media(interaction: Interaction) -> dict[str, Any]:
 @register.inclusion_tag("console/_click_to_call.html", takes_context=True)
 def click_to_call(context: template.Context, conversation: Conversation) -> dict[str, Any]:
     """A "Call" button when the workspace has a voice line; disabled until the agent has a phone."""
-    request = context.get("request")
-    voice = (
-        Channel.objects.filter(workspace_id=conversation.workspace_id, kind="voice", is_active=True)
-        .order_by("pk")
-        .first()
-    )
-    user = getattr(request, "user", None)
+    # The console resolved the agent's membership of this workspace already (request.membership).
+    membership: Membership | None = getattr(context.get("request"), "membership", None)
     has_phone = bool(
-        user is not None
-        and user.is_authenticated
-        and Membership.objects.filter(workspace_id=conversation.workspace_id, user_id=user.pk)
-        .exclude(phone="")
-        .exists()
+        membership is not None and membership.workspace_id == conversation.workspace_id and membership.phone
     )
     return {
         "conversation": conversation,
-        "voice": voice,
+        "voice": call_channel_for(workspace_id=conversation.workspace_id),
         "has_phone": has_phone,
         "csrf_token": context.get("csrf_token"),
     }

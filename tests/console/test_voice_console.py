@@ -99,6 +99,8 @@ def test_click_to_call_button_places_a_call(
     page = agent_client.get(f"/conversations/{message.conversation_id}/").content.decode()
     assert "disabled" in page.split('class="click-to-call"')[1].split("</form>")[0]
     Membership.objects.filter(user=agent).update(phone="+14155550777")
+    page = agent_client.get(f"/conversations/{message.conversation_id}/").content.decode()
+    assert "disabled" not in page.split('class="click-to-call"')[1].split("</form>")[0]
     with django_capture_on_commit_callbacks(execute=True):
         resp = agent_client.post(f"/conversations/{message.conversation_id}/call/", follow=True)
     assert "Calling your phone" in resp.content.decode()
