@@ -19,6 +19,7 @@ def email_body(interaction: Interaction) -> dict[str, Any]:
     """Context for one email: subject, the new part and the quoted history (HTML through nh3 only; the
     stored body and HTML are never changed), and its attachments (queried only when it has some)."""
     email: dict[str, Any] = interaction.metadata.get("email") or {}
+    html = str(email.get("html") or "")
     attachments = list(interaction.attachments.all()) if email.get("attachment_count") else []
     cid_urls = {
         a.content_id: reverse("attachment-download", args=[a.pk]) for a in attachments if a.content_id
@@ -26,15 +27,14 @@ def email_body(interaction: Interaction) -> dict[str, Any]:
     context: dict[str, Any] = {
         "subject": email.get("subject", ""),
         "auto_reply": bool(email.get("auto_reply")),
-        "attachments": [
-            a for a in attachments if not (a.inline and a.content_id in str(email.get("html", "")))
-        ],
+        # Left out of the list only when the HTML shows it (a bare substring match hid, say, cid "photo"
+        # from a mail whose text merely said "photo", and the file was then nowhere to be seen).
+        "attachments": [a for a in attachments if not (a.inline and f"cid:{a.content_id}" in html)],
         "visible_html": "",
         "quoted_html": "",
         "visible_text": "",
         "quoted_text": "",
     }
-    html = str(email.get("html") or "")
     if html.strip():
         visible, quoted = email_html_split(html)
         # nh3 output is safe to mark: it is an allow-list sanitiser (scripts, handlers, styles removed).

@@ -79,6 +79,36 @@ def test_console_shows_sanitised_email_with_quotes_folded_and_attachments(agent_
     assert "> Earlier answer" in interaction.body
 
 
+def test_an_inline_flagged_image_the_html_does_not_show_is_still_listed(agent_client, email_channel):
+    fields = {
+        "headers": (
+            "From: Grace Hopper <grace@customer.example>\nSubject: Damage\n"
+            "Message-ID: <d.1@customer.example>\n"
+        ),
+        "from": "Grace Hopper <grace@customer.example>",
+        "to": email_channel.address,
+        "subject": "Damage",
+        "text": "See the photo.",
+        "html": "<p>See the photo.</p>",
+        "attachments": "1",
+        "attachment-info": json.dumps({"attachment1": {"filename": "photo.png", "type": "image/png"}}),
+        "content-ids": json.dumps({"photo": "attachment1"}),
+    }
+    body, content_type = multipart_body(fields, {"attachment1": ("photo.png", "image/png", b"\x89PNG")})
+    resp = Client().post(
+        webhook_path(email_channel, "inbound"),
+        data=body,
+        content_type=content_type,
+        headers={"Authorization": basic_auth(INBOUND_USER, INBOUND_PASSWORD)},
+    )
+    assert resp.status_code == 200, resp.content
+    photo = Attachment.objects.get()
+    assert (photo.content_id, photo.inline) == ("photo", True)
+    interaction = Interaction.objects.get()
+    page = agent_client.get(f"/conversations/{interaction.conversation_id}/").content.decode()
+    assert f'href="/attachments/{photo.pk}/"' in page
+
+
 def test_attachments_are_served_to_the_workspace_only_and_never_as_html(agent_client, email_channel):
     _post_html_mail(Client(), email_channel)
     inline = Attachment.objects.get(filename="pic.png")
