@@ -285,8 +285,11 @@ def call_record_inbound(
 
 
 def _call_locked(*, channel: Channel, call_id: str, interaction_id: int | None) -> Interaction | None:
-    qs = Interaction.objects.select_for_update(of=("self",)).filter(
-        channel=channel, kind=InteractionKind.CALL
+    # The conversation comes along (unlocked): settling a call updates its preview.
+    qs = (
+        Interaction.objects.select_related("conversation")
+        .select_for_update(of=("self",))
+        .filter(channel=channel, kind=InteractionKind.CALL)
     )
     if interaction_id is not None:
         found = qs.filter(pk=interaction_id).first()
