@@ -122,7 +122,9 @@ def test_mms_media_is_recorded(client, sms_channel):
 def test_ingestion_query_count_is_bounded(client, sms_channel, django_assert_max_num_queries):
     form = load_payload("twilio_inbound_sms.txt")
     post_twilio(client, sms_channel, "inbound", form)  # warm: customer and conversation exist
-    with django_assert_max_num_queries(22):
+    # 11 today, one of them the separate UPDATE of the segment count after the insert: lower it when
+    # the insert carries the count.
+    with django_assert_max_num_queries(11):
         post_twilio(client, sms_channel, "inbound", {**form, "MessageSid": "SM" + "2" * 32})
 
 
