@@ -235,9 +235,11 @@ def _publish(name: str, interaction: Interaction, **data: Any) -> None:
     )
 
 
-def _duration_label(seconds: int | None) -> str:
-    seconds = seconds or 0
-    return f"{seconds // 60}:{seconds % 60:02d}"
+def call_duration_label(seconds: int | None) -> str:
+    """38 → "0:38", 3725 → "1:02:05"; None (unknown) → "0:00"."""
+    hours, rest = divmod(int(seconds or 0), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def call_record_inbound(
@@ -357,10 +359,10 @@ def call_summary(interaction: Interaction) -> str:
     """One line for the inbox preview: "Missed call", "Voicemail (0:42): …", "Call answered (3:05)"."""
     outcome = interaction.call_outcome
     if outcome == CallOutcome.VOICEMAIL:
-        text = f"Voicemail ({_duration_label(interaction.metadata.get('recording_duration'))})"
+        text = f"Voicemail ({call_duration_label(interaction.metadata.get('recording_duration'))})"
         return f"{text}: {interaction.body}" if interaction.body else text
     if outcome == CallOutcome.ANSWERED:
-        return f"Call answered ({_duration_label(interaction.duration_seconds)})"
+        return f"Call answered ({call_duration_label(interaction.duration_seconds)})"
     if outcome:
         return f"{CallOutcome(outcome).label} call"
     return "Call in progress"

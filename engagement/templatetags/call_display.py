@@ -9,7 +9,7 @@ from django import template
 
 from engagement.models import Conversation, Interaction, Membership
 from engagement.models.conversations import Direction
-from engagement.services.calls import call_channel_for
+from engagement.services.calls import call_channel_for, call_duration_label
 
 register = template.Library()
 
@@ -18,12 +18,8 @@ PLAYABLE_AUDIO = frozenset({"audio/mpeg", "audio/wav", "audio/x-wav"})
 
 @register.filter
 def call_duration(seconds: int | None) -> str:
-    """38 → "0:38", 3725 → "1:02:05"."""
-    if seconds is None:
-        return ""
-    hours, rest = divmod(int(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    """38 → "0:38", 3725 → "1:02:05"; None → ""."""
+    return "" if seconds is None else call_duration_label(seconds)
 
 
 @register.inclusion_tag("console/_call.html")

@@ -124,3 +124,14 @@ def test_click_to_call_is_scoped_to_the_workspace(agent_client, fake_twilio):
     resp = agent_client.post(f"/conversations/{theirs.conversation_id}/call/")
     assert resp.status_code == 404
     assert Interaction.objects.filter(kind="call").count() == 0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "label", "shown"),
+    [(None, "0:00", ""), (0, "0:00", "0:00"), (38, "0:38", "0:38"), (3725, "1:02:05", "1:02:05")],
+)
+def test_one_duration_format_for_previews_and_the_timeline(seconds, label, shown):
+    from engagement.services.calls import call_duration_label
+    from engagement.templatetags.call_display import call_duration
+
+    assert (call_duration_label(seconds), call_duration(seconds)) == (label, shown)
