@@ -15,7 +15,8 @@ from django.utils import timezone
 from engagement.models import Channel
 from engagement.services import calls
 from engagement.services.email_feedback import interaction_record_feedback
-from engagement.services.media import interaction_sms_details_record
+from engagement.services.media import interaction_media_attach
+from engagement.services.sms import sms_segments_reported
 from engagement.services.timeline import interaction_apply_status, interaction_record_inbound
 
 from .events import CallEvent, DeliveryStatus, InboundEvent, InboundMessage
@@ -78,13 +79,13 @@ def _apply(*, channel: Channel, event: InboundEvent) -> None:
             attachments=event.attachments,
             is_auto_reply=event.is_auto_reply,
             known_new=True,
+            segments=sms_segments_reported(reported=event.metadata.get("num_segments"), body=event.body)
+            if channel.kind == "sms"
+            else None,
         )
-        if created and channel.kind == "sms":
-            interaction_sms_details_record(
-                interaction=interaction,
-                media=event.metadata.get("media") or [],
-                segments=event.metadata.get("num_segments"),
-            )
+        media = event.metadata.get("media") if channel.kind == "sms" else None
+        if created and media:
+            interaction_media_attach(interaction=interaction, media=media)
     elif isinstance(event, DeliveryStatus):
         if event.status:
             interaction_apply_status(

@@ -61,7 +61,7 @@ def interaction_list_for_timeline(
     """
     newest = list(
         Interaction.objects.filter(workspace=workspace, customer=customer)
-        .select_related("channel", "author", "automation_rule")
+        .select_related("channel", "author", "automation_rule", "answered_by")
         .prefetch_related("attachments")  # email, MMS, recordings and chat files, in one query
         .order_by("-created_at", "-id")[: limit + 1]
     )

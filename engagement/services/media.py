@@ -19,7 +19,6 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from engagement.models import Attachment, Channel, Interaction
-from engagement.services.sms import sms_segment_count
 
 logger = logging.getLogger(__name__)
 
@@ -129,18 +128,3 @@ def attachment_fetch(*, attachment_id: int) -> bool:
             locked.content_type = content_type
         locked.save(update_fields=["file", "size", "content_type"])
     return True
-
-
-def interaction_sms_details_record(
-    *, interaction: Interaction, media: list[dict[str, Any]], segments: str | int | None
-) -> None:
-    """A new inbound SMS/MMS: store its segment count (the provider's, else ours) and attach its media
-    (fetched after commit). Runs in the caller's transaction, once, right after the interaction was created.
-    """
-    if segments is not None and str(segments).isdigit():
-        interaction.segments = int(segments)
-    else:
-        interaction.segments = sms_segment_count(interaction.body)
-    interaction.save(update_fields=["segments"])
-    if media:
-        interaction_media_attach(interaction=interaction, media=media)

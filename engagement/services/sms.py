@@ -30,3 +30,10 @@ def sms_segment_count(body: str) -> int:
         units = len(body.encode("utf-16-le")) // 2
     single, split = SEGMENT_SIZES[encoding]
     return 1 if units <= single else -(-units // split)
+
+
+def sms_segments_reported(*, reported: str | int | None, body: str) -> int:
+    """The segment count the provider reported (Twilio's NumSegments), else our own count of ``body``."""
+    if reported is not None and str(reported).isdigit():
+        return int(reported)
+    return sms_segment_count(body)

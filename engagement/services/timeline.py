@@ -66,6 +66,7 @@ def interaction_record_inbound(
     attachments: Sequence[AttachmentLike] = (),
     is_auto_reply: bool = False,
     known_new: bool = False,
+    segments: int | None = None,
 ) -> tuple[Interaction, bool]:
     """Resolve the sender to a customer, find or open their conversation and append the message.
 
@@ -124,6 +125,7 @@ def interaction_record_inbound(
             provider_message_id=provider_message_id,
             email_message_id=thread.message_id if thread is not None else "",
             metadata=metadata or {},
+            segments=segments,
             created_at=occurred_at,
         )
         if known_new:
