@@ -5,8 +5,8 @@ WORKDIR /app
 COPY . .
 # Editable install keeps BASE_DIR at /app, where templates/ and manage.py live.
 RUN pip install --no-cache-dir -c constraints.txt -e . \
- && DJANGO_SETTINGS_MODULE=engagement.settings python manage.py collectstatic --noinput \
+ && DJANGO_SETTINGS_MODULE=config.settings python manage.py collectstatic --noinput \
  && useradd --create-home app && chown -R app /app/var
 USER app
 EXPOSE 8000
-CMD ["uvicorn", "engagement.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]

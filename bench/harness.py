@@ -131,7 +131,7 @@ def uvicorn_server(
     *,
     workers: int = 2,
     name: str = "server",
-    app: str = "engagement.asgi:application",
+    app: str = "config.asgi:application",
     startup_timeout: float = 90.0,
 ) -> Iterator[Server]:
     """Run ``uvicorn <app>`` (the product's ASGI application by default) as the product does; stop it on

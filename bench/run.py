@@ -47,7 +47,7 @@ def server_env(database_url: str, redis_url: str) -> dict[str, str]:
     """The environment of the servers under test: bench database, bench Redis db, no real providers."""
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "engagement.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "DATABASE_POOL_MAX": "8",

@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "engagement.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import URLRouter
 from django.urls import path
 
-from engagement.asgi import application as product
+from config.asgi import application as product
 
 
 class EchoConsumer(AsyncWebsocketConsumer):

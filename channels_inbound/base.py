@@ -13,9 +13,8 @@ from typing import ClassVar
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from engagement.inbound import InboundEvent
 from engagement.models import Channel
-
-from .events import InboundEvent
 
 
 class SignatureInvalid(Exception):

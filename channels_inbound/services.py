@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from engagement.inbound import CallEvent, DeliveryStatus, InboundEvent, InboundMessage
 from engagement.models import Channel
 from engagement.services import calls
 from engagement.services.email_feedback import interaction_record_feedback
@@ -19,7 +20,6 @@ from engagement.services.media import interaction_media_attach
 from engagement.services.sms import sms_segments_reported
 from engagement.services.timeline import interaction_apply_status, interaction_record_inbound
 
-from .events import CallEvent, DeliveryStatus, InboundEvent, InboundMessage
 from .models import ProviderEvent
 
 logger = logging.getLogger(__name__)

@@ -34,8 +34,8 @@ def requeue_stuck_outbound() -> int:
 
 @shared_task(name="channels_outbound.tasks.sandbox_report_delivery")
 def sandbox_report_delivery(channel_id: int, provider_message_id: str, interaction_id: int) -> None:
-    from channels_inbound.events import DeliveryStatus
     from channels_inbound.services import events_ingest
+    from engagement.inbound import DeliveryStatus
 
     channel = Channel.objects.select_related("workspace").get(pk=channel_id)
     events_ingest(
@@ -60,8 +60,8 @@ SANDBOX_CALL_SECONDS = 30
 def sandbox_report_call(channel_id: int, call_sid: str, interaction_id: int, click_to_call: bool) -> None:
     """The sandbox's call status callbacks: the callee answered (for click-to-call, the customer's leg
     too) and hung up after a while."""
-    from channels_inbound.events import CallEvent, InboundEvent
     from channels_inbound.services import events_ingest
+    from engagement.inbound import CallEvent, InboundEvent
 
     channel = Channel.objects.select_related("workspace").get(pk=channel_id)
     now = timezone.now()

@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from engagement.celery import app as celery_app
+from config.celery import app as celery_app
 from engagement.models import Channel, Role, Workspace
 from tests import factories
 from tests.fakes.sendgrid_server import FakeSendGrid, sendgrid_channel
@@ -166,7 +166,7 @@ def celery_worker_process(live_server: Any, transactional_db: None) -> Iterator[
             "-m",
             "celery",
             "-A",
-            "engagement",
+            "config",
             "worker",
             "-P",
             "solo",

@@ -16,7 +16,7 @@ def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", CHECK],
         cwd=ROOT,
-        env={**base, "DJANGO_SETTINGS_MODULE": "engagement.settings", **env},
+        env={**base, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
         capture_output=True,
         text=True,
         timeout=60,

@@ -44,14 +44,14 @@ def main() -> int:
         subprocess.run([PY, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True)
         subprocess.run([PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True)
         commands = {
-            "web": [PY, "-m", "uvicorn", "engagement.asgi:application", "--host", host, "--port", port],
-            "worker": [PY, "-m", "celery", "-A", "engagement", "worker", "-l", "info", "-c", "2"],
+            "web": [PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", port],
+            "worker": [PY, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "2"],
             "beat": [
                 PY,
                 "-m",
                 "celery",
                 "-A",
-                "engagement",
+                "config",
                 "beat",
                 "-l",
                 "info",

@@ -40,6 +40,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from customers.services import Identifier, InvalidIdentifier, email_normalize
+from engagement.inbound import DeliveryStatus, InboundAttachment, InboundEvent, InboundMessage, ThreadHints
 from engagement.models import Channel
 from engagement.services.email_threading import (
     addresses_join,
@@ -49,7 +50,6 @@ from engagement.services.email_threading import (
 )
 
 from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
-from ..events import DeliveryStatus, InboundAttachment, InboundEvent, InboundMessage, ThreadHints
 from ..registry import register
 
 logger = logging.getLogger(__name__)

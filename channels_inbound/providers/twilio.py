@@ -13,10 +13,10 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from channels_outbound.providers.twilio_sms import ERROR_REASONS, OPT_OUT_ERRORS
 from customers.services import Identifier, InvalidIdentifier, phone_normalize
+from engagement.inbound import DeliveryStatus, InboundEvent, InboundMessage
 from engagement.models import Channel
 
 from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
-from ..events import DeliveryStatus, InboundEvent, InboundMessage
 from ..registry import register
 from .twilio_voice import VOICE_HOOKS, call_status_events, parse_voice_events, require_fields, voice_twiml
 

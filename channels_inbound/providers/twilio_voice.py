@@ -25,11 +25,11 @@ from django.utils import timezone
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from customers.services import Identifier, InvalidIdentifier, phone_normalize
+from engagement.inbound import CallEvent
 from engagement.models import Channel
 from engagement.services.calls import CALL_STATUS_RANK, CallFlow, CallPlan, call_plan
 
 from ..base import MalformedPayload
-from ..events import CallEvent
 
 logger = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from django.core import signing
 from django.urls import reverse
 from django.utils import timezone
 
-from channels_inbound.events import DeliveryStatus, InboundAttachment, InboundMessage
 from channels_inbound.services import events_ingest
 from customers.services import Identifier, InvalidIdentifier, customer_resolve_identifiers, email_normalize
+from engagement.inbound import DeliveryStatus, InboundAttachment, InboundMessage
 from engagement.models import Attachment, Channel, ChannelKind, Interaction, InteractionStatus
 from engagement.models.conversations import Direction, InteractionKind
 from engagement.realtime import (

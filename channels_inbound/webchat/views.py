@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from channels_inbound.events import InboundAttachment
+from engagement.inbound import InboundAttachment
 from engagement.models import Channel, ChannelKind
 
 from .services import (

@@ -16,9 +16,9 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods, require_POST
 
-from channels_inbound.events import InboundMessage
 from channels_inbound.services import events_ingest
 from customers.services import Identifier, InvalidIdentifier
+from engagement.inbound import InboundMessage
 from engagement.models import Conversation
 from engagement.models.conversations import ConversationStatus
 from engagement.services import console_queries as q

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from engagement.celery import app as celery_app
+from config.celery import app as celery_app
 from tests.conftest import database_url_for_tests
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -78,7 +78,7 @@ def _server_env(url: str) -> dict[str, str]:
 
 @pytest.fixture
 def asgi_server(transactional_db: None) -> Iterator[AsgiServer]:
-    """``uvicorn engagement.asgi:application`` (HTTP and websockets) on the test database."""
+    """``uvicorn config.asgi:application`` (HTTP and websockets) on the test database."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(ROOT / "var" / "e2e-uvicorn.log", "ab")  # noqa: SIM115 - closed in teardown
@@ -87,7 +87,7 @@ def asgi_server(transactional_db: None) -> Iterator[AsgiServer]:
             sys.executable,
             "-m",
             "uvicorn",
-            "engagement.asgi:application",
+            "config.asgi:application",
             "--host",
             "127.0.0.1",
             "--port",
@@ -128,7 +128,7 @@ def celery_worker_for_server(asgi_server: AsgiServer) -> Iterator[subprocess.Pop
             "-m",
             "celery",
             "-A",
-            "engagement",
+            "config",
             "worker",
             "-P",
             "solo",

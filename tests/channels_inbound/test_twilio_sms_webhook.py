@@ -134,9 +134,9 @@ def test_ingestion_query_count_is_bounded(client, sms_channel, django_assert_max
 def test_event_is_stored_even_when_applying_it_fails_and_a_retry_applies_it(sms_channel):
     from django.utils import timezone
 
-    from channels_inbound.events import InboundMessage
     from channels_inbound.services import events_ingest
     from customers.services import Identifier, InvalidIdentifier
+    from engagement.inbound import InboundMessage
 
     broken = InboundMessage(
         provider_event_id="SMfails",

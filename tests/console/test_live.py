@@ -12,7 +12,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.test import Client
 
-from engagement.asgi import application
+from config.asgi import application
 
 
 def _scope(client: Client) -> dict[str, Any]:

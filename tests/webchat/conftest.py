@@ -12,9 +12,9 @@ from asgiref.testing import ApplicationCommunicator
 from django.core.cache import cache
 from django.utils import timezone
 
+from config.asgi import application
 from customers.models import Customer
 from customers.services import Identifier, customer_resolve_identifiers
-from engagement.asgi import application
 from engagement.models import Channel, Workspace
 from engagement.services.timeline import interaction_record_inbound
 

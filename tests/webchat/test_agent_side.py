@@ -13,7 +13,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.test import Client
 
 from channels_inbound.webchat.services import webchat_availability
-from engagement.asgi import application
+from config.asgi import application
 from engagement.models import AutomationRule, Channel, Interaction, Workspace
 from engagement.models.automation import MatchType, Trigger
 

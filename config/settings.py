@@ -82,9 +82,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "engagement.urls"
+ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = None
-ASGI_APPLICATION = "engagement.asgi.application"
+ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
     {

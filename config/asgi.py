@@ -3,7 +3,7 @@
 import os
 from typing import Any
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "engagement.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
@@ -12,7 +12,7 @@ from django.core.asgi import get_asgi_application
 
 django_asgi_app = get_asgi_application()
 
-from engagement.routing import webchat_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
+from config.routing import webchat_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 console_websocket_app = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
 # Widget visitors connect from the host sites' origins; the webchat consumer checks each channel's own.

@@ -1,4 +1,8 @@
-"""The normalized inbound event every provider adapter produces."""
+"""The normalized inbound contract: what every provider adapter produces and the core applies.
+
+It lives in the core, as anymail keeps ``AnymailTrackingEvent`` beside its signals: adapters import it,
+never each other.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from customers.services import Identifier
+from customers.identifiers import Identifier
 
 
 @dataclass(frozen=True)
