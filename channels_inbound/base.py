@@ -13,16 +13,22 @@ from typing import ClassVar
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from engagement.errors import DomainError, ValidationFailed
 from engagement.inbound import InboundEvent
 from engagement.models import Channel
 
 
-class SignatureInvalid(Exception):
+class SignatureInvalid(DomainError):
     """The request is not signed by the provider for this channel."""
 
+    code = "signature_invalid"
+    status = 403
 
-class MalformedPayload(ValueError):
+
+class MalformedPayload(ValidationFailed):
     """The request is signed but its content is not what the provider sends. The message says why."""
+
+    code = "payload_malformed"
 
 
 class WebhookAdapter(ABC):

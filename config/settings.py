@@ -69,6 +69,8 @@ INSTALLED_APPS = [
     "customers",
     "channels_inbound",
     "channels_outbound",
+    # Last: registers the listeners of domain events once every app is loaded.
+    "config.apps.WiringConfig",
 ]
 
 MIDDLEWARE = [

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+from engagement.errors import ValidationFailed
 from engagement.models import Workspace
 
 from .models import IdentityKind
@@ -14,8 +15,10 @@ from .models import IdentityKind
 IDENTIFIER_MAX_LENGTH = 320
 
 
-class InvalidIdentifier(ValueError):
+class InvalidIdentifier(ValidationFailed):
     """An identifier that cannot be normalized (not a phone number, not an email address)."""
+
+    code = "identifier_invalid"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ from typing import Any
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from engagement.errors import ValidationFailed
+
 from .consent import consent_check_values, consent_record
 from .identifiers import Identifier, InvalidIdentifier
 from .models import (
@@ -53,14 +55,15 @@ from .profile import (
     timezone_check,
 )
 from .resolution import customer_resolve_identifiers, identifiers_normalize, identity_touch_fields
+from .tasks import run_import_task
 
 IDENTIFIER_COLUMNS = {"email": "email", "phone": "phone", "external_id": "external", "webchat_id": "webchat"}
 MAX_REPORTED_ERRORS = 1000
 TRUE = {"1", "true", "yes", "y"}
 
 
-class RowError(ValueError):
-    pass
+class RowError(ValidationFailed):
+    code = "import_row_invalid"
 
 
 def customer_import_create(
@@ -75,11 +78,9 @@ def customer_import_start(
     *, workspace: Any, source: str, filename: str = "", actor: Any = None
 ) -> CustomerImport:
     """Store a pending import and queue its run (``customers.tasks.run_import``) after commit."""
-    from .tasks import run_import  # the task module imports this one
-
     imp = customer_import_create(workspace=workspace, source=source, filename=filename, actor=actor)
     import_id = imp.pk
-    transaction.on_commit(lambda: run_import.delay(import_id))
+    transaction.on_commit(lambda: run_import_task.delay(import_id))
     return imp
 
 

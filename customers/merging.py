@@ -27,6 +27,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from engagement import events
+from engagement.errors import Conflict
 from engagement.models import Conversation, Interaction, Workspace
 from engagement.models.channels import CHANNEL_IDENTITY_KIND
 
@@ -46,8 +47,10 @@ PROFILE_FIELDS = ("display_name", "timezone", "preferred_channel")
 MAX_POINTER_HOPS = 64
 
 
-class MergeRejected(ValueError):
+class MergeRejected(Conflict, ValueError):
     """The merge or undo cannot happen as asked (same customer, already merged, wrong order...)."""
+
+    code = "merge_rejected"
 
 
 @dataclass(frozen=True)
@@ -272,8 +275,6 @@ def _address_q(identities: list[tuple[str, str]]) -> Q:
 def _rehome_strays(*, workspace: Workspace, owner: Customer, other: Customer) -> list[int]:
     """Interactions of ``owner`` filed in a conversation of ``other`` move to a conversation of ``owner``
     on the same channel (its newest unresolved one, or a new one). Returns the interactions moved."""
-    from engagement.services.conversations import conversation_find_or_open
-
     strays = list(
         Interaction.objects.filter(workspace=workspace, customer=owner, conversation__customer=other)
         .select_related("channel")
@@ -284,7 +285,7 @@ def _rehome_strays(*, workspace: Workspace, owner: Customer, other: Customer) ->
         if interaction.channel is None:
             Interaction.objects.filter(pk=interaction.pk).update(conversation=None)
         else:
-            conversation, _ = conversation_find_or_open(
+            conversation, _ = Conversation.objects.find_or_open(
                 customer=owner, channel=interaction.channel, at=interaction.created_at
             )
             Interaction.objects.filter(pk=interaction.pk).update(conversation=conversation)

@@ -12,6 +12,7 @@ import phonenumbers
 from django.db import transaction
 from phonenumbers import timezone as phone_timezone
 
+from engagement.errors import Conflict, ValidationFailed
 from engagement.models import Workspace
 
 from .identifiers import Identifier, identifier_normalize
@@ -20,23 +21,30 @@ from .models import AttributeDefinition, AttributeType, Customer, Identity, Iden
 TAG_RE = re.compile(r"^[\w][\w .:/-]{0,63}$")
 
 
-class ProfileInvalid(ValueError):
+class ProfileInvalid(ValidationFailed):
     """A profile change that does not fit (unknown attribute, wrong type, bad zone or tag...)."""
 
+    code = "profile_invalid"
 
-class IdentityTaken(ValueError):
+
+class IdentityTaken(Conflict, ValueError):
     """The identifier already belongs to another customer (merge them instead)."""
 
+    code = "identity_taken"
+
     def __init__(self, owner_id: int) -> None:
-        super().__init__(f"the identifier belongs to customer {owner_id}; merge the customers instead")
+        super().__init__(
+            f"the identifier belongs to customer {owner_id}; merge the customers instead",
+            extra={"owner_id": owner_id},
+        )
         self.owner_id = owner_id
 
 
 def attribute_define(*, workspace: Workspace, key: str, label: str, type: str) -> AttributeDefinition:
     if type not in AttributeType.values:
-        raise ProfileInvalid(f"unknown attribute type {type!r}")
+        raise ProfileInvalid(f"unknown attribute type {type!r}", field="type")
     if not re.fullmatch(r"[a-z0-9_-]{1,64}", key):
-        raise ProfileInvalid("attribute keys are 1-64 lower-case letters, digits, - or _")
+        raise ProfileInvalid("attribute keys are 1-64 lower-case letters, digits, - or _", field="key")
     definition, _ = AttributeDefinition.objects.update_or_create(
         workspace=workspace, key=key, defaults={"label": label or key, "type": type}
     )

@@ -61,3 +61,8 @@ class Rejected(DomainError, ValueError):
     code = "rejected"
     status = 422
     title = "Refused by the rules"
+
+
+class TransientError(Exception):
+    """A dependency is failing for now (a provider's 5xx or 429, a network error): try again later.
+    Not a domain error: it never reaches a client; tasks retry it with backoff."""

@@ -1,13 +1,17 @@
 """Domain events and their one dispatcher.
 
+This module is the bottom of the stack: event names, :class:`DomainEvent`, :func:`publish_on_commit` and
+:func:`dispatch` over a registry of listeners. It names no listener and imports nothing of the project.
+The listeners are listed in one visible place, ``config/listeners.py``, and registered at start-up
+(``config.apps.WiringConfig.ready``), as Chatwoot keeps its dispatcher's listeners in one file.
+
 Services publish with :func:`publish_on_commit`; nothing is dispatched unless the transaction commits.
-The listeners are listed here, in one place, so every side effect of an event is visible.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +26,9 @@ CONVERSATION_UPDATED = "conversation.updated"
 # An inbound call ended without an agent answering; a caller left a voicemail.
 CALL_MISSED = "call.missed"
 VOICEMAIL_RECEIVED = "voicemail.received"
+# The outbound port: an interaction was queued for delivery (``interaction_id``). The core never names
+# an adapter's task; the delivery listener that ``channels_outbound`` registers hands it to its sender.
+OUTBOUND_QUEUED = "outbound.queued"
 
 
 @dataclass(frozen=True)
@@ -37,34 +44,53 @@ class DomainEvent:
         return asdict(self)
 
 
-Listener = Callable[[DomainEvent], None]
+Handler = Callable[[DomainEvent], None]
 
 
-def _automation_listener(event: DomainEvent) -> None:
-    from engagement.services.automation import AUTOMATION_TRIGGERS
-    from engagement.tasks import run_automations
+@dataclass(frozen=True)
+class Listener:
+    """A side effect of domain events: ``handler`` runs for every event whose name is in ``names``
+    (every event when ``names`` is empty) and not in ``excluded``."""
 
-    if event.name in AUTOMATION_TRIGGERS:
-        run_automations.delay(event.as_dict())
+    name: str
+    handler: Handler
+    names: frozenset[str] = frozenset()
+    excluded: frozenset[str] = frozenset()
+
+    def wants(self, event: DomainEvent) -> bool:
+        return (not self.names or event.name in self.names) and event.name not in self.excluded
 
 
-def _realtime_listener(event: DomainEvent) -> None:
-    from engagement.realtime import push_to_workspace
-
-    push_to_workspace(event)
+_LISTENERS: list[Listener] = []
 
 
-LISTENERS: list[Listener] = [_automation_listener, _realtime_listener]
+def listener_register(
+    *, name: str, handler: Handler, names: Iterable[str] = (), excluded: Iterable[str] = ()
+) -> None:
+    """Add a listener (idempotent by ``name``: registering again replaces it)."""
+    listener = Listener(name=name, handler=handler, names=frozenset(names), excluded=frozenset(excluded))
+    for i, existing in enumerate(_LISTENERS):
+        if existing.name == name:
+            _LISTENERS[i] = listener
+            return
+    _LISTENERS.append(listener)
+
+
+def listeners() -> tuple[Listener, ...]:
+    return tuple(_LISTENERS)
 
 
 def dispatch(event: DomainEvent) -> None:
-    """Hand ``event`` to every listener. One failing listener never stops the others."""
-    for listener in LISTENERS:
+    """Hand ``event`` to every listener that wants it. One failing listener never stops the others."""
+    for listener in _LISTENERS:
+        if not listener.wants(event):
+            continue
         try:
-            listener(event)
+            listener.handler(event)
         except Exception:
-            logger.exception("listener %s failed for %s", listener.__name__, event.name)
+            logger.exception("listener %s failed for %s", listener.name, event.name)
 
 
 def publish_on_commit(event: DomainEvent) -> None:
+    """Dispatch ``event`` once the current transaction commits (at once outside a transaction)."""
     transaction.on_commit(lambda: dispatch(event))

@@ -6,6 +6,7 @@ never each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -121,3 +122,26 @@ class CallEvent:
 
 
 InboundEvent = InboundMessage | DeliveryStatus | CallEvent
+
+
+# ---------------------------------------------------------------- the ingestion port
+# The core hands normalized events to ingestion (stored under their provider id, then applied to the
+# timeline) through this port: ingestion itself lives in ``channels_inbound``, which the core never names.
+# The implementation is registered at start-up in ``config/listeners.py``. Used by the console's
+# simulator; provider webhooks call ingestion directly.
+
+Ingestor = Callable[..., Any]
+_INGESTOR: list[Ingestor] = []
+
+
+def inbound_ingestor_register(ingestor: Ingestor) -> None:
+    _INGESTOR[:] = [ingestor]
+
+
+def inbound_events_ingest(*, channel: Any, events: Sequence[InboundEvent]) -> None:
+    """Store and apply ``events`` for ``channel`` through the registered ingestion (one transaction).
+
+    Raises whatever applying raises (e.g. ``InvalidIdentifier``); RuntimeError if nothing registered."""
+    if not _INGESTOR:
+        raise RuntimeError("no inbound ingestion registered (config.apps.WiringConfig)")
+    _INGESTOR[0](channel=channel, events=list(events))

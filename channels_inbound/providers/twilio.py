@@ -11,13 +11,13 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from channels_outbound.providers.twilio_sms import ERROR_REASONS, OPT_OUT_ERRORS
 from customers.services import Identifier, InvalidIdentifier, phone_normalize
 from engagement.inbound import DeliveryStatus, InboundEvent, InboundMessage
 from engagement.models import Channel
 
 from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
 from ..registry import register
+from .twilio_errors import ERROR_REASONS, OPT_OUT_ERRORS
 from .twilio_voice import VOICE_HOOKS, call_status_events, parse_voice_events, require_fields, voice_twiml
 
 # Twilio MessageStatus (every value of PROTOCOLS.md C) → our interaction status. None: the status says

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from channels_inbound.services import events_ingest
 from customers.services import Identifier, InvalidIdentifier, customer_resolve_identifiers, email_normalize
+from engagement.errors import DomainError
 from engagement.inbound import DeliveryStatus, InboundAttachment, InboundMessage
 from engagement.models import Attachment, Channel, ChannelKind, Interaction, InteractionStatus
 from engagement.models.conversations import Direction, InteractionKind
@@ -72,7 +73,7 @@ ALLOWED_UPLOAD_TYPES = {
 }
 
 
-class WebchatError(Exception):
+class WebchatError(DomainError):
     """A request the widget made that cannot be honoured; ``code`` is what the widget sees."""
 
     code = "invalid"
@@ -89,6 +90,7 @@ class IdentityRejected(WebchatError):
 
 class RateLimited(WebchatError):
     code = "rate_limited"
+    status = 429
     retryable = True
 
 

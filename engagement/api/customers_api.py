@@ -27,10 +27,9 @@ from customers.duplicates import (
     merge_suggestion_list,
     merge_suggestions_find,
 )
-from customers.identifiers import Identifier, InvalidIdentifier
+from customers.identifiers import Identifier
 from customers.imports import customer_import_start
 from customers.merging import (
-    MergeRejected,
     customer_current,
     customer_merge,
     customer_merge_preview,
@@ -56,8 +55,6 @@ from customers.models import (
 )
 from customers.privacy import customer_erase, customer_export
 from customers.profile import (
-    IdentityTaken,
-    ProfileInvalid,
     attribute_define,
     customer_timezone,
     customer_update,
@@ -332,10 +329,6 @@ class CustomerViewSet(
                 path = self.request.get_full_path().replace(old, f"/customers/{exc.survivor_id}/", 1)
                 return Response(body, status=status.HTTP_301_MOVED_PERMANENTLY, headers={"Location": path})
             return Response(body, status=status.HTTP_410_GONE)
-        if isinstance(exc, (MergeRejected, ProfileInvalid, InvalidIdentifier)):
-            return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        if isinstance(exc, IdentityTaken):
-            return Response({"error": str(exc), "owner_id": exc.owner_id}, status=status.HTTP_409_CONFLICT)
         return super().handle_exception(exc)
 
     @extend_schema(
@@ -514,10 +507,7 @@ class CustomerMergeViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def undo(self, request: Request, pk: str | None = None) -> Response:
         record = self.get_object()
-        try:
-            record = customer_unmerge(workspace=_workspace(request), merge=record, actor=_actor(request))
-        except MergeRejected as exc:
-            return Response({"error": str(exc)}, status=status.HTTP_409_CONFLICT)
+        record = customer_unmerge(workspace=_workspace(request), merge=record, actor=_actor(request))
         return Response(MergeRecordSerializer(record).data)
 
 
@@ -541,12 +531,9 @@ class MergeSuggestionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses=MergeRecordSerializer)
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, pk: str | None = None) -> Response:
-        try:
-            record = merge_suggestion_accept(
-                workspace=_workspace(request), suggestion=self.get_object(), actor=_actor(request)
-            )
-        except MergeRejected as exc:
-            return Response({"error": str(exc)}, status=status.HTTP_409_CONFLICT)
+        record = merge_suggestion_accept(
+            workspace=_workspace(request), suggestion=self.get_object(), actor=_actor(request)
+        )
         return Response(MergeRecordSerializer(record).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=SuggestionSerializer)
@@ -595,8 +582,5 @@ class AttributeDefinitionViewSet(mixins.ListModelMixin, mixins.CreateModelMixin,
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         ser = AttributeDefinitionSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        try:
-            definition = attribute_define(workspace=_workspace(request), **ser.validated_data)
-        except ProfileInvalid as exc:
-            raise ValidationError({"key": [str(exc)]}) from exc
+        definition = attribute_define(workspace=_workspace(request), **ser.validated_data)
         return Response(AttributeDefinitionSerializer(definition).data, status=status.HTTP_201_CREATED)

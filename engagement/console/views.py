@@ -16,9 +16,8 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods, require_POST
 
-from channels_inbound.services import events_ingest
 from customers.services import Identifier, InvalidIdentifier
-from engagement.inbound import InboundMessage
+from engagement.inbound import InboundMessage, inbound_events_ingest
 from engagement.models import Conversation
 from engagement.models.conversations import ConversationStatus
 from engagement.services import console_queries as q
@@ -176,7 +175,7 @@ def simulator(request: ConsoleRequest) -> HttpResponse:
             metadata={"simulated": True},
         )
         try:
-            events_ingest(channel=channel, events=[event])
+            inbound_events_ingest(channel=channel, events=[event])
         except InvalidIdentifier as exc:
             form.add_error("from_number", str(exc))
         else:

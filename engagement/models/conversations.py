@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -16,6 +19,26 @@ class ConversationStatus(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
+class ConversationQuerySet(models.QuerySet["Conversation"]):
+    def find_or_open(self, *, customer: Any, channel: Any, at: datetime) -> tuple[Conversation, bool]:
+        """The customer's newest unresolved conversation on ``channel`` (row locked, so concurrent
+        messages for the same customer serialise on it), or a new open one. Used by the timeline and by
+        merges (``customers`` re-homes interactions with it without importing the services layer)."""
+        found: Conversation | None = (
+            self.select_for_update()
+            .filter(customer=customer, channel=channel)
+            .exclude(status=ConversationStatus.RESOLVED)
+            .order_by("-last_activity_at")
+            .first()
+        )
+        if found is not None:
+            return found, False
+        created: Conversation = self.create(
+            workspace_id=customer.workspace_id, customer=customer, channel=channel, last_activity_at=at
+        )
+        return created, True
+
+
 class Conversation(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="conversations")
     customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="conversations")
@@ -28,6 +51,8 @@ class Conversation(models.Model):
     last_activity_at = models.DateTimeField()
     last_message_preview = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ConversationQuerySet.as_manager()
 
     class Meta:
         indexes = [

@@ -21,6 +21,7 @@ from django.utils import timezone
 from customers.models import Customer
 from customers.services import Identifier, customer_primary_address, customer_resolve, identifier_normalize
 from engagement import events
+from engagement.errors import Rejected, ValidationFailed
 from engagement.models import Attachment, Channel, Conversation, Interaction, InteractionStatus, Membership
 from engagement.models.conversations import CallOutcome, Direction, InteractionKind
 
@@ -37,8 +38,10 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 # ---------------------------------------------------------------------------------------- call flow
 
 
-class CallFlowInvalid(ValueError):
+class CallFlowInvalid(ValidationFailed):
     """The channel's call flow (``Channel.config["call_flow"]``) is not valid. The message says why."""
+
+    code = "call_flow_invalid"
 
 
 @dataclass(frozen=True)
@@ -544,8 +547,11 @@ def call_attach_transcript(
 # ------------------------------------------------------------------------------------- outbound calls
 
 
-class CallRejected(ValueError):
+class CallRejected(Rejected):
     """The call cannot be placed as asked. The message says why."""
+
+    code = "call_rejected"
+    status = 400
 
 
 def call_channel_for(*, workspace_id: int) -> Channel | None:
@@ -609,14 +615,7 @@ def call_click_to_call(
             created_at=now,
         )
         conversation_touch(conversation=conversation, at=now, preview="Outgoing call", reopen=False)
-        interaction_pk = interaction.pk
-
-        def _enqueue() -> None:
-            from channels_outbound.tasks import send_interaction
-
-            send_interaction.delay(interaction_pk)
-
-        transaction.on_commit(_enqueue)
+        _publish(events.OUTBOUND_QUEUED, interaction)
         _publish(events.INTERACTION_UPDATED, interaction, status=interaction.status)
     return interaction
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 from django.db import transaction
 
 from engagement import events
+from engagement.errors import Rejected
 from engagement.models import Conversation, Workspace
 from engagement.models.conversations import ConversationStatus
 
 # Pushed to the workspace's consoles so their inboxes refresh. Not an automation trigger.
 
 
-class ConversationActionRejected(ValueError):
+class ConversationActionRejected(Rejected):
     """The change cannot be made (unknown status, conversation of another workspace)."""
+
+    code = "conversation_action_rejected"
+    status = 400
 
 
 def conversation_status_set(*, workspace: Workspace, conversation: Conversation, status: str) -> bool:

@@ -16,19 +16,7 @@ def conversation_find_or_open(
 
     Locks the conversation row so concurrent messages for the same customer serialise on it.
     """
-    conversation = (
-        Conversation.objects.select_for_update()
-        .filter(customer=customer, channel=channel)
-        .exclude(status=ConversationStatus.RESOLVED)
-        .order_by("-last_activity_at")
-        .first()
-    )
-    if conversation is not None:
-        return conversation, False
-    conversation = Conversation.objects.create(
-        workspace_id=customer.workspace_id, customer=customer, channel=channel, last_activity_at=at
-    )
-    return conversation, True
+    return Conversation.objects.find_or_open(customer=customer, channel=channel, at=at)
 
 
 def conversation_open(

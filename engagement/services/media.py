@@ -18,7 +18,9 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 
+from engagement.errors import TransientError
 from engagement.models import Attachment, Channel, Interaction
+from engagement.tasks import fetch_attachment_task
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ MEDIA_FETCH_MAX_BYTES = 10 * 1024 * 1024
 MEDIA_FETCH_TIMEOUT = 15.0
 
 
-class MediaFetchRetryable(Exception):
+class MediaFetchRetryable(TransientError):
     """The media host is unreachable or failing for now; try again later."""
 
 
@@ -55,12 +57,7 @@ def _basic_auth_for(channel: Channel | None, url: str) -> tuple[str, str] | None
 def attachment_fetch_on_commit(*, attachment_id: int) -> None:
     """Download the attachment's source URL into storage in a task, once the transaction commits."""
 
-    def _enqueue() -> None:
-        from engagement.tasks import fetch_attachment
-
-        fetch_attachment.delay(attachment_id)
-
-    transaction.on_commit(_enqueue)
+    transaction.on_commit(lambda: fetch_attachment_task.delay(attachment_id))
 
 
 def interaction_media_attach(*, interaction: Interaction, media: list[dict[str, Any]]) -> list[Attachment]:

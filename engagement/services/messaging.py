@@ -20,6 +20,7 @@ from customers.services import (
     identifier_normalize,
 )
 from engagement import events
+from engagement.errors import Rejected
 from engagement.models import AutomationRule, Channel, Conversation, Interaction, InteractionStatus, Workspace
 from engagement.models.channels import CHANNEL_IDENTITY_KIND
 from engagement.models.conversations import Direction, InteractionKind
@@ -30,8 +31,11 @@ MAX_MEDIA_URLS = 10  # Twilio error 21623
 MAX_BODY = {"sms": 1600}
 
 
-class SendRejected(ValueError):
+class SendRejected(Rejected):
     """The message cannot be queued as asked (no address, wrong workspace, empty body...)."""
+
+    code = "send_rejected"
+    status = 400
 
 
 def message_send(
@@ -151,14 +155,15 @@ def message_send(
             return Interaction.objects.get(workspace=workspace, idempotency_key=idempotency_key), False
         if decision.allowed:
             conversation_touch(conversation=conversation, at=now, preview=body, reopen=False)
-            interaction_pk = interaction.pk
-
-            def _enqueue() -> None:
-                from channels_outbound.tasks import send_interaction
-
-                send_interaction.delay(interaction_pk)
-
-            transaction.on_commit(_enqueue)
+            events.publish_on_commit(
+                events.DomainEvent(
+                    name=events.OUTBOUND_QUEUED,
+                    workspace_id=workspace.pk,
+                    interaction_id=interaction.pk,
+                    conversation_id=conversation.pk,
+                    customer_id=customer.pk,
+                )
+            )
         events.publish_on_commit(
             events.DomainEvent(
                 name=events.INTERACTION_UPDATED,

@@ -1,0 +1,34 @@
+"""Every listener of domain events, in one visible list (Chatwoot keeps its dispatcher's listeners in one
+file). Registered at start-up by :class:`config.apps.WiringConfig`; the dispatcher is
+``engagement/events.py``, which names none of them."""
+
+from __future__ import annotations
+
+from channels_inbound.services import events_ingest
+from channels_outbound.listeners import outbound_delivery_listener
+from engagement import events
+from engagement.inbound import inbound_ingestor_register
+from engagement.listeners import automation_listener, realtime_listener
+from engagement.services.automation import AUTOMATION_TRIGGERS
+
+LISTENERS: tuple[events.Listener, ...] = (
+    # Automation rules: a Celery task per triggering event.
+    events.Listener(name="automation", handler=automation_listener, names=AUTOMATION_TRIGGERS),
+    # The console's live updates: every event but the outbound port's.
+    events.Listener(name="realtime", handler=realtime_listener, excluded=frozenset({events.OUTBOUND_QUEUED})),
+    # The outbound port: a queued interaction goes to channels_outbound's send task.
+    events.Listener(
+        name="outbound delivery",
+        handler=outbound_delivery_listener,
+        names=frozenset({events.OUTBOUND_QUEUED}),
+    ),
+)
+
+
+def listeners_register() -> None:
+    for listener in LISTENERS:
+        events.listener_register(
+            name=listener.name, handler=listener.handler, names=listener.names, excluded=listener.excluded
+        )
+    # Ports the core owns and an adapter implements (the core never names the adapter).
+    inbound_ingestor_register(events_ingest)
