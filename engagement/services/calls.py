@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from customers.lookup import customer_follow_merges
 from customers.models import Customer
 from customers.services import Identifier, customer_primary_address, customer_resolve, identifier_normalize
 from engagement import events
@@ -577,8 +578,12 @@ def call_click_to_call(
         raise CallRejected("only a member of the workspace can place a call")
     if not member.phone:
         raise CallRejected("add your phone number to your membership to place calls")
+    asked_for = customer.pk
+    customer = customer_follow_merges(customer=customer)  # a merged-away customer is called as the survivor
     if conversation is not None and conversation.customer_id != customer.pk:
-        raise CallRejected("conversation belongs to another customer")
+        if conversation.customer_id != asked_for:
+            raise CallRejected("conversation belongs to another customer")
+        conversation = None  # the merged-away customer's: the survivor's conversation on the channel is used
     try:
         address = (
             identifier_normalize(Identifier("phone", to_address), workspace=channel.workspace).value

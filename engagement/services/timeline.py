@@ -13,6 +13,8 @@ from django.utils import timezone
 from customers.consent import SendPurpose
 from customers.inbound import customer_inbound_recorded
 from customers.keywords import keyword_match
+from customers.lookup import customer_follow_merges
+from customers.models import Customer
 from customers.resolution import customer_resolve_inbound
 from customers.services import Identifier, identifier_normalize
 from engagement import events
@@ -175,6 +177,24 @@ def interaction_record_inbound(
     return interaction, True
 
 
+def interaction_follow_merges(*, interaction: Interaction) -> Customer:
+    """The live customer of ``interaction``; an interaction still on a merged-away customer moves to
+    the survivor first.
+
+    A merge moves every interaction it sees, but one written concurrently with it (a queued send, a
+    message whose customer was read before the merge committed) can be left on the tombstone, where
+    no timeline shows it and no consent applies. Precondition: ``interaction.customer`` was read in the
+    caller's transaction (``select_related``); no query unless it was merged away.
+    """
+    customer = interaction.customer
+    if customer.merged_into_id is None:
+        return customer
+    survivor = customer_follow_merges(customer=customer)
+    Interaction.objects.filter(pk=interaction.pk).update(customer=survivor)
+    interaction.customer = survivor
+    return survivor
+
+
 def _keyword_reply_send(*, interaction: Interaction, reply: str) -> None:
     """Queue the one reply a keyword gets (purpose "compliance": consent never blocks it). The key
     ``keyword:<interaction id>`` makes a repeat of the same inbound message send nothing more."""
@@ -212,7 +232,11 @@ def interaction_apply_status(
     Returns the interaction, or None when it is unknown.
     """
     with transaction.atomic():
-        qs = Interaction.objects.select_for_update().filter(channel=channel, direction=Direction.OUTBOUND)
+        qs = (
+            Interaction.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .filter(channel=channel, direction=Direction.OUTBOUND)
+        )
         interaction = None
         if interaction_id is not None:
             interaction = qs.filter(pk=interaction_id).first()
@@ -223,6 +247,8 @@ def interaction_apply_status(
                 "status %s for unknown message %s on channel %s", status, provider_message_id, channel.pk
             )
             return None
+        # The callback carries our interaction id; its customer may have been merged away since.
+        interaction_follow_merges(interaction=interaction)
         if not status_is_forward(interaction.status, status):
             return interaction
         interaction.status = status
