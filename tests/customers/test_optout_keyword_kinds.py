@@ -120,6 +120,7 @@ def test_optout_keyword_kinds_stop_twice_confirms_once(workspace, sms, second):
 def test_optout_keyword_kinds_start_twice_confirms_once(workspace, sms):
     inbound(sms, "+14155550100", "STOP")
     inbound(sms, "+14155550100", "START")
+    inbound(sms, "+14155550100", "start")
     last = inbound(sms, "+14155550100", "Start.")
     assert ConsentEvent.objects.filter(customer=last.customer).count() == 2
     assert len(_outbound(last.customer)) == 2
