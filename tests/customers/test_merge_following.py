@@ -191,6 +191,18 @@ def test_merge_following_twilio_status_callback(client, workspace, sms_channel):
     assert (sent.status, sent.customer_id) == ("sent", a.pk)
 
 
+def test_merge_following_twilio_voice_status_callback(client, workspace, fake_twilio):
+    voice = factories.twilio_channel(workspace, fake_twilio, kind="voice")
+    a, b = _pair(workspace)
+    sid = "CA" + "e" * 32
+    call = _left_on(b, voice, status="queued", kind="call", provider_message_id=sid)
+    form = dict(load_payload("twilio_inbound_voice_call.json")[0])
+    form.update(CallSid=sid, CallStatus="completed", CallDuration="31", Direction="outbound-api")
+    assert post_twilio(client, voice, "call-status", form, query=f"iid={call.pk}").status_code == 200
+    call.refresh_from_db()
+    assert (call.customer_id, call.duration_seconds) == (a.pk, 31)
+
+
 # ---------------------------------------------------------------- queued messages and the send task
 
 
