@@ -5,6 +5,10 @@ Marketing mail carries ``List-Unsubscribe: <https://…/unsubscribe/<token>/>`` 
 ``List-Unsubscribe=One-Click`` there: we record the opt-out with no login, no confirmation step and no
 redirect, and answer 200. A GET (a person clicking the link, or a link scanner) only shows a page with
 a button that makes the same POST, so prefetching never unsubscribes anyone.
+
+The token names the customer the mail went to; if that customer has since been merged into another,
+the opt-out lands on the survivor (``customers.lookup.customer_resolve_current``), who now owns the
+address and the consent ledger.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from customers.models import Customer
+from customers.lookup import customer_resolve_current_or_none
 from engagement.models import Channel
 from engagement.services.email_feedback import email_unsubscribe_record
 from engagement.services.email_threading import unsubscribe_token_read
@@ -36,8 +40,12 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     customer = channel = None
     if data is not None:
         channel = Channel.objects.select_related("workspace").filter(pk=data["ch"]).first()
-        customer = Customer.objects.filter(pk=data["c"]).first()
-    if data is None or customer is None or channel is None or customer.workspace_id != channel.workspace_id:
+        if channel is not None:
+            # Within the channel's workspace, following merges to the customer who lives on.
+            customer = customer_resolve_current_or_none(
+                workspace_id=channel.workspace_id, customer_id=data["c"]
+            )
+    if data is None or customer is None or channel is None:
         return _page("Link not valid", mark_safe("<p>This unsubscribe link is not valid.</p>"), status=404)
     if request.method == "GET":
         return _page(

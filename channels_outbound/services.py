@@ -18,7 +18,7 @@ from engagement.models import Channel, ChannelKind, Interaction, InteractionStat
 from engagement.models.conversations import InteractionKind
 from engagement.services.email_threading import EmailEnvelope, email_outbound_prepare
 from engagement.services.sms import sms_segment_count
-from engagement.services.timeline import status_is_forward
+from engagement.services.timeline import interaction_follow_merges, status_is_forward
 
 from .base import OutboundMessage, SendResult
 from .registry import sender_for
@@ -69,9 +69,11 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
         ):
             return SendAttempt(Outcome.SKIPPED)
         # Consent is checked when a message is queued and again now: a STOP that arrived while it
-        # waited (for a retry, or behind a rate limit) still wins.
+        # waited (for a retry, or behind a rate limit) still wins, and so does the survivor's ledger
+        # when the customer was merged away meanwhile (the message moves to the survivor).
+        customer = interaction_follow_merges(interaction=interaction)
         decision = consent_check_send(
-            customer=interaction.customer,
+            customer=customer,
             channel_kind=interaction.channel.kind,
             purpose=interaction.metadata.get("purpose") or SendPurpose.TRANSACTIONAL,
         )

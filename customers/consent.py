@@ -11,6 +11,9 @@ Semantics other code relies on:
 * The send guard (:func:`consent_check_send`): marketing needs an explicit opt-in; transactional goes
   unless the state for transactional is opted out (a channel-wide opt-out such as STOP counts);
   compliance replies (the STOP/START confirmation, the HELP answer) always go.
+* Merges are followed: handed a merged-away customer (a tombstone), every function here reads and
+  writes the survivor's ledger (``customers.lookup.customer_follow_merges``), so an opt-out that arrives
+  for an old id (an unsubscribe link, a queued message) lands where the customer now lives.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import models
 from django.utils import timezone
 
+from .lookup import customer_follow_merges
 from .models import ConsentChannel, ConsentEvent, ConsentPurpose, ConsentSource, ConsentStatus, Customer
 
 
@@ -60,9 +64,11 @@ def consent_record(
     """Append one consent change. ``purpose=""`` applies to every purpose on ``channel``.
 
     ``address`` is the customer's address the change came from (the phone that texted STOP). Runs in
-    the caller's transaction; never edits or deletes earlier rows.
+    the caller's transaction; never edits or deletes earlier rows. A merged-away ``customer`` records on
+    its survivor.
     """
     consent_check_values(channel=channel, status=status, source=source, purpose=purpose)
+    customer = customer_follow_merges(customer=customer)
     return ConsentEvent.objects.create(
         workspace_id=customer.workspace_id,
         customer=customer,
@@ -108,6 +114,7 @@ def consent_derive(
 def consent_state(*, customer: Customer, channel: str, purpose: str) -> str | None:
     """The current status for (channel, purpose), derived from the ledger (module docstring); None if
     never set."""
+    customer = customer_follow_merges(customer=customer)
     return consent_derive(
         purpose=purpose,
         own=_latest(customer, channel, purpose),
@@ -117,6 +124,7 @@ def consent_state(*, customer: Customer, channel: str, purpose: str) -> str | No
 
 def consent_summary(*, customer: Customer) -> dict[str, dict[str, str | None]]:
     """The derived state for every channel and purpose: ``{channel: {purpose: status or None}}``."""
+    customer = customer_follow_merges(customer=customer)
     latest: dict[tuple[str, str], tuple[tuple[datetime, int], str]] = {}
     rows = ConsentEvent.objects.filter(workspace_id=customer.workspace_id, customer=customer).values_list(
         "channel", "purpose", "occurred_at", "id", "status"
@@ -136,11 +144,33 @@ def consent_summary(*, customer: Customer) -> dict[str, dict[str, str | None]]:
 
 def consent_history(*, customer: Customer) -> list[ConsentEvent]:
     """The customer's ledger, newest first."""
+    customer = customer_follow_merges(customer=customer)
     return list(
         ConsentEvent.objects.filter(workspace_id=customer.workspace_id, customer=customer)
         .select_related("actor")
         .order_by("-occurred_at", "-id")
     )
+
+
+def consent_channel_state(*, customer: Customer, channel: str) -> dict[str, str | None]:
+    """The derived state of every purpose on ``channel`` plus the channel-wide row's own status (key
+    ``""``), in one query: ``{"": status or None, "marketing": …, "transactional": …}``. What an SMS
+    keyword needs to tell a repeat (a second STOP) from a change."""
+    customer = customer_follow_merges(customer=customer)
+    latest: dict[str, tuple[tuple[datetime, int], str]] = {}
+    rows = (
+        ConsentEvent.objects.filter(workspace_id=customer.workspace_id, customer=customer, channel=channel)
+        .order_by("purpose", "-occurred_at", "-id")
+        .distinct("purpose")
+        .values_list("purpose", "occurred_at", "id", "status")
+    )
+    for purpose, at, pk, status in rows:
+        latest[purpose] = ((at, pk), status)
+    wide = latest.get("")
+    state: dict[str, str | None] = {"": wide[1] if wide else None}
+    for purpose in ConsentPurpose.values:
+        state[purpose] = consent_derive(purpose=purpose, own=latest.get(purpose), wide=wide)
+    return state
 
 
 @dataclass(frozen=True)
@@ -153,10 +183,12 @@ class SendDecision:
 def consent_check_send(*, customer: Customer, channel_kind: str, purpose: str) -> SendDecision:
     """May a message of ``purpose`` go to ``customer`` on a ``channel_kind`` channel now?
 
-    Read-only; the caller (``message_send``) records a blocked send on the timeline.
+    Read-only; the caller (``message_send``) records a blocked send on the timeline. A merged-away
+    ``customer`` is judged by its survivor's ledger.
     """
     if purpose not in SendPurpose.values:
         raise ValueError(f"unknown send purpose {purpose!r}")
+    customer = customer_follow_merges(customer=customer)
     if purpose == SendPurpose.COMPLIANCE:
         return SendDecision(True)
     if purpose == SendPurpose.MARKETING:

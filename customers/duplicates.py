@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from engagement.models import Workspace
 
+from .lookup import customer_follow_merges
 from .merging import MergeRejected, customer_merge
 from .models import (
     Customer,
@@ -155,14 +156,20 @@ def merge_suggestion_list(*, workspace: Workspace, customer: Customer | None = N
 def merge_suggestion_accept(
     *, workspace: Workspace, suggestion: MergeSuggestion, actor: AbstractBaseUser | None = None
 ) -> CustomerMerge:
-    """Merge the pair (the older customer survives) and mark the suggestion accepted."""
+    """Merge the pair (the older customer survives) and mark the suggestion accepted. A side merged
+    away since is replaced by its survivor."""
     with transaction.atomic():
         locked = (
             MergeSuggestion.objects.select_for_update().filter(workspace=workspace, pk=suggestion.pk).first()
         )
         if locked is None or locked.status != SuggestionStatus.PENDING:
             raise MergeRejected("this suggestion is no longer pending")
-        a, b = locked.customer_a, locked.customer_b
+        # Either side may have been merged into someone else since the suggestion was made: the
+        # suggestion is about the people, so it applies to whom they live on as.
+        a = customer_follow_merges(customer=locked.customer_a)
+        b = customer_follow_merges(customer=locked.customer_b)
+        if a.pk == b.pk:
+            raise MergeRejected(f"these customers were already merged into customer {a.pk}")
         survivor, merged = (a, b) if (a.created_at, a.pk) <= (b.created_at, b.pk) else (b, a)
         record = customer_merge(
             workspace=workspace,
@@ -172,6 +179,11 @@ def merge_suggestion_accept(
             event_ref=f"suggestion:{locked.pk}",
             evidence={"reason": locked.reason, "score": locked.score, **locked.evidence},
             actor=actor,
+        )
+        # customer_merge closes the suggestion of the pair it merged; a suggestion about customers
+        # merged away since names another pair, so it is closed here.
+        MergeSuggestion.objects.filter(pk=locked.pk, status=SuggestionStatus.PENDING).update(
+            status=SuggestionStatus.ACCEPTED, decided_at=timezone.now(), decided_by=actor, merge=record
         )
         locked.refresh_from_db()
         return record

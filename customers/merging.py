@@ -32,6 +32,7 @@ from engagement.models import Conversation, Interaction, Workspace
 from engagement.models.channels import CHANNEL_IDENTITY_KIND
 
 from .identifiers import Identifier
+from .lookup import customer_resolve_current_or_none
 from .models import (
     ConsentEvent,
     Customer,
@@ -44,7 +45,6 @@ from .models import (
 CUSTOMER_MERGED = "customer.merged"
 CUSTOMER_UNMERGED = "customer.unmerged"
 PROFILE_FIELDS = ("display_name", "timezone", "preferred_channel")
-MAX_POINTER_HOPS = 64
 
 
 class MergeRejected(Conflict, ValueError):
@@ -74,13 +74,10 @@ class MergePreview:
 
 
 def customer_current(*, workspace: Workspace, customer_id: int) -> Customer | None:
-    """The customer ``customer_id`` now lives on: itself, or the survivor its merges point to."""
-    customer = Customer.objects.filter(workspace=workspace, pk=customer_id).first()
-    hops = 0
-    while customer is not None and customer.merged_into_id is not None and hops < MAX_POINTER_HOPS:
-        customer = Customer.objects.filter(workspace=workspace, pk=customer.merged_into_id).first()
-        hops += 1
-    return customer
+    """The customer ``customer_id`` now lives on: itself, or the survivor its merges point to; None
+    when there is no such customer in ``workspace``. The one lookup is
+    :func:`customers.lookup.customer_resolve_current` (one query); this is its Optional form."""
+    return customer_resolve_current_or_none(workspace_id=workspace.pk, customer_id=customer_id)
 
 
 def _profile_plan(survivor: Customer, merged: Customer) -> dict[str, Any]:

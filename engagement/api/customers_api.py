@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import QuerySet, prefetch_related_objects
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -29,8 +29,8 @@ from customers.duplicates import (
 )
 from customers.identifiers import Identifier
 from customers.imports import customer_import_start
+from customers.lookup import CustomerNotFound, customer_resolve_current
 from customers.merging import (
-    customer_current,
     customer_merge,
     customer_merge_preview,
     customer_unmerge,
@@ -313,12 +313,13 @@ class CustomerViewSet(
             pk = int(self.kwargs["pk"])
         except (TypeError, ValueError) as exc:
             raise NotFound("no such customer") from exc
-        customer = Customer.objects.filter(workspace=workspace, pk=pk).prefetch_related("identities").first()
-        if customer is None:
-            raise NotFound("no such customer in this workspace")
-        if customer.merged_into_id is not None:
-            survivor = customer_current(workspace=workspace, customer_id=pk)
-            raise CustomerMoved(survivor.pk if survivor else customer.merged_into_id)
+        try:
+            customer = customer_resolve_current(workspace_id=workspace.pk, customer_id=pk)
+        except CustomerNotFound as exc:
+            raise NotFound("no such customer in this workspace") from exc
+        if customer.pk != pk:
+            raise CustomerMoved(customer.pk)
+        prefetch_related_objects([customer], "identities")
         return customer
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -425,9 +426,13 @@ class CustomerViewSet(
         ser = MergeRequestSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         workspace = _workspace(request)
-        other = Customer.objects.filter(workspace=workspace, pk=ser.validated_data["other_id"]).first()
-        if other is None:
-            raise NotFound("no such customer to merge in this workspace")
+        try:
+            # An id merged away since names the customer it lives on in.
+            other = customer_resolve_current(
+                workspace_id=workspace.pk, customer_id=ser.validated_data["other_id"]
+            )
+        except CustomerNotFound as exc:
+            raise NotFound("no such customer to merge in this workspace") from exc
         if ser.validated_data["preview"]:
             return Response(
                 customer_merge_preview(workspace=workspace, survivor=survivor, merged=other).as_dict()

@@ -11,7 +11,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from customers.models import Customer
+from customers.lookup import CustomerNotFound, customer_resolve_current
 from engagement.models import Channel, Interaction, Workspace
 from engagement.services.messaging import message_send, message_send_to_address
 
@@ -49,9 +49,13 @@ class MessageCreate(generics.GenericAPIView):
             "media_urls": data.get("media_urls") or (),
         }
         if data.get("customer_id"):
-            customer = Customer.objects.filter(workspace=workspace, pk=data["customer_id"]).first()
-            if customer is None:
-                raise NotFound("no such customer in this workspace")
+            try:
+                # Following merges: the id may name a customer merged into another since.
+                customer = customer_resolve_current(
+                    workspace_id=workspace.pk, customer_id=data["customer_id"]
+                )
+            except CustomerNotFound as exc:
+                raise NotFound("no such customer in this workspace") from exc
             interaction, created = message_send(
                 workspace=workspace,
                 channel=channel,

@@ -1,7 +1,8 @@
 """Console: the customer profile (identities, attributes, tags, consent, timeline, suggestions, merges).
 
-Thin views over ``customers`` services; every lookup is scoped to the request's workspace. A merged-away
-customer's page redirects to the survivor's.
+Thin views over ``customers`` services; every lookup is scoped to the request's workspace and follows
+merges (``customers.lookup.customer_resolve_current``): a merged-away customer's page redirects to the
+survivor's, and an action posted from a page that predates a merge applies to the survivor.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from customers.consent import consent_history, consent_record, consent_summary
 from customers.duplicates import merge_suggestion_accept, merge_suggestion_dismiss, merge_suggestion_list
+from customers.lookup import customer_resolve_current_or_none
 from customers.merging import (
     MergeRejected,
-    customer_current,
     customer_merge,
     customer_merge_preview,
     customer_unmerge,
@@ -42,9 +43,12 @@ from .workspace import ConsoleRequest, admin_required, console_render, console_v
 
 
 def _customer_or_404(request: ConsoleRequest, customer_id: int) -> Customer:
-    customer = Customer.objects.filter(workspace=request.workspace, pk=customer_id).first()
+    """The customer ``customer_id`` lives on as (itself, or the survivor of its merges); 404 if none."""
+    customer = customer_resolve_current_or_none(workspace_id=request.workspace.pk, customer_id=customer_id)
     if customer is None:
         raise Http404("No such customer")
+    if customer.pk != customer_id and request.method == "POST":
+        messages.info(request, f"Customer {customer_id} was merged into this one; applied here.")
     return customer
 
 
@@ -52,15 +56,13 @@ def _customer_or_404(request: ConsoleRequest, customer_id: int) -> Customer:
 @console_view
 def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
     customer = _customer_or_404(request, customer_id)
-    if customer.merged_into_id is not None:
-        survivor = customer_current(workspace=request.workspace, customer_id=customer.pk)
-        if survivor is not None:
-            messages.info(request, f"Customer {customer.pk} was merged into this one.")
-            return redirect("console:customer", customer_id=survivor.pk)
+    if customer.pk != customer_id:
+        messages.info(request, f"Customer {customer_id} was merged into this one.")
+        return redirect("console:customer", customer_id=customer.pk)
     preview = None
     other_id = request.GET.get("merge")
     if other_id and other_id.isdigit():
-        other = Customer.objects.filter(workspace=request.workspace, pk=int(other_id)).first()
+        other = customer_resolve_current_or_none(workspace_id=request.workspace.pk, customer_id=int(other_id))
         if other is None:
             messages.error(request, f"No customer {other_id} in this workspace.")
         else:
@@ -98,7 +100,7 @@ def customer_merge_view(request: ConsoleRequest, customer_id: int) -> HttpRespon
     survivor = _customer_or_404(request, customer_id)
     other_id = request.POST.get("other_id", "")
     other = (
-        Customer.objects.filter(workspace=request.workspace, pk=int(other_id)).first()
+        customer_resolve_current_or_none(workspace_id=request.workspace.pk, customer_id=int(other_id))
         if other_id.isdigit()
         else None
     )

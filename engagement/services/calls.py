@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from customers.lookup import customer_follow_merges
 from customers.models import Customer
 from customers.services import Identifier, customer_primary_address, customer_resolve, identifier_normalize
 from engagement import events
@@ -27,7 +28,7 @@ from engagement.models.conversations import CallOutcome, Direction, InteractionK
 
 from .conversations import conversation_find_or_open, conversation_touch
 from .media import attachment_fetch_on_commit
-from .timeline import status_is_forward
+from .timeline import interaction_follow_merges, status_is_forward
 
 logger = logging.getLogger(__name__)
 
@@ -290,17 +291,19 @@ def call_record_inbound(
 
 
 def _call_locked(*, channel: Channel, call_id: str, interaction_id: int | None) -> Interaction | None:
-    # The conversation comes along (unlocked): settling a call updates its preview.
+    # The conversation and the customer come along (unlocked): settling a call updates its preview,
+    # and a call left on a customer merged away since moves to the survivor (no query otherwise).
     qs = (
-        Interaction.objects.select_related("conversation")
+        Interaction.objects.select_related("conversation", "customer")
         .select_for_update(of=("self",))
         .filter(channel=channel, kind=InteractionKind.CALL)
     )
-    if interaction_id is not None:
-        found = qs.filter(pk=interaction_id).first()
-        if found is not None:
-            return found
-    return qs.filter(provider_message_id=call_id).first() if call_id else None
+    found = qs.filter(pk=interaction_id).first() if interaction_id is not None else None
+    if found is None and call_id:
+        found = qs.filter(provider_message_id=call_id).first()
+    if found is not None:
+        interaction_follow_merges(interaction=found)
+    return found
 
 
 def _outcome(interaction: Interaction) -> str:
@@ -583,8 +586,12 @@ def call_click_to_call(
         raise CallRejected("only a member of the workspace can place a call")
     if not member.phone:
         raise CallRejected("add your phone number to your membership to place calls")
+    asked_for = customer.pk
+    customer = customer_follow_merges(customer=customer)  # a merged-away customer is called as the survivor
     if conversation is not None and conversation.customer_id != customer.pk:
-        raise CallRejected("conversation belongs to another customer")
+        if conversation.customer_id != asked_for:
+            raise CallRejected("conversation belongs to another customer")
+        conversation = None  # the merged-away customer's: the survivor's conversation on the channel is used
     try:
         address = (
             identifier_normalize(Identifier("phone", to_address), workspace=channel.workspace).value

@@ -10,10 +10,13 @@ from typing import Any
 from django.db import transaction
 
 from customers.consent import consent_record, consent_state
+from customers.lookup import customer_follow_merges
 from customers.models import Customer
 from engagement import events
 from engagement.models import Channel, Interaction
 from engagement.models.conversations import Direction
+
+from .timeline import interaction_follow_merges
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +26,11 @@ MAX_CLICKED_URLS = 50
 def _outbound_locked(
     *, channel: Channel, interaction_id: int | None, provider_message_id: str
 ) -> Interaction | None:
-    qs = Interaction.objects.select_for_update().filter(channel=channel, direction=Direction.OUTBOUND)
+    qs = (
+        Interaction.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .filter(channel=channel, direction=Direction.OUTBOUND)
+    )
     found = qs.filter(pk=interaction_id).first() if interaction_id is not None else None
     if found is None and provider_message_id:
         found = qs.filter(provider_message_id=provider_message_id).first()
@@ -70,9 +77,12 @@ def interaction_record_feedback(
                 stats["clicked_urls"] = urls
             interaction.metadata = {**interaction.metadata, "engagement": stats}
             interaction.save(update_fields=["metadata"])
+        # The customer the message went to may have been merged away since: the ledger and the event
+        # follow the merge to the survivor.
+        customer = interaction_follow_merges(interaction=interaction)
         if opt_out_source:
             consent_record(
-                customer=interaction.customer,
+                customer=customer,
                 channel=channel.kind,
                 status="opted_out",
                 source=opt_out_source,
@@ -86,7 +96,7 @@ def interaction_record_feedback(
                 workspace_id=interaction.workspace_id,
                 interaction_id=interaction.pk,
                 conversation_id=interaction.conversation_id,
-                customer_id=interaction.customer_id,
+                customer_id=customer.pk,
                 data={"engagement": engagement, "opt_out": opt_out_source},
             )
         )
@@ -101,8 +111,10 @@ def email_unsubscribe_record(
 
     Precondition: ``customer`` and ``channel`` belong to the same workspace (the caller checked the
     signed token). Owns its transaction; the customer row is locked so concurrent POSTs record one row.
+    A merged-away ``customer`` is opted out on its survivor.
     """
     with transaction.atomic():
+        customer = customer_follow_merges(customer=customer)
         Customer.objects.select_for_update().filter(pk=customer.pk).first()
         if consent_state(customer=customer, channel="email", purpose="marketing") == "opted_out":
             return False

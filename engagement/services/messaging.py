@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers.consent import SendPurpose, consent_check_send
-from customers.merging import customer_current
+from customers.lookup import CustomerNotFound, customer_resolve_current
 from customers.models import Customer
 from customers.services import (
     Identifier,
@@ -70,16 +70,23 @@ def message_send(
         raise SendRejected(f"unknown purpose {purpose!r}")
     if channel.workspace_id != workspace.pk or customer.workspace_id != workspace.pk:
         raise SendRejected("channel and customer must belong to the workspace")
-    if customer.merged_into_id is not None:
-        # A merged-away customer lives on in the survivor: send there.
-        survivor = customer_current(workspace=workspace, customer_id=customer.pk)
-        if survivor is None:
-            raise SendRejected("customer no longer exists")
-        customer = survivor
+    # The row is read again, following merges: the caller's copy may predate a merge (a campaign that
+    # loaded its audience a while ago, a task racing an agent), and a merged-away customer lives on in
+    # the survivor, whose consent and addresses count. One query (customers.lookup).
+    asked_for = customer.pk
+    try:
+        customer = customer_resolve_current(workspace_id=workspace.pk, customer_id=customer.pk)
+    except CustomerNotFound as exc:
+        raise SendRejected("customer no longer exists") from exc
     if customer.erased_at is not None:
         raise SendRejected("customer was erased")
     if conversation is not None and conversation.customer_id != customer.pk:
-        raise SendRejected("conversation belongs to another customer")
+        if conversation.customer_id != asked_for:
+            raise SendRejected("conversation belongs to another customer")
+        # The conversation of the merged-away customer: the merge moved it to the survivor (then it is
+        # read again), or it was opened after the merge's snapshot and stays behind (then a
+        # conversation of the survivor's is used).
+        conversation = Conversation.objects.filter(pk=conversation.pk, customer=customer).first()
     if not channel.is_active:
         raise SendRejected(f"channel {channel.name!r} is not active")
     body = body.strip()

@@ -10,7 +10,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from customers.consent import SendPurpose
 from customers.inbound import customer_inbound_recorded
+from customers.keywords import keyword_match
+from customers.lookup import customer_follow_merges
+from customers.models import Customer
 from customers.resolution import customer_resolve_inbound
 from customers.services import Identifier, identifier_normalize
 from engagement import events
@@ -25,6 +29,7 @@ from .email_threading import (
     email_text_split,
     interaction_attachments_store,
 )
+from .messaging import SendRejected, message_send
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +81,9 @@ def interaction_record_inbound(
     Auto-replies and bounces are recorded but publish no ``message.received``, so no automation runs.
     ``known_new``: the caller has just claimed this provider id under its own unique constraint (event
     ingestion does), so the repeat check and its savepoints are skipped; a clash then raises.
+    On SMS, a keyword (STOP/START/HELP in any form, ``customers/keywords.py``) records its consent
+    change and gets its one reply, queued here with the idempotency key ``keyword:<interaction id>``; an
+    opt-out word inside a sentence is flagged in ``metadata["possible_revocation"]`` for an agent.
     """
     # Nested in the caller's transaction there is no savepoint of our own: a failure rolls back the
     # caller's, which owns the retry.
@@ -111,6 +119,13 @@ def interaction_record_inbound(
             conversation, opened = conversation_find_or_open(
                 customer=customer, channel=channel, at=occurred_at
             )
+        metadata = dict(metadata or {})
+        if channel.kind == "sms":
+            match = keyword_match(body)
+            if match.possible_revocation:
+                # Not an opt-out, but an agent should look (FCC 24-24: revocation by any reasonable
+                # means); flagged in the INSERT itself, so it costs no statement.
+                metadata["possible_revocation"] = {"term": match.term}
         new = Interaction(
             workspace_id=channel.workspace_id,
             customer=customer,
@@ -124,7 +139,7 @@ def interaction_record_inbound(
             status_changed_at=occurred_at,
             provider_message_id=provider_message_id,
             email_message_id=thread.message_id if thread is not None else "",
-            metadata=metadata or {},
+            metadata=metadata,
             segments=segments,
             created_at=occurred_at,
         )
@@ -142,7 +157,9 @@ def interaction_record_inbound(
         if attachments:
             interaction_attachments_store(interaction=interaction, attachments=attachments)
         conversation_touch(conversation=conversation, at=occurred_at, preview=preview, reopen=True)
-        customer_inbound_recorded(interaction=interaction)  # SMS STOP/START/HELP
+        decision = customer_inbound_recorded(interaction=interaction)  # SMS STOP/START/HELP
+        if decision is not None and decision.reply:
+            _keyword_reply_send(interaction=interaction, reply=decision.reply)
         names = [events.CONVERSATION_OPENED, events.MESSAGE_RECEIVED] if opened else [events.MESSAGE_RECEIVED]
         if is_auto_reply:
             names = [events.INTERACTION_UPDATED]
@@ -158,6 +175,44 @@ def interaction_record_inbound(
                 )
             )
     return interaction, True
+
+
+def interaction_follow_merges(*, interaction: Interaction) -> Customer:
+    """The live customer of ``interaction``; an interaction still on a merged-away customer moves to
+    the survivor first.
+
+    A merge moves every interaction it sees, but one written concurrently with it (a queued send, a
+    message whose customer was read before the merge committed) can be left on the tombstone, where
+    no timeline shows it and no consent applies. Precondition: ``interaction.customer`` was read in the
+    caller's transaction (``select_related``); no query unless it was merged away.
+    """
+    customer = interaction.customer
+    if customer.merged_into_id is None:
+        return customer
+    survivor = customer_follow_merges(customer=customer)
+    Interaction.objects.filter(pk=interaction.pk).update(customer=survivor)
+    interaction.customer = survivor
+    return survivor
+
+
+def _keyword_reply_send(*, interaction: Interaction, reply: str) -> None:
+    """Queue the one reply a keyword gets (purpose "compliance": consent never blocks it). The key
+    ``keyword:<interaction id>`` makes a repeat of the same inbound message send nothing more."""
+    channel = interaction.channel
+    assert channel is not None, "keywords are decided for channel messages only"
+    try:
+        message_send(
+            workspace=channel.workspace,
+            channel=channel,
+            customer=interaction.customer,
+            conversation=interaction.conversation,
+            body=reply,
+            to_address=interaction.customer_address or None,
+            idempotency_key=f"keyword:{interaction.pk}",
+            purpose=SendPurpose.COMPLIANCE,
+        )
+    except SendRejected:
+        logger.warning("could not reply to keyword message %s", interaction.pk, exc_info=True)
 
 
 def interaction_apply_status(
@@ -177,7 +232,11 @@ def interaction_apply_status(
     Returns the interaction, or None when it is unknown.
     """
     with transaction.atomic():
-        qs = Interaction.objects.select_for_update().filter(channel=channel, direction=Direction.OUTBOUND)
+        qs = (
+            Interaction.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .filter(channel=channel, direction=Direction.OUTBOUND)
+        )
         interaction = None
         if interaction_id is not None:
             interaction = qs.filter(pk=interaction_id).first()
@@ -188,6 +247,8 @@ def interaction_apply_status(
                 "status %s for unknown message %s on channel %s", status, provider_message_id, channel.pk
             )
             return None
+        # The callback carries our interaction id; its customer may have been merged away since.
+        interaction_follow_merges(interaction=interaction)
         if not status_is_forward(interaction.status, status):
             return interaction
         interaction.status = status
