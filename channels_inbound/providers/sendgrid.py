@@ -24,6 +24,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from email import policy
+from email.errors import InvalidBase64LengthDefect
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from html import unescape
@@ -50,7 +51,15 @@ from engagement.services.email_threading import (
 )
 
 from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
-from ..mail import charset_decode, header_decode, header_unfold, mail_sender, mailboxes_parse, text_guess
+from ..mail import (
+    charset_decode,
+    header_decode,
+    header_text,
+    header_unfold,
+    mail_sender,
+    mailboxes_parse,
+    text_guess,
+)
 from ..registry import register
 
 logger = logging.getLogger(__name__)
@@ -160,6 +169,14 @@ def _mime_leaves(part: Message, out: list[Message]) -> None:
             _mime_leaves(sub, out)
 
 
+def _base64_prefix(data: bytes) -> bytes:
+    """What a mail client makes of base64 the stdlib gives up on (a truncated or damaged part): the
+    characters outside the alphabet skipped, a dangling last character dropped, the padding restored."""
+    clean = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+    clean = clean[: len(clean) - (len(clean) % 4 == 1)]
+    return base64.b64decode(clean + b"=" * (-len(clean) % 4))
+
+
 def _part_bytes(part: Message) -> bytes:
     """The part's content, its transfer encoding undone by the stdlib's tolerant decoders (bad base64
     is decoded as far as it goes; an unknown encoding leaves the bytes as they came)."""
@@ -167,17 +184,29 @@ def _part_bytes(part: Message) -> bytes:
     if isinstance(payload, list):  # message/delivery-status: blocks of fields
         return b"\n".join(m.as_bytes() for m in payload if isinstance(m, Message))
     data = part.get_payload(decode=True)
+    if any(isinstance(d, InvalidBase64LengthDefect) for d in part.defects) and isinstance(payload, str):
+        data = _base64_prefix(payload.encode("ascii", errors="surrogateescape"))
     return data if isinstance(data, bytes) else b""
 
 
+def _usable_filename(name: str) -> str:
+    """The file name a mail client shows: RFC 2047 encoded words decoded, the path dropped; "" when
+    nothing is left (``""``, ``"."``, ``"../"``)."""
+    return re.split(r"[\\/]", header_decode(name))[-1].strip().strip(".").strip()
+
+
 def _part_filename(part: Message) -> str:
-    """Content-Disposition filename (RFC 2231) or Content-Type name, with RFC 2047 encoded words and
-    raw 8-bit bytes decoded, as mail clients show it."""
+    """Content-Disposition filename (RFC 2231) or Content-Type name, as mail clients show it. The two
+    headers are read raw and their 8-bit bytes decoded first (the stdlib would turn them into U+FFFD)."""
+    probe = Message()
+    for name, value in part.raw_items():
+        if name.strip().lower() in ("content-disposition", "content-type"):
+            probe[name] = header_text(header_unfold(str(value)))
     try:
-        name = part.get_filename() or ""
+        filename = probe.get_filename() or ""
     except (LookupError, UnicodeError, ValueError):
-        name = ""
-    return header_decode(str(name)).strip()
+        filename = ""
+    return _usable_filename(str(filename))
 
 
 def _original_message_ids(leaves: list[Message]) -> list[str]:
@@ -330,7 +359,7 @@ def _from_parsed_fields(request: HttpRequest, form: dict[str, str], problems: li
             problems.append(f"{name} was announced but not posted")
             continue
         content_type = str(meta.get("type") or posted_type or "application/octet-stream")
-        filename = header_decode(str(meta.get("filename") or posted_name or "")).strip()
+        filename = _usable_filename(str(meta.get("filename") or "")) or _usable_filename(posted_name)
         if not filename:
             filename = _generated_name(name, content_type)
             problems.append(f"{name} has no filename; kept as {filename}")
