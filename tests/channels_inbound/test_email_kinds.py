@@ -25,7 +25,6 @@ from channels_inbound.models import ProviderEvent
 from channels_outbound.services import outbound_interaction_send
 from customers.models import Identity
 from engagement.models import Attachment, AutomationRule, Interaction
-from engagement.services.email_threading import email_auto_submitted
 from engagement.services.messaging import message_send
 from tests.channels_inbound.test_sendgrid_inbound import fields_sample, post_inbound
 from tests.fakes.sendgrid_server import multipart_body
@@ -632,6 +631,7 @@ def test_automated_mail_kind_auto_submitted_on_every_automated_send(
     email_channel, fake_sendgrid, django_user_model
 ):
     from customers.services import Identifier, customer_resolve
+    from engagement.services.email_threading import email_auto_submitted
 
     workspace = email_channel.workspace
     customer, _ = customer_resolve(
