@@ -72,8 +72,8 @@ def automated_answer_refusal(*, customer: Customer, channel: Channel, at: dateti
     if sent < limit:
         return ""
     return (
-        f"{customer} already got {sent} automated answers on {channel.name} in the last hour; "
-        f"the limit is {limit}"
+        f"automated answer not sent: this customer already got {sent} on {channel.name} in the last hour "
+        f"(limit {limit} an hour)"
     )
 
 

@@ -357,6 +357,27 @@ def test_malformed_part_kind_nameless_file_part_parsed_mode(client, email_channe
     assert any("attachment2" in p for p in interaction.metadata["email"]["problems"])
 
 
+def test_malformed_part_kind_agent_sees_the_kept_part_and_what_was_wrong(client, email_channel):
+    from django.test import Client
+    from django.urls import reverse
+
+    from engagement.models import Role
+    from tests import factories
+
+    fields = parsed_fields("From: a@example.com", "Subject: two files", attachments="2")
+    files = {
+        "attachment1": ("notes.txt", "text/plain", b"some notes"),
+        "attachment2": ("", "application/pdf", b"%PDF-1.4 nameless"),
+    }
+    assert post_parsed(client, email_channel, fields, files).status_code == 200
+    agent = Client()
+    agent.force_login(factories.member(email_channel.workspace, Role.AGENT))
+    page = agent.get(reverse("console:conversation", args=[inbound().conversation_id])).content.decode()
+    assert "attachment2.pdf" in page
+    assert "notes.txt" in page
+    assert "As received: attachment2 has no filename; kept as attachment2.pdf" in page
+
+
 @pytest.mark.parametrize(
     ("changes", "files", "expected", "problem"),
     [
@@ -684,7 +705,7 @@ def test_automated_mail_kind_hourly_cap_on_automated_answers(
     assert [a.status for a in answers] == ["sent"] * 3 + ["blocked"] * 2
     blocked = answers[3]
     assert blocked.metadata["blocked_reason"] == "automated_answer_limit"
-    assert "limit is 3" in blocked.error_message
+    assert "(limit 3 an hour)" in blocked.error_message
     assert blocked.conversation_id is not None  # on the timeline, not dropped
     # An hour later the customer is answered again.
     Interaction.objects.filter(direction="outbound").update(created_at=timezone.now() - timedelta(minutes=61))
