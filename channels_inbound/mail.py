@@ -166,6 +166,14 @@ def mailboxes_parse(value: str) -> tuple[list[Mailbox], str]:
     brackets is read as name and address. Display names are decoded (RFC 2047, 8-bit).
     """
     raw = header_text(header_unfold(value))
+    found, orphan = _mailboxes(raw)
+    if not found and ENCODED_WORD_RE.search(raw):
+        # Some senders encode the whole header, address included: read it decoded.
+        found, orphan = _mailboxes(header_decode(raw))
+    return found, orphan
+
+
+def _mailboxes(raw: str) -> tuple[list[Mailbox], str]:
     found: list[Mailbox] = []
     words: list[str] = []
     for name, address in getaddresses([raw], **_LENIENT):

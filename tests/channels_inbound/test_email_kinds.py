@@ -114,6 +114,8 @@ SENDER_CASES = [
     ("Jörg <jorg@bücher.example>", "jorg@xn--bcher-kva.example", "Jörg"),
     ("Jörg <jorg@xn--bcher-kva.example>", "jorg@xn--bcher-kva.example", "Jörg"),
     ("Ann\r\n <ann@example.com>", "ann@example.com", "Ann"),
+    # The whole header encoded, address included (some senders do).
+    ("=?utf-8?B?SmFuZSBSb2UgPGphbmVAZXhhbXBsZS5jb20+?=", "jane@example.com", "Jane Roe"),
 ]
 
 
@@ -628,6 +630,26 @@ def test_automated_mail_kind_bounces_and_reports(
         )
     assert resp.status_code == 200
     assert inbound().metadata["email"]["auto_reply"] is True
+    assert not Interaction.objects.filter(direction="outbound").exists()
+
+
+def test_automated_mail_kind_automation_never_answers_a_marked_mail_whatever_the_event(
+    client, email_channel, django_capture_on_commit_callbacks
+):
+    from engagement import events
+    from engagement.services.automation import automations_run
+
+    AutomationRule.objects.create(
+        workspace=email_channel.workspace, name="any", match_type="any", template="thanks!"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        post_raw(client, email_channel, mime("From: a@example.com", "Precedence: bulk"))
+    automated = inbound()
+    for name in (events.MESSAGE_RECEIVED, events.CONVERSATION_OPENED):
+        assert (
+            automations_run(event_name=name, workspace_id=automated.workspace_id, interaction_id=automated.pk)
+            == []
+        )
     assert not Interaction.objects.filter(direction="outbound").exists()
 
 
