@@ -73,6 +73,38 @@ def charset_decode(data: bytes, label: str | None) -> str:
     return text_guess(data)
 
 
+def flowed_decode(text: str, *, delsp: bool = False) -> str:
+    """Plain text sent ``format=flowed`` (RFC 3676 section 4.2) as mail clients show it: a line ending
+    in a space continues on the next line of the same quote depth (with ``DelSp=yes`` that space
+    goes); space-stuffing is undone; quoted lines keep their ``>`` marks; "-- " stays a hard line."""
+    out: list[str] = []
+    paragraph: str | None = None
+    depth_of_paragraph = 0
+
+    def emit(depth: int, content: str) -> None:
+        out.append(f"{'>' * depth} {content}" if depth else content)
+
+    for line in text.splitlines():
+        depth = len(line) - len(line.lstrip(">"))
+        content = line[depth:]
+        if content.startswith(" "):
+            content = content[1:]
+        if paragraph is not None and depth != depth_of_paragraph:
+            emit(depth_of_paragraph, paragraph)
+            paragraph = None
+        paragraph = content if paragraph is None else paragraph + content
+        depth_of_paragraph = depth
+        if content.endswith(" ") and content != "-- ":
+            if delsp:
+                paragraph = paragraph[:-1]
+            continue
+        emit(depth, paragraph)
+        paragraph = None
+    if paragraph is not None:
+        emit(depth_of_paragraph, paragraph)
+    return "\n".join(out)
+
+
 # ---------------------------------------------------------------- headers
 
 

@@ -53,6 +53,7 @@ from engagement.services.email_threading import (
 from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
 from ..mail import (
     charset_decode,
+    flowed_decode,
     header_decode,
     header_text,
     header_unfold,
@@ -285,6 +286,8 @@ def _read_leaf(n: int, part: Message, mail: _Mail, texts: list[str], htmls: list
     content = _part_bytes(part)
     if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
         text = charset_decode(content, part.get_content_charset())
+        if ctype == "text/plain" and str(part.get_param("format") or "").lower() == "flowed":
+            text = flowed_decode(text, delsp=str(part.get_param("delsp") or "").lower() == "yes")
         (texts if ctype == "text/plain" else htmls).append(text)
         return
     if ctype in ("message/delivery-status", "text/rfc822-headers") and disposition != "attachment":
@@ -335,6 +338,11 @@ def _from_parsed_fields(request: HttpRequest, form: dict[str, str], problems: li
     mail.to = _headers_all(header_block, "to") or [form.get("to", "")]
     mail.cc = _headers_all(header_block, "cc") or [form.get("cc", "")]
     mail.text = form.get("text", "")
+    if (
+        header_block.get_content_type() == "text/plain"
+        and str(header_block.get_param("format")).lower() == "flowed"
+    ):
+        mail.text = flowed_decode(mail.text, delsp=str(header_block.get_param("delsp")).lower() == "yes")
     mail.html = form.get("html", "")
     declared = form.get("attachments", "").strip() or "0"
     count = int(declared) if declared.isdigit() else 0

@@ -828,3 +828,28 @@ def test_stored_original_kind_quoted_printable_shows_as_a_mail_client_shows_it(c
         "A long line that was wrapped by the sender's mail program because it is long. Café."
     )
     assert interaction.metadata["email"]["html"] == "<p>Café = coffee</p>"
+
+
+FLOWED = (
+    b"Hello,\r\n\r\nthis paragraph was wrapped by the sender's mail program \r\nand a client joins it "
+    b"\r\nagain.\r\n>> quoted and \r\n>> flowed\r\n> \r\n>From here, space-stuffed\r\n \r\n-- \r\nAda\r\n"
+)
+FLOWED_SHOWN = (
+    "Hello,\n\nthis paragraph was wrapped by the sender's mail program and a client joins it again.\n"
+    ">> quoted and flowed\n> \n> From here, space-stuffed\n\n-- \nAda"
+)
+
+
+def test_stored_original_kind_format_flowed_shows_as_a_mail_client_shows_it(client, email_channel):
+    email = mime("From: a@example.com", ctype=b"text/plain; charset=utf-8; format=flowed", body=FLOWED)
+    assert post_raw(client, email_channel, email).status_code == 200
+    assert inbound().body == FLOWED_SHOWN
+
+
+def test_stored_original_kind_format_flowed_delsp_and_parsed_mode(client, email_channel):
+    text = "Gr\u00fc\u00dfe aus K\u00f6 \r\nln.\r\n"
+    fields = parsed_fields(
+        "From: a@example.com", "Content-Type: text/plain; charset=utf-8; format=flowed; delsp=yes", text=text
+    )
+    assert post_parsed(client, email_channel, fields).status_code == 200
+    assert inbound().body == "Gr\u00fc\u00dfe aus K\u00f6ln."
