@@ -234,6 +234,8 @@ class _Mail:
         self.attachments: list[InboundAttachment] = []
         self.related_ids: list[str] = []
         self.problems: list[str] = []
+        # Parsed mode: each file part as posted (field, filename, content type, size, SHA-256).
+        self.files: list[dict[str, Any]] = []
 
 
 def _from_raw_mime(data: bytes) -> _Mail:
@@ -366,6 +368,15 @@ def _from_parsed_fields(request: HttpRequest, form: dict[str, str], problems: li
         else:
             problems.append(f"{name} was announced but not posted")
             continue
+        mail.files.append(
+            {
+                "field": name,
+                "filename": posted_name,
+                "content_type": posted_type,
+                "size": len(content),
+                "sha256": hashlib.sha256(content).hexdigest(),
+            }
+        )
         content_type = str(meta.get("type") or posted_type or "application/octet-stream")
         filename = _usable_filename(str(meta.get("filename") or "")) or _usable_filename(posted_name)
         if not filename:
@@ -532,11 +543,6 @@ class SendGridAdapter(WebhookAdapter):
         )
         subject = (decoded.get("subject") or form.get("subject", "")).strip()[:300]
         text = mail.text.strip() or _html_to_text(mail.html)
-        files = [
-            {"field": k, "filename": f.name, "content_type": f.content_type, "size": f.size}
-            for k in request.FILES
-            if (f := request.FILES.get(k)) is not None
-        ]
         return InboundMessage(
             # Scoped by channel (the same mail may reach two workspaces); it is also the interaction's
             # provider_message_id, hence at most 100 characters.
@@ -578,7 +584,7 @@ class SendGridAdapter(WebhookAdapter):
                     "dkim": form.get("dkim", ""),
                 }
             },
-            raw=_original(posted, files),
+            raw=_original(posted, mail.files),
         )
 
     # -- Event Webhook

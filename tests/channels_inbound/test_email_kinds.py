@@ -357,6 +357,12 @@ def test_malformed_part_kind_nameless_file_part_parsed_mode(client, email_channe
     stored = {a.filename: a.file.read() for a in Attachment.objects.filter(interaction=interaction)}
     assert stored == {"notes.txt": b"some notes", "attachment2.pdf": b"%PDF-1.4 nameless"}
     assert any("attachment2" in p for p in interaction.metadata["email"]["problems"])
+    # The stored event names every file part as posted; its bytes are the stored attachment.
+    posted = ProviderEvent.objects.get().payload["files"]
+    assert [(f["field"], f["filename"], f["sha256"]) for f in posted] == [
+        ("attachment1", "notes.txt", hashlib.sha256(b"some notes").hexdigest()),
+        ("attachment2", "", hashlib.sha256(b"%PDF-1.4 nameless").hexdigest()),
+    ]
 
 
 def test_malformed_part_kind_agent_sees_the_kept_part_and_what_was_wrong(client, email_channel):
