@@ -17,6 +17,7 @@ and never refuse the mail for a label, a comma or a byte we did not expect.
 from __future__ import annotations
 
 import binascii
+import codecs
 import inspect
 import re
 from dataclasses import dataclass
@@ -58,11 +59,12 @@ def charset_decode(data: bytes, label: str | None) -> str:
     WHATWG label first (a byte-order mark wins over the label, as the Encoding Standard says); its
     "replacement" encoding (``iso-2022-kr``, ``hz-gb-2312``…, blanked in browsers for script-injection
     reasons that do not apply to sanitised mail) and labels outside the table go to Python's codecs; an
-    unknown or missing label to :func:`text_guess`. Bytes invalid in the named charset become U+FFFD.
-    Never raises.
+    unknown or missing label to :func:`text_guess`, and so does 8-bit text labelled US-ASCII (the label
+    is then proven wrong; it is usually UTF-8 from a program that wrote the RFC 2045 default). Bytes
+    invalid in the named charset become U+FFFD. Never raises.
     """
     name = (label or "").strip().strip("\"'").strip()
-    if name:
+    if name and not (_is_ascii_label(name) and not data.isascii()):
         encoding = webencodings.lookup(name)
         if encoding is not None and encoding.name != "replacement":
             return str(webencodings.decode(data, encoding, errors="replace")[0])
@@ -71,6 +73,25 @@ def charset_decode(data: bytes, label: str | None) -> str:
         except (LookupError, ValueError):  # unknown label, or a bytes-to-bytes codec like "base64"
             pass
     return text_guess(data)
+
+
+def _is_ascii_label(name: str) -> bool:
+    try:
+        return codecs.lookup(name).name == "ascii"
+    except LookupError:
+        return False
+
+
+# <meta charset=…> or <meta http-equiv=Content-Type content="text/html; charset=…">, in the first 1024
+# bytes, where the HTML standard's prescan looks for it.
+_META_CHARSET_RE = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+
+
+def html_charset_label(data: bytes) -> str:
+    """The charset an HTML document declares in a ``<meta>`` tag, or "". Mail clients use it for an
+    HTML part whose Content-Type names no charset."""
+    found = _META_CHARSET_RE.search(data[:1024])
+    return found.group(1).decode("ascii") if found else ""
 
 
 def flowed_decode(text: str, *, delsp: bool = False) -> str:

@@ -57,6 +57,7 @@ from ..mail import (
     header_decode,
     header_text,
     header_unfold,
+    html_charset_label,
     mail_sender,
     mailboxes_parse,
     text_guess,
@@ -287,7 +288,8 @@ def _read_leaf(n: int, part: Message, mail: _Mail, texts: list[str], htmls: list
     filename = _part_filename(part)
     content = _part_bytes(part)
     if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-        text = charset_decode(content, part.get_content_charset())
+        label = part.get_content_charset() or (html_charset_label(content) if ctype == "text/html" else "")
+        text = charset_decode(content, label)
         if ctype == "text/plain" and str(part.get_param("format") or "").lower() == "flowed":
             text = flowed_decode(text, delsp=str(part.get_param("delsp") or "").lower() == "yes")
         (texts if ctype == "text/plain" else htmls).append(text)

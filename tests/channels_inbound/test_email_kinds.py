@@ -334,6 +334,22 @@ def test_charset_kind_html_part_and_base64_body(client, email_channel):
     assert interaction.body == "Привет, где мой заказ?"
 
 
+def test_charset_kind_8bit_text_labelled_us_ascii_is_read_as_utf8(client, email_channel):
+    email = mime("From: a@example.com", ctype=b"text/plain; charset=us-ascii", body="Café ✓\r\n".encode())
+    assert post_raw(client, email_channel, email).status_code == 200
+    assert inbound().body == "Café ✓"
+
+
+def test_charset_kind_html_part_without_charset_uses_its_meta_label(client, email_channel):
+    html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251"></head>'
+    html += "<body><p>Здравствуйте</p></body></html>"
+    email = mime("From: a@example.com", ctype=b"text/html", body=html.encode("cp1251"))
+    assert post_raw(client, email_channel, email).status_code == 200
+    interaction = inbound()
+    assert interaction.metadata["email"]["html"] == html
+    assert interaction.body == "Здравствуйте"
+
+
 # ---------------------------------------------------------------- 3. malformed parts
 
 
