@@ -245,9 +245,9 @@ def email_automated_reason(
     address, whose local part is ``MAILER-DAEMON``/``postmaster``. Such mail is recorded but never
     answered automatically.
     """
-    auto_submitted = headers.get("auto-submitted", "").strip().lower()
-    if auto_submitted and not auto_submitted.startswith("no"):
-        return f"Auto-Submitted: {auto_submitted.split(';')[0].strip()}"
+    auto_submitted = headers.get("auto-submitted", "").split(";")[0].strip().lower()
+    if auto_submitted and auto_submitted != "no":
+        return f"Auto-Submitted: {auto_submitted}"
     for name in ("precedence", "x-precedence"):
         precedence = headers.get(name, "").strip().lower()
         if precedence in _AUTOMATED_PRECEDENCE:

@@ -589,6 +589,7 @@ AUTOMATED = [
     ["X-Precedence: bulk"],
     ["Auto-Submitted: auto-generated"],
     ["Auto-Submitted: auto-notified; owner-email=x@example.com"],
+    ["Auto-Submitted: Auto-Replied (vacation)"],
     ["X-Autoreply: yes"],
     ["X-Autorespond: Out of office"],
     ["X-AutoReply-From: a@example.com"],
