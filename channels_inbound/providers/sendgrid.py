@@ -6,7 +6,11 @@ Hooks, both under the channel's unguessable URL token:
 * ``inbound``: Inbound Parse has no signature, so the channel's config also holds HTTP Basic credentials
   (``inbound_basic_auth: {"username", "password"}``) that go into the Parse URL SendGrid calls
   (``https://user:pass@host/webhooks/sendgrid/<token>/inbound/``). It has no event id either: a mail is
-  deduplicated on its Message-ID (or, lacking one, a hash of its content).
+  deduplicated on its Message-ID (or, lacking one, a hash of its content). The mail is read as mail
+  clients read it (``channels_inbound.mail``: charsets, encoded headers, sender addresses); a part or
+  side field that does not decode is kept as well as it can be and noted in
+  ``metadata["email"]["problems"]``, never a reason to refuse the mail (SendGrid does not retry a 4xx).
+  The stored event holds every posted field byte for byte (:func:`inbound_original_fields`).
 * ``events``: ECDSA P-256 / SHA-256 over ``timestamp + raw body``, verified with the channel's
   ``event_webhook_public_key`` (base64 SubjectPublicKeyInfo, as SendGrid shows it). Deduplicated on
   ``sg_event_id``.
