@@ -189,6 +189,10 @@ EMAIL_INBOUND_MAX_BYTES = int(os.environ.get("EMAIL_INBOUND_MAX_BYTES", str(30 *
 EMAIL_EVENTS_MAX_BYTES = int(os.environ.get("EMAIL_EVENTS_MAX_BYTES", str(1024 * 1024)))
 # Django's cap on non-file form data; the webhook view enforces each hook's own, smaller, limit first.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(WEBHOOK_MAX_BODY_BYTES, EMAIL_INBOUND_MAX_BYTES)
+# At most this many automated answers (automation-rule replies) per customer per channel per hour,
+# whatever the rules say: two auto-responders cannot loop (RFC 3834 section 2). A channel's config
+# ``automated_answers_per_hour`` overrides it.
+AUTOMATED_ANSWERS_PER_HOUR = int(os.environ.get("AUTOMATED_ANSWERS_PER_HOUR", "5"))
 
 # Outbound providers. When a channel has no credentials, the sandbox provider stands in.
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")

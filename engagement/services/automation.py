@@ -42,6 +42,12 @@ def rule_matches(*, rule: AutomationRule, interaction: Interaction) -> bool:
     return False
 
 
+def interaction_is_automated(*, interaction: Interaction) -> bool:
+    """Whether an inbound message was sent by a program (the email adapter's RFC 3834 mark)."""
+    email = interaction.metadata.get("email")
+    return isinstance(email, dict) and bool(email.get("auto_reply"))
+
+
 def template_render(*, template: str, interaction: Interaction) -> str:
     context = Context(
         {
@@ -74,14 +80,20 @@ def automations_run(*, event_name: str, workspace_id: int, interaction_id: int) 
     """Run every enabled rule of the workspace that listens to ``event_name`` against the interaction.
 
     Each (rule, interaction) pair sends at most once, whatever the retries: the outbound message
-    carries the idempotency key ``automation:<rule>:<interaction>``.
+    carries the idempotency key ``automation:<rule>:<interaction>``. A message that was itself sent by
+    a program (an email marked automated: auto-reply, bounce, list mail; RFC 3834 section 2) is never
+    answered, whichever event brought it here; answers are also capped per hour in ``message_send``.
     """
     interaction = (
         Interaction.objects.select_related("channel", "customer", "conversation", "workspace")
         .filter(pk=interaction_id, workspace_id=workspace_id)
         .first()
     )
-    if interaction is None or interaction.channel is None:
+    if (
+        interaction is None
+        or interaction.channel is None
+        or interaction_is_automated(interaction=interaction)
+    ):
         return []
     sent: list[Interaction] = []
     rules = AutomationRule.objects.filter(

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import Message
 from typing import Any, Protocol
 
 import nh3
@@ -215,20 +214,62 @@ def interaction_attachments_store(
 # ---------------------------------------------------------------- auto-replies and bounces
 
 
-def email_is_auto_reply(headers: Message, *, envelope_from: str | None = None) -> bool:
-    """RFC 3834 ``Auto-Submitted``, the common ``X-Autoreply``/``X-Autorespond``/``Precedence`` markers,
-    and delivery-status reports (RFC 3464) or a null envelope sender (bounces)."""
-    auto_submitted = str(headers.get("Auto-Submitted", "")).strip().lower()
+# Precedence values that mark list or bulk mail (RFC 3834 section 2; RFC 2076 3.9).
+_AUTOMATED_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+# Headers whose mere presence marks a message sent by a program or a list: vendor auto-responder marks,
+# RFC 2369 / RFC 2919 list headers, Exim's bounce header, procmail's loop guard.
+_AUTOMATED_HEADERS = (
+    "x-autoreply",
+    "x-autorespond",
+    "x-autoreply-from",
+    "x-mail-autoreply",
+    "list-id",
+    "list-unsubscribe",
+    "x-failed-recipients",
+)
+_NULL_SENDERS = frozenset({"", "<>", "mailer-daemon", "postmaster"})
+
+
+def email_automated_reason(
+    *, headers: Mapping[str, str], envelope_from: str | None = None, sender: str = ""
+) -> str:
+    """Why a received mail was sent by a program rather than a person, or "" if it was not.
+
+    ``headers`` maps lower-case header names to their (first) decoded value. The rules (RFC 3834
+    section 2, which says a responder must not answer these, and RFC 3464 for bounces):
+    ``Auto-Submitted`` other than ``no``; ``Precedence`` (or ``X-Precedence``) bulk, junk, list or
+    auto_reply; ``X-Autoreply``/``X-Autorespond`` and similar vendor marks; ``List-Id`` or
+    ``List-Unsubscribe`` (mailing-list traffic); Microsoft's ``X-Auto-Response-Suppress`` set to
+    suppress everything or out-of-office answers; a delivery or disposition report
+    (``multipart/report``); a null envelope sender or ``Return-Path`` (``<>``), or one, or a From
+    address, whose local part is ``MAILER-DAEMON``/``postmaster``. Such mail is recorded but never
+    answered automatically.
+    """
+    auto_submitted = headers.get("auto-submitted", "").split(";")[0].strip().lower()
     if auto_submitted and auto_submitted != "no":
-        return True
-    if headers.get("X-Autoreply") or headers.get("X-Autorespond"):
-        return True
-    if str(headers.get("Precedence", "")).strip().lower() in {"auto_reply", "junk"}:
-        return True
-    content_type = str(headers.get("Content-Type", "")).lower()
-    if "multipart/report" in content_type and "delivery-status" in content_type:
-        return True
-    return envelope_from is not None and envelope_from.strip() in {"", "<>"}
+        return f"Auto-Submitted: {auto_submitted}"
+    for name in ("precedence", "x-precedence"):
+        precedence = headers.get(name, "").strip().lower()
+        if precedence in _AUTOMATED_PRECEDENCE:
+            return f"{name.title()}: {precedence}"
+    for name in _AUTOMATED_HEADERS:
+        if name in headers:
+            return f"{name.title()} header"
+    suppress = {v.strip().lower() for v in headers.get("x-auto-response-suppress", "").split(",")}
+    if suppress & {"all", "oof", "autoreply"}:
+        return "X-Auto-Response-Suppress header"
+    if headers.get("content-type", "").strip().lower().startswith("multipart/report"):
+        return "delivery or disposition report"
+    return_paths = [headers["return-path"]] if "return-path" in headers else []
+    if envelope_from is not None:
+        return_paths.append(envelope_from)
+    for path in return_paths:
+        local = path.strip().strip("<>").rpartition("@")[0] or path.strip().strip("<>")
+        if local.strip().lower() in _NULL_SENDERS:
+            return "null return path" if not local.strip() else f"return path {local.strip()}"
+    if sender.rpartition("@")[0].lower() in _NULL_SENDERS - {""}:
+        return f"sender {sender}"
+    return ""
 
 
 # ---------------------------------------------------------------- outbound
@@ -267,12 +308,32 @@ def unsubscribe_url(*, customer_id: int, channel_id: int, interaction_id: int) -
     return settings.PUBLIC_BASE_URL + reverse("email-unsubscribe", kwargs={"token": token})
 
 
+AUTOMATED_KEY_PREFIXES = ("automation:", "keyword:")
+
+
+def email_auto_submitted(*, interaction: Interaction) -> str:
+    """The RFC 3834 ``Auto-Submitted`` value of an outbound mail, or "" for one an agent wrote.
+
+    ``auto-replied`` for an automatic answer to a message (an automation rule's reply, a keyword
+    confirmation: it has ``automation_rule`` or an ``automation:``/``keyword:`` idempotency key);
+    ``auto-generated`` for any other mail no person wrote (campaigns, journeys, API sends without an
+    author). The other side's auto-responders then stay silent, so two responders cannot loop.
+    """
+    key = interaction.idempotency_key or ""
+    if interaction.automation_rule_id is not None or key.startswith(AUTOMATED_KEY_PREFIXES):
+        return "auto-replied"
+    if interaction.author_id is None:
+        return "auto-generated"
+    return ""
+
+
 def email_outbound_prepare(*, interaction: Interaction) -> EmailEnvelope:
     """Subject and threading headers of an outbound email; gives it its Message-ID once.
 
     Precondition: ``interaction`` is outbound on an email channel and locked by the caller's
     transaction. ``In-Reply-To``/``References`` follow the newest earlier mail of the conversation.
-    Marketing mail (``metadata["purpose"] == "marketing"``) carries RFC 8058 one-click unsubscribe.
+    Marketing mail (``metadata["purpose"] == "marketing"``) carries RFC 8058 one-click unsubscribe;
+    mail no agent wrote carries ``Auto-Submitted`` (:func:`email_auto_submitted`).
     """
     channel = interaction.channel
     assert channel is not None, "the send service checked it"
@@ -306,6 +367,9 @@ def email_outbound_prepare(*, interaction: Interaction) -> EmailEnvelope:
         reply_to = reply_address(conversation=conversation, channel=channel)
     if not subject:
         subject = f"Message from {channel.workspace.name}"
+    auto_submitted = email_auto_submitted(interaction=interaction)
+    if auto_submitted:
+        headers["Auto-Submitted"] = auto_submitted
     if interaction.metadata.get("purpose") == "marketing":
         url = unsubscribe_url(
             customer_id=interaction.customer_id, channel_id=channel.pk, interaction_id=interaction.pk

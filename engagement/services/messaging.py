@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -31,11 +33,52 @@ MAX_MEDIA_URLS = 10  # Twilio error 21623
 MAX_BODY = {"sms": 1600}
 
 
+AUTOMATED_ANSWER_LIMIT_REASON = "automated_answer_limit"
+
+
 class SendRejected(Rejected):
     """The message cannot be queued as asked (no address, wrong workspace, empty body...)."""
 
     code = "send_rejected"
     status = 400
+
+
+def automated_answers_per_hour(*, channel: Channel) -> int:
+    """The channel's cap on automated answers per customer and hour: config
+    ``automated_answers_per_hour`` (a whole number >= 0), else settings ``AUTOMATED_ANSWERS_PER_HOUR``."""
+    configured = channel.config.get("automated_answers_per_hour")
+    if isinstance(configured, int) and not isinstance(configured, bool) and configured >= 0:
+        return configured
+    return int(settings.AUTOMATED_ANSWERS_PER_HOUR)
+
+
+def automated_answer_refusal(*, customer: Customer, channel: Channel, at: datetime) -> str:
+    """Why one more automated answer to ``customer`` on ``channel`` may not go out, or "".
+
+    Counts the automation-rule answers (not blocked ones) of the hour before ``at``. The caller holds
+    the customer's row lock, so two concurrent automations cannot both take the last slot. The cap
+    stops reply loops with another side's auto-responder that does not honour ``Auto-Submitted``
+    (RFC 3834 section 2: a responder must limit how often it answers one address).
+    """
+    limit = automated_answers_per_hour(channel=channel)
+    sent = (
+        Interaction.objects.filter(
+            workspace_id=channel.workspace_id,
+            customer=customer,
+            channel=channel,
+            direction=Direction.OUTBOUND,
+            automation_rule__isnull=False,
+            created_at__gt=at - timedelta(hours=1),
+        )
+        .exclude(status=InteractionStatus.BLOCKED)
+        .count()
+    )
+    if sent < limit:
+        return ""
+    return (
+        f"automated answer not sent: this customer already got {sent} on {channel.name} in the last hour "
+        f"(limit {limit} an hour)"
+    )
 
 
 def message_send(
@@ -63,8 +106,10 @@ def message_send(
     Every outbound path comes through here, so this is where consent is enforced
     (``customers.consent.consent_check_send``): ``purpose`` is "transactional" (agent replies,
     automations, API unless stated), "marketing" (campaigns; needs an opt-in) or "compliance" (keyword
-    confirmations, never blocked). A send consent forbids is not dropped: it is recorded on the timeline
-    as a ``blocked`` interaction with the reason, and nothing goes to the provider.
+    confirmations, never blocked). An automation rule's answer (``automation_rule``) is also held to
+    :func:`automated_answer_refusal`'s hourly cap. A send consent or the cap forbids is not dropped: it
+    is recorded on the timeline as a ``blocked`` interaction with the reason, and nothing goes to the
+    provider.
     """
     if purpose not in SendPurpose.values:
         raise SendRejected(f"unknown purpose {purpose!r}")
@@ -123,19 +168,28 @@ def message_send(
         if conversation is None:
             conversation, _ = conversation_find_or_open(customer=customer, channel=channel, at=now)
         decision = consent_check_send(customer=customer, channel_kind=channel.kind, purpose=purpose)
+        blocked_reason, blocked_code, blocked_detail = "", "", ""
+        if not decision.allowed:
+            blocked_reason, blocked_code = decision.reason, f"consent:{decision.reason}"
+            blocked_detail = decision.detail
+        elif automation_rule is not None:
+            Customer.objects.select_for_update().filter(pk=customer.pk).values_list("pk").first()
+            blocked_detail = automated_answer_refusal(customer=customer, channel=channel, at=now)
+            if blocked_detail:
+                blocked_reason = blocked_code = AUTOMATED_ANSWER_LIMIT_REASON
         metadata: dict[str, object] = {"purpose": purpose}
         if media_urls:
             metadata["media_urls"] = list(media_urls)
         outcome: dict[str, object]
-        if decision.allowed:
+        if not blocked_reason:
             outcome = {"status": InteractionStatus.QUEUED, "next_attempt_at": now}
         else:
             # Not dropped: on the timeline as "blocked" with the reason; never handed to a provider.
-            metadata["blocked_reason"] = decision.reason
+            metadata["blocked_reason"] = blocked_reason
             outcome = {
                 "status": InteractionStatus.BLOCKED,
-                "error_code": f"consent:{decision.reason}"[:32],
-                "error_message": decision.detail[:500],
+                "error_code": blocked_code[:32],
+                "error_message": blocked_detail[:500],
             }
         try:
             with transaction.atomic():
@@ -160,7 +214,7 @@ def message_send(
             if not idempotency_key:
                 raise
             return Interaction.objects.get(workspace=workspace, idempotency_key=idempotency_key), False
-        if decision.allowed:
+        if not blocked_reason:
             conversation_touch(conversation=conversation, at=now, preview=body, reopen=False)
             events.publish_on_commit(
                 events.DomainEvent(
@@ -180,7 +234,7 @@ def message_send(
                 customer_id=customer.pk,
                 data={
                     "status": interaction.status,
-                    **({"blocked_reason": decision.reason} if not decision.allowed else {}),
+                    **({"blocked_reason": blocked_reason} if blocked_reason else {}),
                 },
             )
         )

@@ -27,6 +27,9 @@ def email_body(interaction: Interaction) -> dict[str, Any]:
     context: dict[str, Any] = {
         "subject": email.get("subject", ""),
         "auto_reply": bool(email.get("auto_reply")),
+        "automated_reason": str(email.get("automated_reason") or ""),
+        # What was malformed in the mail as it came (kept as well as it could be): the agent sees it.
+        "problems": [str(p) for p in email.get("problems") or []],
         # Left out of the list only when the HTML shows it (a bare substring match hid, say, cid "photo"
         # from a mail whose text merely said "photo", and the file was then nowhere to be seen).
         "attachments": [a for a in attachments if not (a.inline and f"cid:{a.content_id}" in html)],
