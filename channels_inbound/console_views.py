@@ -4,11 +4,12 @@ normalized or applied (channels_inbound/intake.py), for workspace admins to proc
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from engagement.console.workspace import ConsoleRequest, admin_required, console_render, console_view
+from engagement.errors import NotFound
 
 from .intake import inbound_request_list_unprocessed, inbound_request_reprocess, inbound_request_reprocess_all
 
@@ -31,7 +32,10 @@ def unprocessed_events(request: ConsoleRequest) -> HttpResponse:
 @console_view
 @admin_required
 def unprocessed_event_reprocess(request: ConsoleRequest, request_id: int) -> HttpResponse:
-    row = inbound_request_reprocess(request_id=request_id, workspace=request.workspace)
+    try:
+        row = inbound_request_reprocess(request_id=request_id, workspace=request.workspace)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
     if row.processed_at is not None:
         messages.success(request, f"Event {row.pk} processed.")
     else:
