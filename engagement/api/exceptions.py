@@ -12,5 +12,7 @@ from engagement.services.messaging import SendRejected
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, SendRejected):
-        return Response({"error": str(exc)}, status=400)
+        # A refusal with a machine-readable code (RecipientUnreachable) says which one it is.
+        code = getattr(exc, "code", "")
+        return Response({"error": str(exc), **({"code": code} if code else {})}, status=400)
     return drf_exception_handler(exc, context)

@@ -283,11 +283,17 @@ def test_status_callback_alone_creates_the_call(client, voice_channel):
 
 
 @pytest.mark.django_db
-def test_withheld_caller_still_gets_the_call_flow(client, voice_channel):
-    form = load_payload("twilio_inbound_voice_call.json")[0]  # From is not a phone number, nor is Caller
+def test_withheld_caller_gets_the_call_flow_and_a_timeline_entry(client, voice_channel):
+    # Caller is +266696687 (ANONYMOUS on a keypad); From was rewritten by a platform in between.
+    form = load_payload("twilio_inbound_voice_call.json")[0]
     root = _twiml(post_twilio(client, voice_channel, "voice", form))
     assert root[-1].tag == "Record"
-    assert Interaction.objects.count() == 0
+    call = Interaction.objects.get()
+    assert call.customer.display_name == "Unknown caller"
+    assert call.customer_address == ""
+    assert list(call.customer.identities.values_list("kind", "value")) == [
+        ("unknown_caller", form["CallSid"])
+    ]
 
 
 @pytest.mark.django_db
