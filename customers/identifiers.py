@@ -94,7 +94,10 @@ def phone_region(number: str) -> str | None:
         parsed = phonenumbers.parse(number, None)
     except phonenumbers.NumberParseException:
         return None
-    return phonenumbers.region_code_for_number(parsed)
+    region = phonenumbers.region_code_for_number(parsed) or phonenumbers.region_code_for_country_code(
+        parsed.country_code
+    )
+    return None if region in (None, phonenumbers.UNKNOWN_REGION) else region
 
 
 def is_short_code(value: str) -> bool:
@@ -107,7 +110,8 @@ def sms_sender_identifier(raw: str, *, region: str | None) -> Identifier:
     * an E.164 number (``+14155550100``) is a phone;
     * a national number without its country code (``(415) 555-0100``) is a phone when it is a valid
       number of ``region`` (the sender's country as the provider reports it, else our number's);
-    * 3 to 8 digits that are no valid number there are a short code (``68849``);
+    * 3 to 8 digits that are no valid number there are a short code (``68849``); more digits that make
+      a possible number of ``region`` are a phone;
     * anything else (``AMAZON``, ``Vodafone``, an invalid ``+`` number) is an alphanumeric sender ID,
       kept as sent.
 
@@ -135,6 +139,12 @@ def sms_sender_identifier(raw: str, *, region: str | None) -> Identifier:
                 )
         if SHORT_CODE_RE.match(digits):
             return Identifier(IdentityKind.SHORT_CODE, digits)
+        if region:
+            # Longer than any short code: a possible number of the region (as phone_normalize accepts).
+            try:
+                return Identifier(IdentityKind.PHONE, phone_normalize(digits, region=region))
+            except InvalidIdentifier:
+                pass
     return Identifier(IdentityKind.SENDER_ID, value[:IDENTIFIER_MAX_LENGTH])
 
 
