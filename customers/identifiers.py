@@ -94,10 +94,11 @@ def phone_region(number: str) -> str | None:
         parsed = phonenumbers.parse(number, None)
     except phonenumbers.NumberParseException:
         return None
-    region = phonenumbers.region_code_for_number(parsed) or phonenumbers.region_code_for_country_code(
-        parsed.country_code
-    )
-    return None if region in (None, phonenumbers.UNKNOWN_REGION) else region
+    # An unassigned number still tells its country by its country code (its main region).
+    region = phonenumbers.region_code_for_number(parsed)
+    if not region and parsed.country_code:
+        region = phonenumbers.region_code_for_country_code(parsed.country_code)
+    return None if not region or region == phonenumbers.UNKNOWN_REGION else str(region)
 
 
 def is_short_code(value: str) -> bool:
