@@ -262,7 +262,7 @@ def inbound_request_receive(
 def inbound_request_reprocess(*, request_id: int, workspace: Workspace | None = None) -> InboundRequest:
     """Run a kept request through its parser and apply it again; returns the row as it now stands.
 
-    Applied: ``processed_at`` is set and the error cleared. Failed again: the new error and stage are
+    Applied: ``processed_at`` is set, the error cleared and the raw copy dropped. Failed again: the new error and stage are
     kept and ``attempts`` grows. A request processed already is left as it is (its events are applied
     and would be skipped anyway). Events another request applied meanwhile are skipped by their
     provider id, so nothing is applied twice. ``workspace`` scopes the lookup (console); raises
@@ -290,8 +290,16 @@ def inbound_request_reprocess(*, request_id: int, workspace: Workspace | None = 
                 stage=outcome.stage, last_error=outcome.error, attempts=F("attempts") + 1, last_attempt_at=now
             )
         else:
+            # Applied: the events' own rows are the record now (and customer erasure scrubs those),
+            # so the raw copy, which holds bodies and numbers, is not kept.
             InboundRequest.objects.filter(pk=stored.pk).update(
-                last_error="", attempts=F("attempts") + 1, last_attempt_at=now, processed_at=now
+                last_error="",
+                attempts=F("attempts") + 1,
+                last_attempt_at=now,
+                processed_at=now,
+                body=b"",
+                headers={},
+                context={},
             )
         stored.refresh_from_db()
     return stored

@@ -265,6 +265,7 @@ def test_an_event_whose_applying_failed_is_kept_and_applies_after_the_cause_is_r
     kept.refresh_from_db()
     assert kept.processed_at is not None
     assert kept.last_error == ""
+    assert bytes(kept.body) == b""  # applied: the raw copy (bodies, numbers) is not kept
     interaction = Interaction.objects.get()
     assert (interaction.body, interaction.provider_message_id) == ("held back", SMS_FORM["MessageSid"])
     assert ProviderEvent.objects.get().processed_at is not None
