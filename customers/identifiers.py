@@ -5,6 +5,7 @@ SDK callers, withheld numbers), each a kind of its own so none is ever taken for
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import phonenumbers
@@ -192,6 +193,28 @@ def reply_refusal(*, kind: str, value: str, channel_kind: str, channel_address: 
             f"{value} called from a {IdentityKind(kind).label}, which has no phone number to {channel_kind}"
         )
     return ""
+
+
+def identities_reply_refusal(
+    *, identities: Iterable[tuple[str, str]], channel_kind: str, channel_address: str
+) -> str:
+    """For a customer's ``(kind, value)`` identities: why a phone channel (SMS, voice) cannot reach them
+    (:func:`reply_refusal` of their first non-phone sender), or "" when it can, or when the channel is
+    not a phone channel. A decision only: ``message_send`` enforces it."""
+    if channel_kind not in ("sms", "voice"):
+        return ""
+    reasons = []
+    for kind, value in identities:
+        if kind == IdentityKind.PHONE:
+            return ""
+        reason = reply_refusal(
+            kind=kind, value=value, channel_kind=channel_kind, channel_address=channel_address
+        )
+        if kind == IdentityKind.SHORT_CODE and not reason:
+            return ""
+        if reason:
+            reasons.append(reason)
+    return reasons[0] if reasons else ""
 
 
 def identifier_normalize(identifier: Identifier, *, workspace: Workspace) -> Identifier:

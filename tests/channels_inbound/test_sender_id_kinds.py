@@ -215,7 +215,10 @@ def test_replying_to_a_sender_that_cannot_receive_is_refused_with_the_reason(
         )
     assert refused.value.code == "recipient_unreachable"
 
-    # The console shows why, keeps the draft, and nothing is recorded or sent.
+    # The console says so before the agent writes, shows why on sending, and nothing is recorded or sent.
+    before = agent_client.get(f"/conversations/{inbound.conversation_id}/").content.decode()
+    assert "data-reply-refusal" in before
+    assert reason in before
     with django_capture_on_commit_callbacks(execute=True):
         page = agent_client.post(f"/conversations/{inbound.conversation_id}/", {"body": "Thanks!"})
     assert page.status_code == 200
@@ -280,3 +283,9 @@ def test_an_automatic_answer_to_a_sender_id_is_skipped_not_crashed(
     assert Interaction.objects.filter(direction="inbound").count() == 1
     assert not Interaction.objects.filter(direction="outbound").exists()
     assert fake_twilio.messages == []
+
+
+def test_a_phone_senders_conversation_has_no_reply_warning(client, agent_client, sms_channel):
+    inbound = _sender_customer(client, sms_channel, "+14155550100")
+    page = agent_client.get(f"/conversations/{inbound.conversation_id}/").content.decode()
+    assert "data-reply-refusal" not in page
