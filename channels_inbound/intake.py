@@ -263,10 +263,10 @@ def inbound_request_reprocess(*, request_id: int, workspace: Workspace | None = 
     """Run a kept request through its parser and apply it again; returns the row as it now stands.
 
     Applied: ``processed_at`` is set, the error cleared and the raw copy dropped. Failed again: the
-    new error and stage are kept and ``attempts`` grows. A request processed already is left as it is
-    (its events are applied and would be skipped anyway). Events another request applied meanwhile
-    are skipped by their provider id, so nothing is applied twice. ``workspace`` scopes the lookup (console); raises
-    NotFound. Owns its transaction and locks the row, so two admins cannot run it at once.
+    new error and stage are kept and ``attempts`` grows. A request processed already is left as it
+    is. Events another request applied meanwhile are skipped by their provider id, so nothing is
+    applied twice. ``workspace`` scopes the lookup (console); raises NotFound. Owns its transaction
+    and locks the row, so two admins cannot run it at once.
     """
     with transaction.atomic():
         rows = InboundRequest.objects.select_for_update().select_related("channel__workspace")
