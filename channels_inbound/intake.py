@@ -251,12 +251,28 @@ def inbound_request_receive(
     """
     raw = raw_request_capture(request, provider=provider, hook=hook, context=context or {})
     processor = _processor_for(provider)
-    outcome = processor.run(channel, hook, request, raw.context)
+    outcome = (
+        processor.run(channel, hook, request, raw.context)
+        if channel.is_active
+        else Outcome(stage=InboundStage.CHANNEL, error=_inactive(channel))
+    )
     if outcome.stage:
         outcome.stored_id = inbound_request_store(
             channel=channel, raw=raw, stage=outcome.stage, error=outcome.error
         )
     return outcome
+
+
+def _inactive(channel: Channel) -> str:
+    return f"channel {channel.name!r} is not active: activate it, then process this again"
+
+
+def _reprocess_run(processor: Processor, stored: InboundRequest) -> Outcome:
+    request = raw_request_rebuild(stored=stored)
+    try:
+        return processor.run(stored.channel, stored.hook, request, stored.context)
+    except processor.refusals as exc:
+        return Outcome(stage=InboundStage.PARSE, error=error_describe(exc))
 
 
 def inbound_request_reprocess(*, request_id: int, workspace: Workspace | None = None) -> InboundRequest:
@@ -278,12 +294,10 @@ def inbound_request_reprocess(*, request_id: int, workspace: Workspace | None = 
         if stored.processed_at is not None:
             return stored
         processor = _processor_for(stored.provider)
-        try:
-            outcome = processor.run(
-                stored.channel, stored.hook, raw_request_rebuild(stored=stored), stored.context
-            )
-        except processor.refusals as exc:
-            outcome = Outcome(stage=InboundStage.PARSE, error=error_describe(exc))
+        if not stored.channel.is_active:
+            outcome = Outcome(stage=InboundStage.CHANNEL, error=_inactive(stored.channel))
+        else:
+            outcome = _reprocess_run(processor, stored)
         now = timezone.now()
         if outcome.stage:
             InboundRequest.objects.filter(pk=stored.pk).update(

@@ -35,6 +35,7 @@ class ProviderEvent(models.Model):
 
 
 class InboundStage(models.TextChoices):
+    CHANNEL = "channel", "Channel inactive"
     PARSE = "parse", "Normalizing"
     APPLY = "apply", "Applying"
 
@@ -43,10 +44,11 @@ class InboundRequest(models.Model):
     """An authenticated provider request kept as received because it could not be fully applied.
 
     Whatever passed authentication (signature or Basic auth, channel token, size limit) is provider
-    data: when normalizing it (``stage="parse"``) or applying one of its events (``stage="apply"``)
-    fails for any reason but the database itself, the request is stored here with the error and the
-    provider is answered 2xx. An admin applies it again after a fix (console page, ``manage.py
-    inbound_reprocess``); events applied meanwhile stay deduplicated by ``ProviderEvent``.
+    data: when its channel is switched off (``stage="channel"``), or normalizing it (``"parse"``) or
+    applying one of its events (``"apply"``) fails for any reason but the database itself, the
+    request is stored here with the error and the provider is answered 2xx. An admin applies it again
+    after a fix (console page, ``manage.py inbound_reprocess``); events applied meanwhile stay
+    deduplicated by ``ProviderEvent``.
     """
 
     workspace = models.ForeignKey("engagement.Workspace", on_delete=models.CASCADE, related_name="+")

@@ -1,7 +1,8 @@
 """The one webhook endpoint every provider posts to: /webhooks/<provider>/<channel token>/<hook>/.
 
 4xx only for what is not authentic provider data: 404 unknown provider/hook/token, 413 oversized, 403
-bad signature. Everything else is answered 2xx, applied or kept unprocessed (channels_inbound/intake.py).
+bad signature. Everything else is answered 2xx, applied or kept unprocessed (channels_inbound/intake.py),
+including what reaches a channel that was switched off.
 """
 
 from __future__ import annotations
@@ -39,10 +40,9 @@ def webhook(request: HttpRequest, provider: str, token: str, hook: str) -> HttpR
         return _error(400, "Content-Length is not a number")
     if declared > limit:
         return _error(413, f"request body is {declared} bytes; the limit is {limit}")
+    # An inactive channel's token is still known: its signed requests are kept for when it is back.
     channel = (
-        Channel.objects.select_related("workspace")
-        .filter(webhook_token=token, provider=provider, is_active=True)
-        .first()
+        Channel.objects.select_related("workspace").filter(webhook_token=token, provider=provider).first()
     )
     if channel is None:
         return _error(404, "no such webhook")

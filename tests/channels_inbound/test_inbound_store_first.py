@@ -398,3 +398,29 @@ def test_process_all_from_the_page(client, admin_client, sms_channel):
 def test_the_happy_path_keeps_nothing(client, sms_channel):
     assert post_twilio(client, sms_channel, "inbound", SMS_FORM).status_code == 200
     assert not InboundRequest.objects.exists()
+
+
+def test_a_message_to_a_switched_off_channel_is_kept_until_it_is_back(client, admin_client, sms_channel):
+    Channel.objects.filter(pk=sms_channel.pk).update(is_active=False)
+
+    resp = post_twilio(client, sms_channel, "inbound", SMS_FORM)
+
+    assert resp.status_code == 200
+    kept = InboundRequest.objects.get()
+    assert kept.stage == "channel"
+    assert "is not active" in kept.last_error
+    assert not Interaction.objects.exists()
+    assert "Channel inactive" in admin_client.get(PAGE).content.decode()
+    # Still off: processing it again waits; back on: it applies.
+    admin_client.post(f"{PAGE}{kept.pk}/process/")
+    assert not Interaction.objects.exists()
+    Channel.objects.filter(pk=sms_channel.pk).update(is_active=True)
+    admin_client.post(f"{PAGE}{kept.pk}/process/")
+    assert Interaction.objects.get().body == "hi"
+
+
+def test_a_switched_off_channel_still_checks_the_signature(client, sms_channel):
+    Channel.objects.filter(pk=sms_channel.pk).update(is_active=False)
+    resp = post_twilio(client, sms_channel, "inbound", SMS_FORM, signature="bm90LXRoZS1zaWduYXR1cmU=")
+    assert resp.status_code == 403
+    assert not InboundRequest.objects.exists()
