@@ -194,6 +194,7 @@ INSERT INTO channels_inbound_inboundrequest
 VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, 1, %s, %s, NULL)
 ON CONFLICT (channel_id, digest) DO UPDATE
     SET stage = EXCLUDED.stage, last_error = EXCLUDED.last_error, processed_at = NULL,
+        body = EXCLUDED.body, headers = EXCLUDED.headers, context = EXCLUDED.context,
         attempts = channels_inbound_inboundrequest.attempts + 1, last_attempt_at = EXCLUDED.last_attempt_at
 RETURNING id
 """
