@@ -14,4 +14,9 @@ urlpatterns = [
         console_views.unprocessed_event_reprocess,
         name="unprocessed_event_reprocess",
     ),
+    path(
+        "<int:request_id>/discard/",
+        console_views.unprocessed_event_discard,
+        name="unprocessed_event_discard",
+    ),
 ]

@@ -11,7 +11,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from engagement.console.workspace import ConsoleRequest, admin_required, console_render, console_view
 from engagement.errors import NotFound
 
-from .intake import inbound_request_list_unprocessed, inbound_request_reprocess, inbound_request_reprocess_all
+from .intake import (
+    inbound_request_discard,
+    inbound_request_list_unprocessed,
+    inbound_request_reprocess,
+    inbound_request_reprocess_all,
+)
 
 PAGE_LIMIT = 200
 
@@ -52,4 +57,16 @@ def unprocessed_events_reprocess_all(request: ConsoleRequest) -> HttpResponse:
         messages.error(request, f"{applied} processed, {failing} failed again.")
     else:
         messages.success(request, f"{applied} processed.")
+    return redirect("inbound_console:unprocessed_events")
+
+
+@require_POST
+@console_view
+@admin_required
+def unprocessed_event_discard(request: ConsoleRequest, request_id: int) -> HttpResponse:
+    try:
+        inbound_request_discard(request_id=request_id, workspace=request.workspace)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    messages.success(request, f"Event {request_id} discarded.")
     return redirect("inbound_console:unprocessed_events")

@@ -320,6 +320,17 @@ def inbound_request_reprocess(*, request_id: int, workspace: Workspace | None = 
     return stored
 
 
+def inbound_request_discard(*, request_id: int, workspace: Workspace) -> None:
+    """Delete a kept request an admin decided will never apply (spam, a test post), raw copy and all.
+    Raises NotFound (also for one applied already: those are the events' record, not this page's)."""
+    deleted, _ = InboundRequest.objects.filter(
+        pk=request_id, workspace=workspace, processed_at__isnull=True
+    ).delete()
+    if not deleted:
+        raise NotFound(f"no unprocessed event {request_id}")
+    logger.info("unprocessed inbound request %s of workspace %s discarded", request_id, workspace.pk)
+
+
 def inbound_request_reprocess_all(*, workspace: Workspace | None = None) -> tuple[int, int]:
     """Reprocess every unprocessed request (of ``workspace``, or all), oldest first, each in its own
     transaction. Returns ``(applied, still_failing)``."""

@@ -424,3 +424,13 @@ def test_a_switched_off_channel_still_checks_the_signature(client, sms_channel):
     resp = post_twilio(client, sms_channel, "inbound", SMS_FORM, signature="bm90LXRoZS1zaWduYXR1cmU=")
     assert resp.status_code == 403
     assert not InboundRequest.objects.exists()
+
+
+def test_an_admin_may_discard_a_kept_request(client, admin_client, agent_client, sms_channel):
+    post_twilio(client, sms_channel, "inbound", {**SMS_FORM, "NumMedia": "two"})
+    kept = InboundRequest.objects.get()
+    assert agent_client.post(f"{PAGE}{kept.pk}/discard/").status_code == 403
+    done = admin_client.post(f"{PAGE}{kept.pk}/discard/", follow=True)
+    assert "discarded" in done.content.decode()
+    assert not InboundRequest.objects.exists()
+    assert admin_client.post(f"{PAGE}{kept.pk}/discard/").status_code == 404
