@@ -464,12 +464,13 @@ def webchat_upload_process(
         upload = request.FILES.get("file")
         if upload is None:
             raise MessageRejected("no file")
-        client_id = request.POST.get("client_id", "")
-        body = request.POST.get("body", "")
-        _validate_message(client_id=client_id, body=body, has_files=True)
+        # The refusals first: the visitor can act on those, and they keep nothing.
         content_type = webchat_upload_check(
             filename=upload.name or "file", content_type=upload.content_type or "", size=upload.size or 0
         )
+        client_id = request.POST.get("client_id", "")
+        body = request.POST.get("body", "")
+        _validate_message(client_id=client_id, body=body, has_files=True)
         attachment = InboundAttachment(
             filename=upload.name or "file", content_type=content_type, content=upload.read()
         )
