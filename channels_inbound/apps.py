@@ -8,5 +8,6 @@ class ChannelsInboundConfig(AppConfig):
 
     def ready(self) -> None:
         from .registry import autodiscover
+        from .webchat import services  # noqa: F401 - registers the webchat upload processor
 
         autodiscover()

@@ -1,8 +1,9 @@
 """The shared inbound base. A provider module subclasses :class:`WebhookAdapter` and registers itself.
 
-The view runs, for every provider: size check → :meth:`validate_request` (constant-time signature
-check, 403 on failure) → :meth:`parse_events` (400 with a message on malformed input) → store and
-process the normalized events → :meth:`acknowledge`.
+The view runs, for every provider: size check (413) → :meth:`validate_request` (constant-time signature
+check, 403 on failure) → :meth:`parse_events` → store and apply the normalized events → :meth:`respond`.
+Malformed input (:class:`MalformedPayload`, or any other error but the database's) is not answered 4xx:
+the request is kept unprocessed with the error and answered 2xx (channels_inbound/intake.py).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class WebhookAdapter(ABC):
 
     @abstractmethod
     def parse_events(self, request: HttpRequest, channel: Channel, hook: str) -> list[InboundEvent]:
-        """Turn the payload into normalized events; raise MalformedPayload with a clear reason."""
+        """Turn the payload into normalized events; raise MalformedPayload with a reason an admin can act
+        on (it is shown beside the kept request on the console's unprocessed-events page)."""
 
     def max_body_bytes(self, hook: str) -> int:
         """Bodies larger than this are answered 413 before they are read. Override per hook."""
@@ -53,6 +55,7 @@ class WebhookAdapter(ABC):
     def respond(
         self, request: HttpRequest, channel: Channel, hook: str, events: list[InboundEvent]
     ) -> HttpResponse:
-        """The answer to a verified request whose events are stored and applied. Most hooks only
-        acknowledge; a provider that expects instructions back (Twilio Voice wants TwiML) overrides this."""
+        """The answer to a verified request whose events are stored and applied (``events`` is empty when
+        it was kept unprocessed). Most hooks only acknowledge; a provider that expects instructions back
+        (Twilio Voice wants TwiML) overrides this."""
         return self.acknowledge(hook)

@@ -1,4 +1,9 @@
-"""The one webhook endpoint every provider posts to: /webhooks/<provider>/<channel token>/<hook>/."""
+"""The one webhook endpoint every provider posts to: /webhooks/<provider>/<channel token>/<hook>/.
+
+4xx only for what is not authentic provider data: 404 unknown provider/hook/token, 413 oversized, 403
+bad signature. Everything else is answered 2xx, applied or kept unprocessed (channels_inbound/intake.py),
+including what reaches a channel that was switched off.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,9 @@ from django.views.decorators.http import require_POST
 
 from engagement.models import Channel
 
-from .base import MalformedPayload, SignatureInvalid
+from .base import SignatureInvalid
+from .intake import inbound_request_receive
 from .registry import adapter_for
-from .services import events_ingest
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +40,9 @@ def webhook(request: HttpRequest, provider: str, token: str, hook: str) -> HttpR
         return _error(400, "Content-Length is not a number")
     if declared > limit:
         return _error(413, f"request body is {declared} bytes; the limit is {limit}")
+    # An inactive channel's token is still known: its signed requests are kept for when it is back.
     channel = (
-        Channel.objects.select_related("workspace")
-        .filter(webhook_token=token, provider=provider, is_active=True)
-        .first()
+        Channel.objects.select_related("workspace").filter(webhook_token=token, provider=provider).first()
     )
     if channel is None:
         return _error(404, "no such webhook")
@@ -51,9 +55,7 @@ def webhook(request: HttpRequest, provider: str, token: str, hook: str) -> HttpR
     except SignatureInvalid as exc:
         logger.warning("rejected %s webhook for channel %s: %s", provider, channel.pk, exc)
         return _error(403, str(exc))
-    try:
-        events = adapter.parse_events(request, channel, hook)
-    except MalformedPayload as exc:
-        return _error(400, str(exc))
-    events_ingest(channel=channel, events=events)
-    return adapter.respond(request, channel, hook, events)
+    # Authentic from here on: applied, or kept unprocessed with its error; either way a 2xx (the
+    # provider would not retry a 4xx). Only a database failure raises, and the 500 makes it retry.
+    outcome = inbound_request_receive(channel=channel, request=request, provider=provider, hook=hook)
+    return adapter.respond(request, channel, hook, outcome.events)

@@ -1,7 +1,11 @@
-"""Identifiers and their normalization: E.164 phones, lower-cased emails with IDNA domains."""
+"""Identifiers and their normalization: E.164 phones, lower-cased emails with IDNA domains, and the
+senders carriers deliver that are not E.164 numbers (short codes, alphanumeric sender IDs, SIP and Voice
+SDK callers, withheld numbers), each a kind of its own so none is ever taken for a phone number."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import phonenumbers
@@ -55,13 +59,184 @@ def email_normalize(raw: str) -> str:
     return f"{local.lower()}@{ascii_domain.lower()}"
 
 
+# Short codes are 3 to 8 digits (US/CA 5-6 per the CTIA Short Code Handbook, UK 5, FR 5, DE 4-5, AU 8).
+SHORT_CODE_RE = re.compile(r"^[0-9]{3,8}$")
+# Separators people and some carriers put inside a number.
+_NUMBER_SEPARATORS_RE = re.compile(r"[\s().\-]")
+# What Twilio puts in From/Caller when the caller's number is withheld: the words, and the same words
+# spelt on a phone keypad (ANONYMOUS, RESTRICTED, UNAVAILABLE, BLOCKED), per Twilio's support article
+# "Why do I see +266696687, +7378742833, +86282452253 or +2562533 as the caller ID?".
+WITHHELD_CALLERS = frozenset(
+    {"", "anonymous", "restricted", "unknown", "unavailable", "private", "blocked", "withheld"}
+)
+WITHHELD_KEYPAD_NUMBERS = frozenset({"266696687", "7378742833", "86282452253", "2562533"})
+
+
+def short_code_normalize(raw: str) -> str:
+    """The digits of a short code (3 to 8 digits, separators dropped) or InvalidIdentifier."""
+    value = _NUMBER_SEPARATORS_RE.sub("", raw)
+    if not SHORT_CODE_RE.match(value):
+        raise InvalidIdentifier(f"{raw!r} is not a short code (3 to 8 digits)")
+    return value
+
+
+def sip_normalize(raw: str) -> str:
+    """``sip:user@host`` with the scheme and host lower-cased (RFC 3261 §19.1.4: the user part is case
+    sensitive, the host is not) and URI parameters and headers dropped; InvalidIdentifier otherwise."""
+    value = raw.strip()
+    scheme, sep, rest = value.partition(":")
+    if not sep or scheme.lower() not in ("sip", "sips") or not rest:
+        raise InvalidIdentifier(f"{raw!r} is not a SIP URI")
+    rest = re.split(r"[;?]", rest, maxsplit=1)[0]
+    user, at, host = rest.rpartition("@")
+    return f"{scheme.lower()}:{user}{at}{host.lower()}" if at else f"{scheme.lower()}:{host.lower()}"
+
+
+def phone_region(number: str) -> str | None:
+    """The ISO region of an E.164 number (our channel's number), or None."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    # An unassigned number still tells its country by its country code (its main region).
+    region = phonenumbers.region_code_for_number(parsed)
+    if not region and parsed.country_code:
+        region = phonenumbers.region_code_for_country_code(parsed.country_code)
+    return None if not region or region == phonenumbers.UNKNOWN_REGION else str(region)
+
+
+def is_short_code(value: str) -> bool:
+    return bool(SHORT_CODE_RE.match(value))
+
+
+def sms_sender_identifier(raw: str, *, region: str | None) -> Identifier:
+    """The identity of whoever an SMS came from, as the carrier delivered it.
+
+    * an E.164 number (``+14155550100``) is a phone;
+    * a national number without its country code (``(415) 555-0100``) is a phone when it is a valid
+      number of ``region`` (the sender's country as the provider reports it, else our number's);
+    * 3 to 8 digits that are no valid number there are a short code (``68849``); more digits that make
+      a possible number of ``region`` are a phone;
+    * anything else (``AMAZON``, ``Vodafone``, an invalid ``+`` number) is an alphanumeric sender ID,
+      kept as sent.
+
+    Raises InvalidIdentifier only for an empty sender.
+    """
+    value = raw.strip()
+    if not value:
+        raise InvalidIdentifier("the sender is empty")
+    if value.startswith("+"):
+        try:
+            return Identifier(IdentityKind.PHONE, phone_normalize(value))
+        except InvalidIdentifier:
+            return Identifier(IdentityKind.SENDER_ID, value)
+    digits = _NUMBER_SEPARATORS_RE.sub("", value)
+    if digits.isdigit():
+        if region:
+            try:
+                number = phonenumbers.parse(digits, region)
+            except phonenumbers.NumberParseException:
+                number = None
+            if number is not None and phonenumbers.is_valid_number(number):
+                return Identifier(
+                    IdentityKind.PHONE,
+                    phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+                )
+        if SHORT_CODE_RE.match(digits):
+            return Identifier(IdentityKind.SHORT_CODE, digits)
+        if region:
+            # Longer than any short code: a possible number of the region (as phone_normalize accepts).
+            try:
+                return Identifier(IdentityKind.PHONE, phone_normalize(digits, region=region))
+            except InvalidIdentifier:
+                pass
+    return Identifier(IdentityKind.SENDER_ID, value[:IDENTIFIER_MAX_LENGTH])
+
+
+def caller_identifier(raw: str, *, region: str | None, call_id: str) -> Identifier:
+    """The identity of a voice caller (Twilio ``From``): a phone or other sender as for SMS, a SIP URI
+    (``sip:alice@example.com``), a Voice SDK client (``client:alice``), or, when the number is withheld
+    (``anonymous``, ``+266696687``…), an unknown caller identified by the call itself: each such call
+    is its own customer rather than every withheld caller being one person."""
+    value = raw.strip()
+    lowered = value.lower()
+    if lowered in WITHHELD_CALLERS or value.lstrip("+") in WITHHELD_KEYPAD_NUMBERS:
+        if not call_id:
+            raise InvalidIdentifier("a withheld caller needs the call id")
+        return Identifier(IdentityKind.UNKNOWN_CALLER, call_id)
+    if lowered.startswith("client:"):
+        return Identifier(IdentityKind.VOICE_CLIENT, value.partition(":")[2].strip())
+    if lowered.startswith(("sip:", "sips:")):
+        return Identifier(IdentityKind.SIP, sip_normalize(value))
+    return sms_sender_identifier(value, region=region)
+
+
+def reply_refusal(*, kind: str, value: str, channel_kind: str, channel_address: str) -> str:
+    """Why nothing can be sent to the identity ``kind``/``value`` on a channel of ``channel_kind`` whose
+    own address is ``channel_address``; "" when it can be.
+
+    Alphanumeric sender IDs are send-only (3GPP TS 23.040: the TP-OA of a mobile-terminated message;
+    there is no number to answer); a short code takes messages only through its own short-code route,
+    not from a long-code number; a withheld caller, a SIP address or a Voice SDK client has no number.
+    """
+    if kind == IdentityKind.SENDER_ID:
+        return (
+            f"{value!r} is an alphanumeric sender ID: carriers deliver messages from it, "
+            "but nothing can be sent to it"
+        )
+    if kind == IdentityKind.SHORT_CODE and not is_short_code(channel_address):
+        return (
+            f"{value} is a short code: it cannot receive messages from a long-code number "
+            f"({channel_address or channel_kind})"
+        )
+    if kind == IdentityKind.UNKNOWN_CALLER:
+        return "the caller withheld their number, so there is nothing to reply to"
+    if kind in (IdentityKind.SIP, IdentityKind.VOICE_CLIENT):
+        return (
+            f"{value} called from a {IdentityKind(kind).label}, which has no phone number to {channel_kind}"
+        )
+    return ""
+
+
+def identities_reply_refusal(
+    *, identities: Iterable[tuple[str, str]], channel_kind: str, channel_address: str
+) -> str:
+    """For a customer's ``(kind, value)`` identities: why a phone channel (SMS, voice) cannot reach them
+    (:func:`reply_refusal` of their first non-phone sender), or "" when it can, or when the channel is
+    not a phone channel. A decision only: ``message_send`` enforces it."""
+    if channel_kind not in ("sms", "voice"):
+        return ""
+    reasons = []
+    for kind, value in identities:
+        if kind == IdentityKind.PHONE:
+            return ""
+        reason = reply_refusal(
+            kind=kind, value=value, channel_kind=channel_kind, channel_address=channel_address
+        )
+        if kind == IdentityKind.SHORT_CODE and not reason:
+            return ""
+        if reason:
+            reasons.append(reason)
+    return reasons[0] if reasons else ""
+
+
 def identifier_normalize(identifier: Identifier, *, workspace: Workspace) -> Identifier:
     """The normalized identifier (same ``verified`` flag) or InvalidIdentifier."""
     if identifier.kind == IdentityKind.PHONE:
         value = phone_normalize(identifier.value, region=workspace.default_region)
     elif identifier.kind == IdentityKind.EMAIL:
         value = email_normalize(identifier.value)
-    elif identifier.kind in (IdentityKind.WEBCHAT, IdentityKind.EXTERNAL):
+    elif identifier.kind == IdentityKind.SHORT_CODE:
+        value = short_code_normalize(identifier.value)
+    elif identifier.kind == IdentityKind.SIP:
+        value = sip_normalize(identifier.value)
+    elif identifier.kind in (
+        IdentityKind.WEBCHAT,
+        IdentityKind.EXTERNAL,
+        IdentityKind.SENDER_ID,
+        IdentityKind.VOICE_CLIENT,
+        IdentityKind.UNKNOWN_CALLER,
+    ):
         value = identifier.value.strip()
         if not value:
             raise InvalidIdentifier(f"empty {identifier.kind} identifier")

@@ -15,8 +15,10 @@ from .identifiers import (
     email_normalize,
     identifier_normalize,
     phone_normalize,
+    reply_refusal,
+    sms_sender_identifier,
 )
-from .models import Customer, Identity
+from .models import Customer, Identity, IdentityKind
 from .resolution import Resolution, customer_resolve_identifiers
 
 __all__ = [
@@ -24,11 +26,14 @@ __all__ = [
     "InvalidIdentifier",
     "Resolution",
     "customer_primary_address",
+    "customer_reply_refusal",
     "customer_resolve",
     "customer_resolve_identifiers",
     "email_normalize",
     "identifier_normalize",
     "phone_normalize",
+    "reply_refusal",
+    "sms_sender_identifier",
 ]
 
 
@@ -54,3 +59,46 @@ def customer_primary_address(*, customer: Customer, kind: str) -> str | None:
         .first()
     )
     return identity.value if identity else None
+
+
+# Identity kinds a customer may be known by on SMS and voice that are not phone numbers.
+NON_PHONE_SENDER_KINDS = (
+    IdentityKind.SHORT_CODE,
+    IdentityKind.SENDER_ID,
+    IdentityKind.UNKNOWN_CALLER,
+    IdentityKind.SIP,
+    IdentityKind.VOICE_CLIENT,
+)
+
+
+def customer_reply_refusal(
+    *,
+    workspace_id: int,
+    customer: Customer | None,
+    channel_kind: str,
+    channel_address: str,
+    to_address: str = "",
+) -> tuple[str, str]:
+    """Whether a phone channel (SMS, voice) can reach a customer known by something other than a phone
+    number: ``(address, "")`` to send to (a short code, from a short-code channel), ``("", reason)``
+    saying why not (:func:`customers.identifiers.reply_refusal`), or ``("", "")`` when no such
+    identity is known. Looks at ``customer``'s identities (any customer's when None), or only at the
+    one ``to_address`` names when given: a typo is not mistaken for a sender ID nobody wrote from."""
+    identities = Identity.objects.filter(workspace_id=workspace_id, kind__in=NON_PHONE_SENDER_KINDS)
+    if customer is not None:
+        identities = identities.filter(customer=customer)
+    if to_address:
+        try:
+            ident = sms_sender_identifier(to_address, region=None)
+        except InvalidIdentifier:
+            return "", ""
+        identities = identities.filter(kind=ident.kind, value=ident.value)
+    identity = identities.order_by("-last_seen_at", "-id").first()
+    if identity is None:
+        return "", ""
+    reason = reply_refusal(
+        kind=identity.kind, value=identity.value, channel_kind=channel_kind, channel_address=channel_address
+    )
+    if reason:
+        return "", reason
+    return (identity.value, "") if identity.kind == IdentityKind.SHORT_CODE else ("", "")

@@ -11,14 +11,22 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from customers.services import Identifier, InvalidIdentifier, phone_normalize
+from customers.identifiers import sms_sender_identifier
+from customers.models import IdentityKind
 from engagement.inbound import DeliveryStatus, InboundEvent, InboundMessage
 from engagement.models import Channel
 
 from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
 from ..registry import register
 from .twilio_errors import ERROR_REASONS, OPT_OUT_ERRORS
-from .twilio_voice import VOICE_HOOKS, call_status_events, parse_voice_events, require_fields, voice_twiml
+from .twilio_voice import (
+    VOICE_HOOKS,
+    call_status_events,
+    parse_voice_events,
+    require_fields,
+    sender_region,
+    voice_twiml,
+)
 
 # Twilio MessageStatus (every value of PROTOCOLS.md C) → our interaction status. None: the status says
 # nothing about a message we sent (receiving/received are inbound states), so the callback is ignored.
@@ -67,22 +75,21 @@ class TwilioAdapter(WebhookAdapter):
             )
         form = {k: request.POST.get(k, "") for k in request.POST}
         if hook == "inbound":
-            return [self._message(form)]
+            return [self._message(form, channel)]
         if hook == "status" and form.get("CallSid") and not form.get("MessageSid"):
-            return list(call_status_events(form, request.GET))  # an outbound call's progress
+            return list(call_status_events(form, request.GET, channel))  # an outbound call's progress
         if hook == "status":
             event = self._status(form, request.GET)
             return [event] if event is not None else []
         if hook in VOICE_HOOKS:
-            return list(parse_voice_events(form, hook, request.GET))
+            return list(parse_voice_events(form, hook, request.GET, channel))
         raise MalformedPayload(f"unknown hook {hook!r}")
 
-    def _message(self, form: dict[str, str]) -> InboundMessage:
+    def _message(self, form: dict[str, str], channel: Channel) -> InboundMessage:
         require_fields(form, "MessageSid", "From", "To")
-        try:
-            sender = phone_normalize(form["From"])
-        except InvalidIdentifier as exc:
-            raise MalformedPayload(f"From: {exc}") from exc
+        # Carriers deliver from numbers, short codes (68849) and alphanumeric sender IDs (AMAZON), and
+        # some from national numbers without a country code: each is a customer of its own kind.
+        sender = sms_sender_identifier(form["From"], region=sender_region(form, channel))
         try:
             num_media = int(form.get("NumMedia") or 0)
         except ValueError:
@@ -99,7 +106,9 @@ class TwilioAdapter(WebhookAdapter):
             raise MalformedPayload("a message needs a Body or media")
         return InboundMessage(
             provider_event_id=form["MessageSid"],
-            sender=Identifier("phone", sender),
+            sender=sender,
+            # A sender ID or short code is the name the customer's phone shows for them too.
+            sender_name="" if sender.kind == IdentityKind.PHONE else sender.value[:200],
             body=form.get("Body", ""),
             occurred_at=timezone.now(),
             metadata={

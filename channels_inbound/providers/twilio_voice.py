@@ -24,7 +24,8 @@ from django.urls import reverse
 from django.utils import timezone
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from customers.services import Identifier, InvalidIdentifier, phone_normalize
+from customers.identifiers import Identifier, InvalidIdentifier, caller_identifier, phone_region
+from customers.models import IdentityKind
 from engagement.inbound import CallEvent
 from engagement.models import Channel
 from engagement.services.calls import CALL_STATUS_RANK, CallFlow, CallPlan, call_plan
@@ -63,26 +64,52 @@ def _seconds(form: dict[str, str], name: str) -> int | None:
     return int(value)
 
 
-def _caller(form: dict[str, str]) -> Identifier | None:
-    """The customer's number: From (Caller is its alias). Withheld numbers ("anonymous") give None."""
+def sender_region(form: dict[str, str], channel: Channel) -> str | None:
+    """The country a national-format sender number belongs to: Twilio's FromCountry, else that of the
+    number it called (To), else our channel's number."""
+    country = form.get("FromCountry", "").strip().upper()
+    if len(country) == 2 and country.isalpha():
+        return country
+    return phone_region(form.get("To", "")) or phone_region(channel.address)
+
+
+# Which reading of From/Caller names the caller best when the two differ.
+_CALLER_PREFERENCE = (
+    IdentityKind.PHONE,
+    IdentityKind.SIP,
+    IdentityKind.VOICE_CLIENT,
+    IdentityKind.UNKNOWN_CALLER,
+    IdentityKind.SHORT_CODE,
+    IdentityKind.SENDER_ID,
+)
+
+
+def _caller(form: dict[str, str], channel: Channel) -> Identifier:
+    """Who called: From (Caller is its alias) as a phone, short code, SIP address or Voice SDK client;
+    a withheld number ("anonymous", "+266696687"…) is an unknown caller identified by the call. When
+    From and Caller differ (a platform in between rewrote one), the more telling one wins."""
+    region = sender_region(form, channel)
+    found: list[Identifier] = []
     for name in ("From", "Caller"):
-        try:
-            return Identifier("phone", phone_normalize(form.get(name, "")))
-        except InvalidIdentifier:
-            continue
-    return None
+        if name in form:
+            try:
+                found.append(caller_identifier(form[name], region=region, call_id=form.get("CallSid", "")))
+            except InvalidIdentifier as exc:
+                raise MalformedPayload(f"{name}: {exc}") from exc
+    if not found:
+        raise MalformedPayload("missing required field(s): From")
+    return min(found, key=lambda ident: _CALLER_PREFERENCE.index(IdentityKind(ident.kind)))
 
 
-def parse_voice_events(form: dict[str, str], hook: str, query: QueryDict) -> list[CallEvent]:
+def parse_voice_events(
+    form: dict[str, str], hook: str, query: QueryDict, channel: Channel
+) -> list[CallEvent]:
     now = timezone.now()
     if hook == "voice":
         require_fields(form, "CallSid")
-        if not (form.get("From") or form.get("Caller")):
+        if "From" not in form and "Caller" not in form:
             raise MalformedPayload("missing required field(s): From")
-        caller = _caller(form)
-        if caller is None:
-            logger.info("call %s from a withheld or non-phone caller %r", form["CallSid"], form.get("From"))
-            return []
+        caller = _caller(form, channel)
         return [
             CallEvent(
                 provider_event_id=f"{form['CallSid']}:voice",
@@ -134,7 +161,7 @@ def parse_voice_events(form: dict[str, str], hook: str, query: QueryDict) -> lis
             )
         ]
     if hook == "call-status":
-        return call_status_events(form, query)
+        return call_status_events(form, query, channel)
     if hook == "recording":
         require_fields(form, "CallSid", "RecordingSid", "RecordingStatus")
         status = form["RecordingStatus"]
@@ -176,7 +203,7 @@ def parse_voice_events(form: dict[str, str], hook: str, query: QueryDict) -> lis
     raise MalformedPayload(f"unknown hook {hook!r}")
 
 
-def call_status_events(form: dict[str, str], query: QueryDict) -> list[CallEvent]:
+def call_status_events(form: dict[str, str], query: QueryDict, channel: Channel) -> list[CallEvent]:
     """A call status callback: for the customer's call, or (``?leg=``) for a leg we dialled."""
     require_fields(form, "CallSid", "CallStatus")
     status = form["CallStatus"]
@@ -201,7 +228,7 @@ def call_status_events(form: dict[str, str], query: QueryDict) -> list[CallEvent
             interaction_id=int(iid) if iid.isdigit() else None,
             duration_seconds=_seconds(form, "CallDuration"),
             agent_address=form.get("To", "") if leg == "agent" else "",
-            caller=_caller(form) if inbound else None,
+            caller=_caller(form, channel) if inbound else None,
             occurred_at=timezone.now(),
             raw=form,
         )

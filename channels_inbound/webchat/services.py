@@ -30,9 +30,18 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core import signing
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
+from channels_inbound.intake import (
+    DATABASE_FAILURES,
+    Outcome,
+    Processor,
+    error_describe,
+    processor_register,
+)
+from channels_inbound.models import InboundStage
 from channels_inbound.services import events_ingest
 from customers.services import Identifier, InvalidIdentifier, customer_resolve_identifiers, email_normalize
 from engagement.errors import DomainError
@@ -436,6 +445,58 @@ def webchat_upload_check(*, filename: str, content_type: str, size: int) -> str:
     if kind not in ALLOWED_UPLOAD_TYPES:
         raise FileTypeRefused(f"files of type {kind or 'unknown'} are not accepted")
     return kind
+
+
+# What the widget is told instead of the upload being kept (the visitor can act on each).
+UPLOAD_REFUSALS: tuple[type[Exception], ...] = (FileTooLarge, FileTypeRefused, MessageTooLong, RateLimited)
+
+
+def webchat_upload_process(
+    channel: Channel, hook: str, request: HttpRequest, context: Mapping[str, Any]
+) -> Outcome:
+    """The upload endpoint's request (multipart ``client_id``, optional ``body``, ``file``) from the
+    visitor its token proved (``context["visitor"]``, ``context["ip"]``), recorded on the timeline.
+
+    The webchat :class:`~channels_inbound.intake.Processor`: a request that cannot be read (no file, a
+    bad client id) or applied is kept unprocessed for an admin; the refusals the widget shows its
+    visitor (file too large or of a refused type, too long, rate limited) are raised.
+    """
+    visitor = Visitor(**context["visitor"])
+    try:
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise MessageRejected("no file")
+        # The refusals first: the visitor can act on those, and they keep nothing.
+        content_type = webchat_upload_check(
+            filename=upload.name or "file", content_type=upload.content_type or "", size=upload.size or 0
+        )
+        client_id = request.POST.get("client_id", "")
+        body = request.POST.get("body", "")
+        _validate_message(client_id=client_id, body=body, has_files=True)
+        attachment = InboundAttachment(
+            filename=upload.name or "file", content_type=content_type, content=upload.read()
+        )
+    except UPLOAD_REFUSALS + DATABASE_FAILURES:
+        raise
+    except Exception as exc:
+        return Outcome(stage=InboundStage.PARSE, error=error_describe(exc))
+    try:
+        interaction, created = webchat_message_receive(
+            channel=channel,
+            visitor=visitor,
+            client_id=client_id,
+            body=body,
+            ip=str(context.get("ip") or ""),
+            attachments=[attachment],
+        )
+    except UPLOAD_REFUSALS + DATABASE_FAILURES:
+        raise
+    except Exception as exc:
+        return Outcome(stage=InboundStage.APPLY, error=error_describe(exc))
+    return Outcome(value=(interaction, created))
+
+
+processor_register(PROVIDER, Processor(run=webchat_upload_process, refusals=UPLOAD_REFUSALS))
 
 
 def webchat_email_capture(*, channel: Channel, visitor: Visitor, email: str) -> str:

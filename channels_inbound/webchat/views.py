@@ -7,6 +7,7 @@ Host pages call these cross-origin: every answer to an allowed origin carries
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,12 +18,14 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from engagement.inbound import InboundAttachment
+from channels_inbound.intake import inbound_request_receive
 from engagement.models import Channel, ChannelKind
 
 from .services import (
+    PROVIDER,
     FileTooLarge,
     FileTypeRefused,
+    MessageTooLong,
     RateLimited,
     WebchatError,
     attachment_for_signed,
@@ -30,16 +33,15 @@ from .services import (
     visitor_from_token,
     webchat_channel_get,
     webchat_message_payload,
-    webchat_message_receive,
     webchat_public_config,
     webchat_push_now,
-    webchat_upload_check,
 )
 
 logger = logging.getLogger(__name__)
 
 UPLOAD_ERROR_STATUS: dict[type[WebchatError], int] = {
     FileTooLarge: 413,
+    MessageTooLong: 413,
     FileTypeRefused: 415,
     RateLimited: 429,
 }
@@ -103,7 +105,11 @@ def config(request: HttpRequest, token: str) -> HttpResponse:
 @csrf_exempt  # cross-origin by design: authorised by the allowed origin and the signed visitor token
 @require_http_methods(["POST"])
 def upload(request: HttpRequest, token: str) -> HttpResponse:
-    """A visitor attaches a file (multipart: ``visitor``, ``client_id``, optional ``body``, ``file``)."""
+    """A visitor attaches a file (multipart: ``visitor``, ``client_id``, optional ``body``, ``file``).
+
+    Authenticated by the allowed origin and the visitor token; within the size limit. An upload that
+    cannot be read or applied is kept unprocessed for an admin (202, ``message: null``); the widget is
+    told when the visitor can act (413 too large, 415 refused type, 429 rate limited)."""
     channel, origin = _channel_and_origin(request, token)
     if channel is None:
         return _error(403, "origin_refused", "this site may not embed this chat")
@@ -114,27 +120,18 @@ def upload(request: HttpRequest, token: str) -> HttpResponse:
         declared = 0
     if declared > limit + 64 * 1024:
         return _error(413, "too_large", f"files may be at most {limit} bytes", origin)
+    request.body  # noqa: B018 - read (and keep) the raw body before request.POST streams it away
     visitor = visitor_from_token(channel=channel, token=request.POST.get("visitor", ""))
     if visitor is None:
         return _error(403, "visitor_invalid", "unknown visitor", origin)
-    file = request.FILES.get("file")
-    if file is None:
-        return _error(400, "invalid_message", "no file", origin)
     client_id = request.POST.get("client_id", "")
-    data = file.read()
     try:
-        content_type = webchat_upload_check(
-            filename=file.name or "file", content_type=file.content_type or "", size=file.size or 0
-        )
-        interaction, created = webchat_message_receive(
+        outcome = inbound_request_receive(
             channel=channel,
-            visitor=visitor,
-            client_id=client_id,
-            body=request.POST.get("body", ""),
-            ip=_client_ip(request),
-            attachments=[
-                InboundAttachment(filename=file.name or "file", content_type=content_type, content=data)
-            ],
+            request=request,
+            provider=PROVIDER,
+            hook="upload",
+            context={"visitor": asdict(visitor), "ip": _client_ip(request)},
         )
     except WebchatError as exc:
         status = UPLOAD_ERROR_STATUS.get(type(exc), 400)
@@ -142,6 +139,12 @@ def upload(request: HttpRequest, token: str) -> HttpResponse:
         if exc.retry_after:
             response["Retry-After"] = str(int(exc.retry_after) + 1)
         return response
+    if not outcome.applied:
+        # Authentic but not readable or not applicable now: kept for an admin, never lost.
+        return _cors(
+            JsonResponse({"type": "received", "client_id": client_id, "message": None}, status=202), origin
+        )
+    interaction, created = outcome.value
     payload = webchat_message_payload(interaction=interaction)
     if created:
         webchat_push_now(

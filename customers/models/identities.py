@@ -55,6 +55,14 @@ class IdentityKind(models.TextChoices):
     EMAIL = "email", "Email"
     WEBCHAT = "webchat", "Webchat visitor"
     EXTERNAL = "external", "External id"
+    # Senders carriers deliver that are not E.164 numbers (customers/identifiers.py). Each kind is its
+    # own namespace: short code 68849 and phone +68849… are never the same identity.
+    SHORT_CODE = "short_code", "SMS short code"
+    SENDER_ID = "sender_id", "Alphanumeric sender ID"
+    SIP = "sip", "SIP address"
+    VOICE_CLIENT = "voice_client", "Voice SDK client"
+    # A call whose number was withheld: one identity (the call id) per call, so callers never merge.
+    UNKNOWN_CALLER = "unknown_caller", "Withheld caller"
 
 
 class Identity(models.Model):

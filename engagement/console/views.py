@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods, require_POST
 
+from customers.identifiers import identities_reply_refusal
 from customers.services import Identifier, InvalidIdentifier
 from engagement.inbound import InboundMessage, inbound_events_ingest
 from engagement.models import Conversation
@@ -131,10 +132,17 @@ def conversation_detail(request: ConsoleRequest, conversation_id: int) -> HttpRe
             return render(request, "console/_timeline.html", _timeline_context(request, conversation))
         form = ReplyForm()
     customer = conversation.customer
+    identities = q.identity_list_for_customer(workspace=request.workspace, customer=customer)
     context = {
         **_timeline_context(request, conversation),
         "customer": customer,
-        "identities": q.identity_list_for_customer(workspace=request.workspace, customer=customer),
+        "identities": identities,
+        # Said before the agent types: this sender cannot receive (a sender ID, a short code…).
+        "reply_refusal": identities_reply_refusal(
+            identities=[(i.kind, i.value) for i in identities],
+            channel_kind=conversation.channel.kind,
+            channel_address=conversation.channel.address,
+        ),
         "conversation_ids": q.conversation_ids_for_customer(workspace=request.workspace, customer=customer),
         "form": form,
     }

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers.lookup import customer_follow_merges
-from customers.models import Customer
+from customers.models import Customer, IdentityKind
 from customers.services import Identifier, customer_primary_address, customer_resolve, identifier_normalize
 from engagement import events
 from engagement.errors import Rejected, ValidationFailed
@@ -263,8 +263,13 @@ def call_record_inbound(
         if existing is not None:
             return existing, False
         caller = identifier_normalize(caller, workspace=channel.workspace)
+        withheld = caller.kind == IdentityKind.UNKNOWN_CALLER
+        # A withheld number is a customer of its own per call (its identity is the call id), named so.
         customer, _ = customer_resolve(
-            workspace=channel.workspace, identifier=caller, channel_kind=channel.kind
+            workspace=channel.workspace,
+            identifier=caller,
+            channel_kind=channel.kind,
+            display_name="Unknown caller" if withheld else "",
         )
         conversation, _ = conversation_find_or_open(customer=customer, channel=channel, at=occurred_at)
         try:
@@ -276,7 +281,7 @@ def call_record_inbound(
                     channel=channel,
                     kind=InteractionKind.CALL,
                     direction=Direction.INBOUND,
-                    customer_address=caller.value,
+                    customer_address="" if withheld else caller.value,
                     status=InteractionStatus.RECEIVED,
                     status_changed_at=occurred_at,
                     provider_message_id=call_id,

@@ -18,6 +18,7 @@ from customers.services import (
     Identifier,
     InvalidIdentifier,
     customer_primary_address,
+    customer_reply_refusal,
     customer_resolve,
     identifier_normalize,
 )
@@ -79,6 +80,15 @@ def automated_answer_refusal(*, customer: Customer, channel: Channel, at: dateti
         f"automated answer not sent: this customer already got {sent} on {channel.name} in the last hour "
         f"(limit {limit} an hour)"
     )
+
+
+class RecipientUnreachable(SendRejected, Rejected):
+    """The customer is known only by a sender that cannot receive messages on this channel (an
+    alphanumeric sender ID, a short code from a long-code number, a withheld caller): refused before
+    anything is recorded or sent, with the reason (customers.identifiers.reply_refusal)."""
+
+    code = "recipient_unreachable"
+    title = "The recipient cannot receive messages on this channel"
 
 
 def message_send(
@@ -150,9 +160,17 @@ def message_send(
         try:
             address = identifier_normalize(Identifier(identity_kind, to_address), workspace=workspace).value
         except InvalidIdentifier as exc:
-            raise SendRejected(str(exc)) from exc
+            if identity_kind != "phone":
+                raise SendRejected(str(exc)) from exc
+            # Not a phone number: a short code or sender ID the customer wrote from, perhaps.
+            other = _non_phone_address(channel=channel, customer=customer, to_address=to_address)
+            if other is None:
+                raise SendRejected(str(exc)) from exc
+            address = other
     else:
         found = customer_primary_address(customer=customer, kind=identity_kind)
+        if found is None and identity_kind == "phone":
+            found = _non_phone_address(channel=channel, customer=customer, to_address="")
         if found is None:
             raise SendRejected(f"customer has no {identity_kind} to send {channel.kind} to")
         address = found
@@ -241,6 +259,21 @@ def message_send(
     return interaction, True
 
 
+def _non_phone_address(*, channel: Channel, customer: Customer, to_address: str) -> str | None:
+    """A phone channel's address for a customer without a usable phone number: a short code when the
+    channel is one too; RecipientUnreachable when their sender cannot receive (with why)."""
+    address, reason = customer_reply_refusal(
+        workspace_id=channel.workspace_id,
+        customer=customer,
+        channel_kind=channel.kind,
+        channel_address=channel.address,
+        to_address=to_address,
+    )
+    if reason:
+        raise RecipientUnreachable(reason, field="to_address" if to_address else "")
+    return address or None
+
+
 def message_send_to_address(
     *, workspace: Workspace, channel: Channel, to_address: str, body: str, **options: Any
 ) -> tuple[Interaction, bool]:
@@ -255,6 +288,16 @@ def message_send_to_address(
                 channel_kind=channel.kind,
             )
         except InvalidIdentifier as exc:
+            if CHANNEL_IDENTITY_KIND[channel.kind] == "phone":
+                _, reason = customer_reply_refusal(
+                    workspace_id=workspace.pk,
+                    customer=None,
+                    channel_kind=channel.kind,
+                    channel_address=channel.address,
+                    to_address=to_address,
+                )
+                if reason:
+                    raise RecipientUnreachable(reason, field="to_address") from exc
             raise SendRejected(str(exc)) from exc
         return message_send(
             workspace=workspace,

@@ -45,6 +45,7 @@ WATCHED_TABLES = (
     "engagement_interaction",
     "engagement_attachment",
     "channels_inbound_providerevent",
+    "channels_inbound_inboundrequest",
 )
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from channels_inbound.models import ProviderEvent
+from channels_inbound.models import InboundRequest, ProviderEvent
 from customers.consent import consent_state
 from customers.models import ConsentEvent
 from customers.services import Identifier, customer_resolve
@@ -291,10 +291,15 @@ def test_unknown_event_types_are_acknowledged_and_ignored(client, email_channel,
         ),
     ],
 )
-def test_malformed_events_are_400_with_reason(client, email_channel, fake_sendgrid, body, message):
+def test_malformed_events_are_kept_unprocessed_with_reason(
+    client, email_channel, fake_sendgrid, body, message
+):
+    # Signed, so authentic: SendGrid gets a 2xx (it would drop a 4xx batch) and the batch is kept as sent.
     resp = post_events(client, email_channel, body, signed_event_headers(fake_sendgrid.private_key, body))
-    assert resp.status_code == 400
-    assert message in resp.json()["error"]
+    assert resp.status_code == 200
+    kept = InboundRequest.objects.get()
+    assert message in kept.last_error
+    assert bytes(kept.body) == body
     assert ProviderEvent.objects.count() == 0
 
 

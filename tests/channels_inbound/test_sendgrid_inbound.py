@@ -11,7 +11,7 @@ from email.utils import make_msgid
 import pytest
 from django.db import connection
 
-from channels_inbound.models import ProviderEvent
+from channels_inbound.models import InboundRequest, ProviderEvent
 from customers.models import Identity
 from engagement.models import Attachment, AutomationRule, Conversation, Interaction
 from tests.conftest import PAYLOADS, load_payload, webhook_path
@@ -295,18 +295,20 @@ def test_credentials_of_another_channel_are_403(client, email_channel, fake_send
         ({"subject": "only a subject"}, "neither an 'email' field"),
     ],
 )
-def test_malformed_inbound_is_400_with_reason(client, email_channel, fields, message):
+def test_malformed_inbound_is_kept_unprocessed_with_reason(client, email_channel, fields, message):
     body, content_type = multipart_body(fields)
     resp = post_inbound(client, email_channel, body, content_type)
-    assert resp.status_code == 400
-    assert message in resp.json()["error"]
+    assert resp.status_code == 200
+    kept = InboundRequest.objects.get()
+    assert message in kept.last_error
+    assert bytes(kept.body) == body
     assert Interaction.objects.count() == 0
 
 
-def test_not_multipart_is_400(client, email_channel):
+def test_not_multipart_is_kept_unprocessed(client, email_channel):
     resp = post_inbound(client, email_channel, b'{"from": "a@b.c"}', "application/json")
-    assert resp.status_code == 400
-    assert "expected multipart/form-data" in resp.json()["error"]
+    assert resp.status_code == 200
+    assert "expected multipart/form-data" in InboundRequest.objects.get().last_error
 
 
 def test_oversized_inbound_is_413(client, email_channel, settings):

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from channels_inbound.models import ProviderEvent
+from channels_inbound.models import InboundRequest, ProviderEvent
 from customers.models import Identity
 from customers.services import Identifier
 from engagement.models import Attachment, AutomationRule, Interaction, Membership
@@ -283,11 +283,17 @@ def test_status_callback_alone_creates_the_call(client, voice_channel):
 
 
 @pytest.mark.django_db
-def test_withheld_caller_still_gets_the_call_flow(client, voice_channel):
-    form = load_payload("twilio_inbound_voice_call.json")[0]  # From is not a phone number, nor is Caller
+def test_withheld_caller_gets_the_call_flow_and_a_timeline_entry(client, voice_channel):
+    # Caller is +266696687 (ANONYMOUS on a keypad); From was rewritten by a platform in between.
+    form = load_payload("twilio_inbound_voice_call.json")[0]
     root = _twiml(post_twilio(client, voice_channel, "voice", form))
     assert root[-1].tag == "Record"
-    assert Interaction.objects.count() == 0
+    call = Interaction.objects.get()
+    assert call.customer.display_name == "Unknown caller"
+    assert call.customer_address == ""
+    assert list(call.customer.identities.values_list("kind", "value")) == [
+        ("unknown_caller", form["CallSid"])
+    ]
 
 
 @pytest.mark.django_db
@@ -316,10 +322,13 @@ def test_withheld_caller_still_gets_the_call_flow(client, voice_channel):
         ("voice-dial", {"CallSid": "CA1"}, "", "DialCallStatus"),
     ],
 )
-def test_malformed_voice_webhooks_are_400_with_reason(client, voice_channel, hook, form, query, message):
+def test_malformed_voice_webhooks_are_kept_unprocessed_with_reason(
+    client, voice_channel, hook, form, query, message
+):
     resp = post_twilio(client, voice_channel, hook, form, query=query)
-    assert resp.status_code == 400
-    assert message in resp.json()["error"]
+    assert resp.status_code == 200
+    assert resp["Content-Type"].startswith("text/xml")  # Twilio still gets TwiML
+    assert message in InboundRequest.objects.get().last_error
     assert ProviderEvent.objects.count() == 0
     assert Interaction.objects.count() == 0
 

@@ -299,6 +299,8 @@
       .then(function (res) {
         if (!res.ok) { fail(cid, res.body.message || "Upload failed"); return; }
         var li = shown["cid:" + cid];
+        // 202 without a message: received and kept for the team, not yet on the timeline.
+        if (!res.body.message) { if (li) { li.classList.remove("pending"); li.classList.add("sent"); } return; }
         if (li) { li.parentNode.removeChild(li); delete shown["cid:" + cid]; }
         render(res.body.message, "sent");
       })
