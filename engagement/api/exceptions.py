@@ -12,11 +12,12 @@ from engagement.errors import DomainError
 
 
 def domain_error_response(exc: DomainError) -> Response:
-    """``{"error": message, "code": code, ...extra}``; an error about one input field answers in DRF's
+    """``{"error": message, "code": code, ...extra}``; an error about one input field also carries DRF's
     field-error shape (``{field: [message]}``) so clients handle it like any validation error."""
+    body = {"error": exc.message, "code": exc.code, **exc.extra}
     if exc.field:
-        return Response({exc.field: [exc.message]}, status=exc.status)
-    return Response({"error": exc.message, "code": exc.code, **exc.extra}, status=exc.status)
+        body[exc.field] = [exc.message]
+    return Response(body, status=exc.status)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -237,8 +237,8 @@ def test_the_api_refuses_a_reply_to_a_sender_id_with_a_code(client, sms_channel,
         "/api/v1/messages/", {"channel_id": sms_channel.pk, "to": "AMAZON", "body": "hi"}, format="json"
     )
 
-    assert resp.status_code == 400
-    assert resp.json()["code"] == "recipient_unreachable"
+    assert resp.status_code == 400, resp.json()
+    assert resp.json().get("code") == "recipient_unreachable", resp.json()
     assert "alphanumeric sender ID" in resp.json()["error"]
     assert not Interaction.objects.filter(direction="outbound").exists()
     # A typo is not mistaken for a sender ID nobody wrote from.
