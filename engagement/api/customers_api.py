@@ -211,8 +211,11 @@ class ConsentEventSerializer(serializers.ModelSerializer):
             "evidence",
             "actor_id",
             "occurred_at",
+            "recorded_at",
         ]
         read_only_fields = fields
+
+    recorded_at = serializers.DateTimeField(source="created_at", read_only=True)
 
 
 class ConsentWriteSerializer(serializers.Serializer):
@@ -222,7 +225,11 @@ class ConsentWriteSerializer(serializers.Serializer):
     )
     status = serializers.ChoiceField(choices=ConsentStatus.choices)
     evidence = serializers.DictField(required=False)
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = serializers.DateTimeField(
+        required=False,
+        help_text="When the customer gave or withdrew consent, as evidence. The ledger is ordered by when "
+        "it was recorded, never by this; a time more than 5 minutes in the future is refused.",
+    )
 
 
 class ImportSerializer(serializers.ModelSerializer):
