@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import logging
 import re
 from dataclasses import replace
@@ -42,6 +41,7 @@ from django.utils.crypto import constant_time_compare
 from customers.services import Identifier, InvalidIdentifier, email_normalize
 from engagement.inbound import DeliveryStatus, InboundAttachment, InboundEvent, InboundMessage, ThreadHints
 from engagement.models import Channel
+from engagement.sanitize import digits_parse, json_parse
 from engagement.services.email_threading import (
     addresses_join,
     email_is_auto_reply,
@@ -99,7 +99,7 @@ def _json_field(form: dict[str, str], name: str, default: Any) -> Any:
     if not raw.strip():
         return default
     try:
-        return json.loads(raw)
+        return json_parse(raw)
     except ValueError:
         raise MalformedPayload(f"{name} is not valid JSON") from None
 
@@ -322,7 +322,7 @@ class SendGridAdapter(WebhookAdapter):
         request.encoding = "latin-1"
         latin = {k: request.POST.get(k, "") for k in request.POST}
         try:
-            charsets = json.loads(_decode(latin.get("charsets", ""), "utf-8") or "{}")
+            charsets = json_parse(_decode(latin.get("charsets", ""), "utf-8") or "{}")
         except ValueError:
             raise MalformedPayload("charsets is not valid JSON") from None
         if not isinstance(charsets, dict):
@@ -413,7 +413,7 @@ class SendGridAdapter(WebhookAdapter):
         if request.content_type != "application/json":
             raise MalformedPayload(f"expected application/json, got {request.content_type or 'nothing'}")
         try:
-            batch = json.loads(request.body)
+            batch = json_parse(request.body)
         except ValueError:
             raise MalformedPayload("body is not valid JSON") from None
         if not isinstance(batch, list):
@@ -437,7 +437,7 @@ class SendGridAdapter(WebhookAdapter):
             return None
         try:
             occurred_at = datetime.fromtimestamp(int(item["timestamp"]), tz=UTC)
-        except (TypeError, ValueError, OverflowError):
+        except (TypeError, ValueError, OverflowError, OSError):
             raise MalformedPayload(f"event {n}: timestamp must be unix seconds") from None
         iid = str(item.get("iid", ""))
         opt_out = OPT_OUT_MAP.get(kind, ("", ""))
@@ -451,7 +451,7 @@ class SendGridAdapter(WebhookAdapter):
             provider_message_id=str(item.get("sg_message_id", "")).split(".", 1)[0][:100],
             status=STATUS_MAP[kind],
             occurred_at=occurred_at,
-            interaction_id=int(iid) if iid.isdigit() else None,
+            interaction_id=digits_parse(iid),
             error_code=error_code,
             error_message=error_message,
             engagement=ENGAGEMENT_MAP.get(kind, ""),

@@ -15,6 +15,7 @@ from channels_outbound.providers.twilio_sms import ERROR_REASONS, OPT_OUT_ERRORS
 from customers.services import Identifier, InvalidIdentifier, phone_normalize
 from engagement.inbound import DeliveryStatus, InboundEvent, InboundMessage
 from engagement.models import Channel
+from engagement.sanitize import digits_parse
 
 from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
 from ..registry import register
@@ -128,7 +129,7 @@ class TwilioAdapter(WebhookAdapter):
             provider_event_id=f"{form['MessageSid']}:{raw_status}",
             provider_message_id=form["MessageSid"],
             status=status,
-            interaction_id=int(iid) if iid.isdigit() else None,
+            interaction_id=digits_parse(iid),
             error_code=code,
             error_message=form.get("ErrorMessage") or ERROR_REASONS.get(code, ""),
             # 21610: the recipient replied STOP; Twilio blocks every message until they send START.

@@ -27,6 +27,7 @@ from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 from customers.services import Identifier, InvalidIdentifier, phone_normalize
 from engagement.inbound import CallEvent
 from engagement.models import Channel
+from engagement.sanitize import INT32_MAX, digits_parse
 from engagement.services.calls import CALL_STATUS_RANK, CallFlow, CallPlan, call_plan
 
 from ..base import MalformedPayload
@@ -58,9 +59,10 @@ def _seconds(form: dict[str, str], name: str) -> int | None:
     value = form.get(name, "")
     if not value:
         return None
-    if not value.isdigit():
-        raise MalformedPayload(f"{name} must be a whole number of seconds, got {value!r}")
-    return int(value)
+    seconds = digits_parse(value, max_value=INT32_MAX)
+    if seconds is None:
+        raise MalformedPayload(f"{name} must be a whole number of seconds, got {value[:40]!r}")
+    return seconds
 
 
 def _caller(form: dict[str, str]) -> Identifier | None:
@@ -198,7 +200,7 @@ def call_status_events(form: dict[str, str], query: QueryDict) -> list[CallEvent
             leg=leg,
             leg_call_id=form["CallSid"] if leg else "",
             status=status,
-            interaction_id=int(iid) if iid.isdigit() else None,
+            interaction_id=digits_parse(iid),
             duration_seconds=_seconds(form, "CallDuration"),
             agent_address=form.get("To", "") if leg == "agent" else "",
             caller=_caller(form) if inbound else None,

@@ -7,16 +7,18 @@ other methods ``410``; both bodies carry ``merged_into``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -67,6 +69,7 @@ from customers.profile import (
 from customers.resolution import customer_resolve_identifiers
 from engagement.models import Interaction, Workspace
 
+from .parsers import JSONParser
 from .serializers import InteractionSerializer
 
 
@@ -273,12 +276,30 @@ class TimelinePagination(CustomerPagination):
     pass
 
 
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 time, converted to UTC here: PostgreSQL refuses offsets past ±15:59 and a time whose
+    UTC form leaves years 1-9999 cannot be compared with anything (400, not a database error)."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:
+            raise DjangoValidationError("the time is out of range", code="invalid") from exc
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class CustomerFilter(django_filters.FilterSet):
     identity = django_filters.CharFilter(
         field_name="identities__value", lookup_expr="iexact", label="Any identity value (phone, email…)"
     )
     tag = django_filters.CharFilter(method="filter_tag", label="Has this tag")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Customer
