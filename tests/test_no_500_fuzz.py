@@ -489,7 +489,7 @@ def test_api_customer_actions(api, world, data):
     answered(_api_post(api, path, body), before)
 
 
-@FUZZ
+@settings(FUZZ, max_examples=10)
 @given(data=st.data())
 def test_api_reads_and_paths(api, world, data):
     """Query parameters and path ids (huge, odd digits, NUL) on every read."""
@@ -602,3 +602,169 @@ def test_console_non_utf8_form_posts(console, world, body):
         content_type="application/x-www-form-urlencoded",
     )
     answered(resp, before)
+
+
+# ---------------------------------------------------------------- the examples found by probing, pinned
+
+
+def test_found_nul_in_json_is_a_400_naming_the_field(api, world):
+    cid = world["customer"].pk
+    cases = [
+        (
+            f"/api/v1/customers/{cid}/consent/",
+            {"channel": "sms", "status": "opted_in", "evidence": {"n": "a\x00"}},
+        ),
+        (f"/api/v1/customers/{cid}/", {"attributes": {"s": "a\x00b"}}),
+        (f"/api/v1/customers/{cid}/", {"attributes": {"s": "\ud800"}}),
+        (f"/api/v1/customers/{cid}/", {"attributes": {"n": INF_LITERAL}}),
+        (f"/api/v1/customers/{cid}/", {"attributes": {"n": 10**400}}),
+        (f"/api/v1/customers/{cid}/", {"attributes": {"s": nested(40)}}),
+        (f"/api/v1/customers/{cid}/", {"attributes": {"s": "__raw_deep__"}}),
+    ]
+    for path, body in cases:
+        before = snapshot()
+        method = "patch" if path.endswith(f"/{cid}/") else "post"
+        resp = answered(_api_post(api, path, body, method), before)
+        assert resp.status_code == 400, (body, resp.content)
+        assert resp.json()["detail"], resp.content
+    resp = _api_post(api, f"/api/v1/customers/{cid}/", {"attributes": {"s": "a\x00b"}}, "patch")
+    assert "attributes.s" in resp.json()["detail"]
+    assert "NUL" in resp.json()["detail"]
+
+
+def test_found_huge_number_in_a_number_attribute_is_a_400(api, world):
+    # A 64-bit integer passes the parser; float() of a still larger one overflowed (500) in the service.
+    resp = _api_post(
+        api, f"/api/v1/customers/{world['customer'].pk}/", {"attributes": {"n": "9" * 400}}, "patch"
+    )
+    assert resp.status_code == 400, resp.content
+
+
+def test_found_nul_in_console_notes_is_a_400_and_nothing_is_recorded(console, world):
+    before = snapshot()
+    resp = console.post(
+        f"/customers/{world['customer'].pk}/consent/",
+        {"channel": "sms", "status": "opted_out", "note": "a\x00b"},
+    )
+    assert resp.status_code == 400
+    assert "note" in resp.json()["error"]
+    assert "NUL" in resp.json()["error"]
+    assert snapshot() == before
+
+
+def test_found_nul_in_signed_twilio_fields_is_stored_and_applied(client, sms_channel):
+    sid = "SM" + "0" * 31 + "9"
+    params = {**load_payload("twilio_inbound_sms.txt"), "MessageSid": sid, "To": sms_channel.address}
+    params["Body"] = "where is\x00 my order"
+    resp = post_twilio(client, sms_channel, "inbound", params)
+    assert resp.status_code == 200
+    stored_and_applied(sid)
+    assert Interaction.objects.get(provider_message_id=sid).body == "where is my order"
+    assert ProviderEvent.objects.get(provider_event_id=sid).payload["Body"] == "where is my order"
+
+
+def test_found_nul_in_a_sendgrid_event_is_stored_and_applied(client, email_channel, fake_sendgrid):
+    event = {
+        **load_payload("sendgrid_event_webhook_batch.json")[0],
+        "sg_event_id": "nul\x00ev",
+        "custom1": "\ud800x",
+    }
+    body = (json.dumps([event]) + "\r\n").encode()
+    resp = client.post(
+        webhook_path(email_channel, "events"),
+        data=body,
+        content_type="application/json",
+        headers=sendgrid_signed_headers(fake_sendgrid.private_key, body),
+    )
+    assert resp.status_code == 200, resp.content
+    stored = ProviderEvent.objects.get(provider_event_id="nulev")
+    assert stored.processed_at is not None
+    assert stored.payload["custom1"] == "\ufffdx"
+
+
+def test_found_superscript_digits_in_numeric_fields(client, workspace, fake_twilio, sms_channel):
+    channel = factories.twilio_channel(workspace, fake_twilio, kind="voice")
+    form = {
+        **load_payload("twilio_inbound_voice_call.json")[0],
+        "CallSid": "CA" + "1" * 32,
+        "From": "+14155550123",
+    }
+    assert post_twilio(client, channel, "voice", form).status_code == 200
+    resp = post_twilio(
+        client, channel, "call-status", {**form, "CallStatus": "completed", "CallDuration": "1²"}
+    )
+    assert resp.status_code == 400
+    assert "CallDuration" in resp.json()["error"]
+    status = {**load_payload("twilio_status_callback_sent_then_delivered.json")[1], "NumSegments": "²"}
+    assert post_twilio(client, sms_channel, "status", status, query="iid=%C2%B2").status_code == 200
+
+
+def test_found_idempotency_key_header_longer_than_its_column(api, world):
+    body = {"channel_id": world["sms"].pk, "customer_id": world["customer"].pk, "body": "hi"}
+    before = snapshot()
+    resp = _api_post(api, "/api/v1/messages/", body, HTTP_IDEMPOTENCY_KEY="k" * 151)
+    assert resp.status_code == 400
+    assert "Idempotency-Key" in resp.json()
+    assert snapshot() == before
+    assert _api_post(api, "/api/v1/messages/", body, HTTP_IDEMPOTENCY_KEY="k" * 150).status_code == 202
+
+
+def test_found_upsert_with_a_bad_profile_creates_no_customer(api, world):
+    body = {"identifiers": [{"kind": "email", "value": "new-one@example.com"}], "attributes": {"n": "abc"}}
+    before = snapshot()
+    resp = _api_post(api, "/api/v1/customers/", body)
+    assert resp.status_code == 400, resp.content
+    assert snapshot() == before
+
+
+def test_found_csv_with_nul_is_refused_with_its_line(api, world):
+    before = snapshot()
+    resp = _api_post(
+        api, "/api/v1/customer-imports/", {"csv": "email,name\na@example.com,Ann\nb@example.com,B\x00b\n"}
+    )
+    assert resp.status_code == 400
+    resp = api.post(
+        "/api/v1/customer-imports/",
+        {"file": __import__("io").BytesIO(b"email,name\nb@example.com,B\x00b\n")},
+        format="multipart",
+    )
+    assert resp.status_code == 400
+    assert "line 2" in resp.json()["detail"]
+    assert snapshot() == before
+
+
+def test_found_out_of_range_time_zone_offset_in_a_filter(api, world):
+    resp = api.get("/api/v1/customers/", {"created_after": "9999-12-31T23:59:59-23:59"})
+    assert resp.status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webchat_frames_with_values_no_column_can_hold_get_an_error_frame(workspace):
+    from asgiref.sync import async_to_sync
+
+    from tests.webchat.conftest import Widget, webchat_channel_create
+
+    channel = webchat_channel_create(workspace)
+
+    async def scenario() -> list[dict[str, Any]]:
+        widget = Widget(channel)
+        await widget.connect()
+        frames = [await widget.hello()]
+        for text in (
+            json.dumps({"type": "message", "client_id": "client-nul1", "body": "a\x00b"}),
+            json.dumps({"type": "email", "email": "\ud800@example.com"}),
+            json.dumps({"type": "message", "client_id": "client-big1", "body": "x", "n": 10**30}),
+            '{"type": "message", "x": ' + "[" * 3000 + "]" * 3000 + "}",
+        ):
+            await widget.send_text(text)
+            frames.append(await widget.receive())
+        frames.append(await widget.say("client-fine", "still here"))
+        await widget.close()
+        return frames
+
+    frames = async_to_sync(scenario)()
+    assert frames[0]["type"] == "welcome", frames[0]
+    assert [f["type"] for f in frames[1:5]] == ["error"] * 4, frames
+    assert "NUL" in frames[1]["message"]
+    assert frames[5]["type"] == "ack"
+    assert list(Interaction.objects.values_list("body", flat=True)) == ["still here"]

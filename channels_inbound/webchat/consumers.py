@@ -28,7 +28,7 @@ from django.conf import settings
 
 from engagement.models import Channel
 from engagement.realtime import presence_add, presence_remove, visitor_key
-from engagement.sanitize import json_parse
+from engagement.sanitize import json_parse, json_problem
 
 from .services import (
     Visitor,
@@ -95,6 +95,11 @@ class WebchatConsumer(AsyncJsonWebsocketConsumer):
             return
         if not isinstance(content, dict):
             await self._error(WebchatError("frames must be JSON objects"))
+            return
+        # A visitor is a client, not a signed provider: values no column can hold are refused here.
+        found = json_problem(content)
+        if found:
+            await self._error(WebchatError(f"{found[0] or 'the frame'} {found[1]}"))
             return
         await self.receive_json(content)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -374,6 +375,11 @@ class CustomerViewSet(
         ser.is_valid(raise_exception=True)
         data = ser.validated_data
         workspace = _workspace(request)
+        # One transaction: a profile the service refuses must not leave the resolved customer behind.
+        with transaction.atomic():
+            return self._upsert(request, workspace, data)
+
+    def _upsert(self, request: Request, workspace: Workspace, data: dict[str, Any]) -> Response:
         resolution = customer_resolve_identifiers(
             workspace=workspace,
             identifiers=[Identifier(i["kind"], i["value"], i["verified"]) for i in data["identifiers"]],
