@@ -241,6 +241,7 @@ SMS_FIELDS = [
     "MediaUrl0",
     "MediaContentType0",
     "ProfileName",
+    "AccountSid",
 ]
 
 
@@ -278,7 +279,7 @@ def test_twilio_status_callback(client, sms_channel, data):
 
 
 VOICE_HOOK_FIELDS = {
-    "voice": ["From", "Caller", "CallStatus", "To", "CallerName"],
+    "voice": ["From", "Caller", "CallStatus", "To", "CallerName", "CallSid"],
     "voice-menu": ["Digits", "CallStatus"],
     "voice-dial": ["DialCallStatus", "DialCallDuration"],
     "voice-done": ["RecordingUrl", "RecordingDuration", "RecordingSid"],
@@ -312,6 +313,16 @@ def test_twilio_voice_hooks(client, workspace, fake_twilio, data):
     params = mutate(data.draw, base, VOICE_HOOK_FIELDS[hook], form_text)
     query = data.draw(st.sampled_from(["", "leg=agent", "leg=%C2%B2", "iid=%C2%B2", f"iid={2**63}"]))
     answered(post_twilio(client, channel, hook, params, query=query), snapshot())
+
+
+@FUZZ
+@given(sid=form_text, status=form_text)
+def test_twilio_provider_ids_of_any_shape(client, sms_channel, sid, status):
+    """MessageSid is the dedupe key (a varchar): any length or content is stored or refused, never a 500."""
+    base = {**load_payload("twilio_inbound_sms.txt"), "To": sms_channel.address}
+    answered(post_twilio(client, sms_channel, "inbound", {**base, "MessageSid": sid}), snapshot())
+    params = {"MessageSid": sid, "MessageStatus": status or "delivered"}
+    answered(post_twilio(client, sms_channel, "status", params), snapshot())
 
 
 @FUZZ

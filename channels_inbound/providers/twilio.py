@@ -19,7 +19,14 @@ from engagement.sanitize import digits_parse
 
 from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
 from ..registry import register
-from .twilio_voice import VOICE_HOOKS, call_status_events, parse_voice_events, require_fields, voice_twiml
+from .twilio_voice import (
+    VOICE_HOOKS,
+    call_status_events,
+    form_ids_check,
+    parse_voice_events,
+    require_fields,
+    voice_twiml,
+)
 
 # Twilio MessageStatus (every value of PROTOCOLS.md C) → our interaction status. None: the status says
 # nothing about a message we sent (receiving/received are inbound states), so the callback is ignored.
@@ -67,6 +74,7 @@ class TwilioAdapter(WebhookAdapter):
                 f"expected application/x-www-form-urlencoded, got {request.content_type or 'no content type'}"
             )
         form = {k: request.POST.get(k, "") for k in request.POST}
+        form_ids_check(form)
         if hook == "inbound":
             return [self._message(form)]
         if hook == "status" and form.get("CallSid") and not form.get("MessageSid"):

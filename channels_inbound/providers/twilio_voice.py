@@ -16,6 +16,7 @@ Outbound calls report their status to the same ``status`` hook as messages (told
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -46,6 +47,22 @@ def hook_url(channel: Channel, hook: str, **query: str) -> str:
         kwargs={"provider": channel.provider, "token": channel.webhook_token, "hook": hook},
     )
     return f"{settings.PUBLIC_BASE_URL}{path}" + (f"?{urlencode(query)}" if query else "")
+
+
+# Twilio SIDs are two letters and 32 hex digits; recorded payloads mask some with X. Our ids are built
+# from them (dedupe keys, Interaction.provider_message_id: varchar 100), so anything else is refused.
+SID_RE = re.compile(r"[A-Za-z0-9]{2,64}")
+MAX_STATUS_CHARS = 40
+
+
+def form_ids_check(form: dict[str, str]) -> None:
+    """Raise MalformedPayload unless every ``…Sid`` field is SID-shaped and every ``…Status`` field a
+    short word (both end up in stored ids)."""
+    for name, value in form.items():
+        if name.endswith("Sid") and value and not SID_RE.fullmatch(value):
+            raise MalformedPayload(f"{name} is not a Twilio SID: {value[:40]!r}")
+        if name.endswith("Status") and len(value) > MAX_STATUS_CHARS:
+            raise MalformedPayload(f"{name} is longer than {MAX_STATUS_CHARS} characters")
 
 
 def require_fields(form: dict[str, str], *names: str) -> None:
