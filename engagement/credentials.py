@@ -21,8 +21,10 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
+
+from engagement.sanitize import json_problem
 
 SECRET_CONFIG_KEYS = frozenset(
     {"auth_token", "api_key", "inbound_basic_auth", "identity_secret", "event_webhook_public_key"}
@@ -99,8 +101,25 @@ def config_unmask(config: dict[str, Any], *, previous: dict[str, Any]) -> dict[s
     }
 
 
+def config_storable(value: Any) -> None:
+    """Model validator (admin forms): a ValidationError naming a value jsonb cannot store."""
+    found = json_problem(value)
+    if found:
+        raise ValidationError(f"{found[0] or 'the config'} {found[1]}", code="not_storable")
+
+
 class EncryptedConfigField(models.JSONField):
     """A JSON object whose :data:`SECRET_CONFIG_KEYS` are encrypted in the database and plain in Python."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("validators", [config_storable])
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        if kwargs.get("validators") == [config_storable]:
+            del kwargs["validators"]
+        return name, path, args, kwargs
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         value = super().from_db_value(value, expression, connection)

@@ -163,3 +163,20 @@ def test_the_api_never_returns_channel_credentials(workspace, fake_twilio):
     for text in (sent.content.decode(), schema):
         assert fake_twilio.auth_token not in text
         assert "auth_token" not in text
+
+
+def test_the_admin_refuses_a_config_value_no_column_can_hold(admin_client, workspace):
+    channel = _channel(workspace)
+    form = {
+        "workspace": workspace.pk,
+        "kind": "sms",
+        "provider": "twilio",
+        "name": "SMS",
+        "address": channel.address,
+        "config": json.dumps({"auth_token": MASK, "from_name": "a\x00b"}),
+        "is_active": "on",
+    }
+    resp = admin_client.post(f"/admin/engagement/channel/{channel.pk}/change/", form)
+    assert resp.status_code == 200  # the form again, with the error
+    assert "NUL" in resp.content.decode()
+    assert Channel.objects.get(pk=channel.pk).config["auth_token"] == SECRETS["auth_token"]
