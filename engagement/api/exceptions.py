@@ -1,8 +1,5 @@
-"""Errors always come back as JSON with a message that says what is wrong.
-
-A service's :class:`~engagement.errors.DomainError` becomes RFC 9457 problem details (``type``,
-``title``, ``status``, ``detail``) plus ``code``, ``field`` and the older ``error`` key clients read.
-"""
+"""The API's one exception handler: every domain error (``engagement.errors.DomainError``) becomes a JSON
+error with its status and machine-readable ``code``; views never catch domain errors one by one."""
 
 from __future__ import annotations
 
@@ -15,19 +12,17 @@ from engagement.errors import DomainError
 from engagement.services.messaging import SendRejected
 
 
+def domain_error_response(exc: DomainError) -> Response:
+    """``{"error": message, "code": code, ...extra}``; an error about one input field answers in DRF's
+    field-error shape (``{field: [message]}``) so clients handle it like any validation error."""
+    if exc.field:
+        return Response({exc.field: [exc.message]}, status=exc.status)
+    return Response({"error": exc.message, "code": exc.code, **exc.extra}, status=exc.status)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, SendRejected):
+    if isinstance(exc, SendRejected):  # not yet a DomainError on this branch
         return Response({"error": str(exc)}, status=400)
     if isinstance(exc, DomainError):
-        body: dict[str, Any] = {
-            "type": "about:blank",
-            "title": exc.title,
-            "status": exc.status,
-            "detail": exc.message,
-            "code": exc.code,
-            "error": exc.message,
-        }
-        if exc.field:
-            body["field"] = exc.field
-        return Response(body, status=exc.status, content_type="application/problem+json")
+        return domain_error_response(exc)
     return drf_exception_handler(exc, context)

@@ -47,8 +47,7 @@ def test_a_far_future_opt_in_is_refused_and_cannot_outrank_a_later_opt_out(api, 
     customer = factories.customer_create(workspace, ("phone", "+14155550100"))
     resp = _consent(api, customer, "opted_in", "9999-12-31T00:00:00Z")
     assert resp.status_code == 400, resp.content
-    assert resp.json()["field"] == "occurred_at"
-    assert "future" in resp.json()["detail"]
+    assert "future" in str(resp.json()["occurred_at"])
     assert not ConsentEvent.objects.filter(customer=customer).exists()
     assert _send_marketing(api, sms, customer)["status"] == "blocked"
 
