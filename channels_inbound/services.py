@@ -12,8 +12,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from engagement.inbound import CallEvent, DeliveryStatus, InboundEvent, InboundMessage
+from engagement.inbound import CallEvent, DeliveryStatus, InboundEvent, InboundMessage, inbound_event_clean
 from engagement.models import Channel
+from engagement.sanitize import json_clean
 from engagement.services import calls
 from engagement.services.email_feedback import interaction_record_feedback
 from engagement.services.media import interaction_media_attach
@@ -26,7 +27,8 @@ logger = logging.getLogger(__name__)
 
 
 def _payload(event: InboundEvent) -> dict[str, Any]:
-    return event.raw or {k: str(v) for k, v in asdict(event).items() if k != "raw"}
+    # Cleaned again here: the row must store whatever the provider sent (jsonb refuses \u0000).
+    return json_clean(event.raw or {k: str(v) for k, v in asdict(event).items() if k != "raw"})
 
 
 _INSERT_EVENT = """
@@ -164,8 +166,11 @@ def _apply_call(*, channel: Channel, event: CallEvent) -> None:
 
 
 def events_ingest(*, channel: Channel, events: list[InboundEvent]) -> int:
-    """Store and apply each event; returns how many were applied now (repeats count zero)."""
-    return sum(1 for event in events if event_ingest(channel=channel, event=event))
+    """Store and apply each event; returns how many were applied now (repeats count zero).
+
+    Every event is first made storable (``inbound_event_clean``: NUL characters and lone surrogates a
+    provider sent are removed or replaced), so an authentic event is applied, never answered 500."""
+    return sum(1 for event in events if event_ingest(channel=channel, event=inbound_event_clean(event)))
 
 
 def event_ingest(*, channel: Channel, event: InboundEvent) -> bool:

@@ -6,11 +6,15 @@ start on an insecure setting (default secret key, DEBUG on, wildcard hosts, no p
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -35,6 +39,13 @@ DEBUG = _env_bool("DEBUG", not PRODUCTION)
 ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "*" if not PRODUCTION else "")
 # The public origin the providers call back (status callbacks, signature URLs). No trailing slash.
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Fernet keys (comma-separated, urlsafe base64 of 32 bytes) encrypting provider credentials and webhook
+# secrets in Channel.config at rest (engagement/credentials.py). The first key encrypts, every key
+# decrypts: to rotate, put a new key first, run `manage.py credentials_rotate`, then drop the old one.
+# Development derives one from SECRET_KEY; production must set it.
+CREDENTIALS_KEYS = _env_list("CREDENTIALS_KEYS", "") or [
+    base64.urlsafe_b64encode(hashlib.sha256(f"credentials:{SECRET_KEY}".encode()).digest()).decode()
+]
 
 if PRODUCTION:
     problems = []
@@ -50,6 +61,8 @@ if PRODUCTION:
         problems.append("DATABASE_URL must be set")
     if not os.environ.get("REDIS_URL"):
         problems.append("REDIS_URL must be set")
+    if not os.environ.get("CREDENTIALS_KEYS"):
+        problems.append("CREDENTIALS_KEYS must be set (Fernet keys encrypting channel credentials)")
     if problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
 
@@ -65,6 +78,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",
     "engagement",
     "customers",
     "channels_inbound",
@@ -80,9 +94,29 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "engagement.middleware.InputBoundaryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Content-Security-Policy (Django's own, django.middleware.csp), in every mode so development sees what
+# production enforces. Scripts and styles come from our origin or carry the request's nonce
+# ({{ csp_nonce }} in templates; the webchat widget copies its tag's nonce onto its <style>). A view
+# may replace it (the webchat file view serves a sandbox policy of its own).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = None
@@ -98,6 +132,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
                 "engagement.console.context_processors.workspace",
             ],
         },
@@ -161,6 +196,29 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
 }
 
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: a locked-out username + address is refused before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (console and Django admin): after AXES_FAILURE_LIMIT failures for one username from
+# one address, that pair is locked out for AXES_COOLOFF_TIME (429 with templates/registration/
+# locked_out.html). An admin unlocks early by deleting the attempt in the admin (Axes → Access
+# attempts) or with `manage.py axes_reset_username <name>`. The client address is REMOTE_ADDR unless
+# TRUSTED_PROXY_COUNT proxies sit in front (then X-Forwarded-For, counted from the right).
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_SENSITIVE_PARAMETERS = ["password"]
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+if TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -212,6 +270,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["engagement.api.permissions.HasWorkspace"],
+    "DEFAULT_PARSER_CLASSES": [
+        "engagement.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
@@ -228,6 +291,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set (check --deploy validates the schema and warns on collisions).
+    "ENUM_NAME_OVERRIDES": {
+        "PreferredChannelEnum": "customers.models.PreferredChannel",
+        "IdentityKindEnum": "customers.models.IdentityKind",
+        "InteractionKindEnum": "engagement.models.conversations.InteractionKind",
+    },
 }
 
 LOGGING = {
@@ -240,10 +309,17 @@ LOGGING = {
 }
 
 if PRODUCTION:
+    # `manage.py check --deploy` is clean with these (tests/test_production_security.py).
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     CSRF_TRUSTED_ORIGINS = [PUBLIC_BASE_URL]
+    SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", True)
+    # The load balancer's health probe may speak plain HTTP on the private network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", True)
 
 OUTBOUND_RETRY_BASE_SECONDS = float(os.environ.get("OUTBOUND_RETRY_BASE_SECONDS", "5"))
 OUTBOUND_RETRY_MAX_SECONDS = float(os.environ.get("OUTBOUND_RETRY_MAX_SECONDS", "600"))

@@ -4,7 +4,10 @@ Semantics other code relies on:
 
 * A row covers ``(channel, purpose)``; ``purpose=""`` covers every purpose on the channel (SMS STOP).
 * The state for ``(channel, purpose)`` is derived from the newest row of that purpose and the newest
-  channel-wide row (by ``occurred_at``, then id). A channel-wide opt-out newer than the purpose's own
+  channel-wide row, newest by when *we recorded* it (the row id, from a database sequence), never by
+  the time a client or provider claims (``occurred_at``). A claimed time is kept as evidence only, and
+  one further in the future than :data:`CLOCK_SKEW` is refused (:class:`ConsentTimeInvalid`), so an
+  opt-in dated 9999-12-31 cannot outrank a later opt-out. A channel-wide opt-out newer than the purpose's own
   row wins. A channel-wide opt-in (START) lifts that block: it counts as an opt-in for transactional
   messages, but for marketing it only restores the purpose's own earlier state, so texting START never
   grants marketing consent by itself. ``None`` means never set.
@@ -19,15 +22,26 @@ Semantics other code relies on:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models
 from django.utils import timezone
 
+from engagement.errors import ValidationFailed
+
 from .lookup import customer_follow_merges
 from .models import ConsentChannel, ConsentEvent, ConsentPurpose, ConsentSource, ConsentStatus, Customer
+
+# How far ahead of our clock a claimed consent time may be (clients' and providers' clocks drift).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class ConsentTimeInvalid(ValidationFailed):
+    """A claimed consent time further in the future than the allowed clock skew."""
+
+    code = "consent_time_invalid"
 
 
 class SendPurpose(models.TextChoices):
@@ -66,9 +80,20 @@ def consent_record(
     ``address`` is the customer's address the change came from (the phone that texted STOP). Runs in
     the caller's transaction; never edits or deletes earlier rows. A merged-away ``customer`` records on
     its survivor.
+
+    ``occurred_at`` is the time the source claims (an API client's, a provider's); it is evidence and
+    never orders the ledger (the new row outranks every earlier one). Raises
+    :class:`ConsentTimeInvalid` (400) when it lies more than :data:`CLOCK_SKEW` in the future.
     """
     consent_check_values(channel=channel, status=status, source=source, purpose=purpose)
     customer = customer_follow_merges(customer=customer)
+    now = timezone.now()
+    if occurred_at is not None and occurred_at > now + CLOCK_SKEW:
+        raise ConsentTimeInvalid(
+            f"occurred_at {occurred_at.isoformat()} is in the future; a consent change can be dated at "
+            f"most {int(CLOCK_SKEW.total_seconds() // 60)} minutes ahead of the server's clock",
+            field="occurred_at",
+        )
     return ConsentEvent.objects.create(
         workspace_id=customer.workspace_id,
         customer=customer,
@@ -79,29 +104,30 @@ def consent_record(
         address=address[:320],
         evidence=evidence or {},
         actor=actor,  # type: ignore[misc]
-        occurred_at=occurred_at or timezone.now(),
+        occurred_at=occurred_at or now,
     )
 
 
-def _latest(customer: Customer, channel: str, purpose: str) -> tuple[tuple[datetime, int], str] | None:
+def _latest(customer: Customer, channel: str, purpose: str) -> tuple[int, str] | None:
     row = (
         ConsentEvent.objects.filter(
             workspace_id=customer.workspace_id, customer=customer, channel=channel, purpose=purpose
         )
-        .order_by("-occurred_at", "-id")
-        .values_list("occurred_at", "id", "status")
+        .order_by("-id")
+        .values_list("id", "status")
         .first()
     )
-    return ((row[0], row[1]), row[2]) if row else None
+    return (row[0], row[1]) if row else None
 
 
 def consent_derive(
     *,
     purpose: str,
-    own: tuple[tuple[datetime, int], str] | None,
-    wide: tuple[tuple[datetime, int], str] | None,
+    own: tuple[int, str] | None,
+    wide: tuple[int, str] | None,
 ) -> str | None:
-    """The state from the newest own row and the newest channel-wide row (``((occurred_at, id), status)``)."""
+    """The state from the newest own row and the newest channel-wide row (``(id, status)``; a larger id
+    was recorded later)."""
     if wide is None or (own is not None and own[0] > wide[0]):
         return own[1] if own else None
     if wide[1] == ConsentStatus.OPTED_OUT:
@@ -125,14 +151,14 @@ def consent_state(*, customer: Customer, channel: str, purpose: str) -> str | No
 def consent_summary(*, customer: Customer) -> dict[str, dict[str, str | None]]:
     """The derived state for every channel and purpose: ``{channel: {purpose: status or None}}``."""
     customer = customer_follow_merges(customer=customer)
-    latest: dict[tuple[str, str], tuple[tuple[datetime, int], str]] = {}
+    latest: dict[tuple[str, str], tuple[int, str]] = {}
     rows = ConsentEvent.objects.filter(workspace_id=customer.workspace_id, customer=customer).values_list(
-        "channel", "purpose", "occurred_at", "id", "status"
+        "channel", "purpose", "id", "status"
     )
-    for channel, purpose, at, pk, status in rows:
+    for channel, purpose, pk, status in rows:
         key = (channel, purpose)
-        if key not in latest or (at, pk) > latest[key][0]:
-            latest[key] = ((at, pk), status)
+        if key not in latest or pk > latest[key][0]:
+            latest[key] = (pk, status)
     return {
         ch: {
             p: consent_derive(purpose=p, own=latest.get((ch, p)), wide=latest.get((ch, "")))
@@ -143,12 +169,12 @@ def consent_summary(*, customer: Customer) -> dict[str, dict[str, str | None]]:
 
 
 def consent_history(*, customer: Customer) -> list[ConsentEvent]:
-    """The customer's ledger, newest first."""
+    """The customer's ledger, newest recorded first."""
     customer = customer_follow_merges(customer=customer)
     return list(
         ConsentEvent.objects.filter(workspace_id=customer.workspace_id, customer=customer)
         .select_related("actor")
-        .order_by("-occurred_at", "-id")
+        .order_by("-id")
     )
 
 
@@ -157,15 +183,15 @@ def consent_channel_state(*, customer: Customer, channel: str) -> dict[str, str 
     ``""``), in one query: ``{"": status or None, "marketing": …, "transactional": …}``. What an SMS
     keyword needs to tell a repeat (a second STOP) from a change."""
     customer = customer_follow_merges(customer=customer)
-    latest: dict[str, tuple[tuple[datetime, int], str]] = {}
+    latest: dict[str, tuple[int, str]] = {}
     rows = (
         ConsentEvent.objects.filter(workspace_id=customer.workspace_id, customer=customer, channel=channel)
-        .order_by("purpose", "-occurred_at", "-id")
+        .order_by("purpose", "-id")
         .distinct("purpose")
-        .values_list("purpose", "occurred_at", "id", "status")
+        .values_list("purpose", "id", "status")
     )
-    for purpose, at, pk, status in rows:
-        latest[purpose] = ((at, pk), status)
+    for purpose, pk, status in rows:
+        latest[purpose] = (pk, status)
     wide = latest.get("")
     state: dict[str, str | None] = {"": wide[1] if wide else None}
     for purpose in ConsentPurpose.values:

@@ -33,6 +33,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from engagement.errors import ValidationFailed
+from engagement.sanitize import InputInvalid, text_problem
 
 from .consent import consent_check_values, consent_record
 from .identifiers import Identifier, InvalidIdentifier
@@ -69,6 +70,14 @@ class RowError(ValidationFailed):
 def customer_import_create(
     *, workspace: Any, source: str, filename: str = "", actor: Any = None
 ) -> CustomerImport:
+    """Store a pending import. Raises ``InputInvalid`` (400) when the file holds text no column can
+    store (a NUL character), with the line it is on."""
+    for text, what in ((source, "the file"), (filename, "the file name")):
+        problem = text_problem(text)
+        if problem:
+            line = text.count("\n", 0, max(text.find("\x00"), 0)) + 1
+            where = f"{what} (line {line})" if what == "the file" else what
+            raise InputInvalid(f"{where} {problem}", field="file")
     return CustomerImport.objects.create(
         workspace=workspace, source=source, filename=filename[:255], created_by=actor
     )

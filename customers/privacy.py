@@ -43,9 +43,7 @@ def customer_export(*, workspace: Workspace, customer: Customer) -> dict[str, An
     ledger), conversations, the timeline and merge records. Merged-away customers are included."""
     ids = [customer.pk, *_tombstones(workspace, customer)]
     identities = Identity.objects.filter(workspace=workspace, customer_id__in=ids).order_by("kind", "value")
-    consents = ConsentEvent.objects.filter(workspace=workspace, customer_id__in=ids).order_by(
-        "occurred_at", "id"
-    )
+    consents = ConsentEvent.objects.filter(workspace=workspace, customer_id__in=ids).order_by("id")
     conversations = Conversation.objects.filter(workspace=workspace, customer_id__in=ids).select_related(
         "channel"
     )
@@ -95,6 +93,7 @@ def customer_export(*, workspace: Workspace, customer: Customer) -> dict[str, An
                     "address": c.address,
                     "evidence": c.evidence,
                     "occurred_at": _iso(c.occurred_at),
+                    "recorded_at": _iso(c.created_at),
                 }
                 for c in consents
             ],

@@ -79,8 +79,8 @@ def attribute_coerce(*, definition: AttributeDefinition, value: Any) -> Any:
             if isinstance(value, dt.date):
                 return value.isoformat()
             return dt.date.fromisoformat(str(value).strip()).isoformat()
-    except (TypeError, ValueError) as exc:
-        raise ProfileInvalid(f"{definition.key}: {value!r} is not a {kind}") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ProfileInvalid(f"{definition.key}: {str(value)[:40]!r} is not a {kind}") from exc
     raise ProfileInvalid(f"{definition.key}: unknown type {kind}")
 
 

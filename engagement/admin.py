@@ -1,5 +1,9 @@
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 
+from engagement.credentials import MASK, SECRET_CONFIG_KEYS, config_masked, config_unmask
 from engagement.models import (
     ApiKey,
     AutomationRule,
@@ -22,8 +26,34 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ("workspace", "role")
 
 
+class ChannelAdminForm(forms.ModelForm):
+    """The config is shown with every secret masked; a secret left masked keeps its stored value, a
+    new value replaces it. Secrets are never sent back to the browser once set."""
+
+    class Meta:
+        model = Channel
+        fields = ["workspace", "kind", "provider", "name", "address", "config", "is_active"]
+        help_texts = {
+            "config": f"Secrets ({', '.join(sorted(SECRET_CONFIG_KEYS))}) show as {MASK!r}: leave them so to "
+            "keep them, or type a new value. They are stored encrypted."
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and isinstance(self.instance.config, dict):
+            self.initial["config"] = config_masked(self.instance.config)
+
+    def clean_config(self) -> Any:
+        config = self.cleaned_data.get("config")
+        if isinstance(config, dict) and self.instance.pk:
+            stored = Channel.objects.filter(pk=self.instance.pk).values_list("config", flat=True).first()
+            return config_unmask(config, previous=stored if isinstance(stored, dict) else {})
+        return config
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
+    form = ChannelAdminForm
     list_display = ("name", "workspace", "kind", "provider", "address", "is_active")
     list_filter = ("workspace", "kind", "provider")
     readonly_fields = ("webhook_token",)

@@ -6,12 +6,14 @@ never each other.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from customers.identifiers import Identifier
+from engagement.sanitize import json_clean, text_clean
 
 
 @dataclass(frozen=True)
@@ -145,3 +147,34 @@ def inbound_events_ingest(*, channel: Any, events: Sequence[InboundEvent]) -> No
     if not _INGESTOR:
         raise RuntimeError("no inbound ingestion registered (config.apps.WiringConfig)")
     _INGESTOR[0](channel=channel, events=list(events))
+
+
+def _value_clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return text_clean(value)
+    if isinstance(value, (dict, list)):
+        return json_clean(value)
+    if isinstance(value, tuple):
+        items = tuple(_value_clean(v) for v in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return inbound_event_clean(value)
+    return value
+
+
+def inbound_event_clean[E](event: E) -> E:
+    """``event`` with every text a provider sent made storable: NUL characters removed and lone
+    surrogates replaced (``engagement/sanitize.py``), in every field, nested value and raw payload.
+
+    Authentic provider events are cleaned, never refused: a signed Twilio field or a SendGrid event
+    holding ``\\u0000`` is applied (PostgreSQL text and jsonb cannot hold NUL), so the provider's
+    redelivery does not fail the same way forever. Returns ``event`` itself when nothing changed."""
+    assert dataclasses.is_dataclass(event)
+    assert not isinstance(event, type)
+    changes = {}
+    for f in dataclasses.fields(event):
+        old = getattr(event, f.name)
+        new = _value_clean(old)
+        if new is not old:
+            changes[f.name] = new
+    return dataclasses.replace(event, **changes) if changes else event

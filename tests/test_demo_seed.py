@@ -27,7 +27,9 @@ def test_demo_seed_is_idempotent_and_joins_every_channel_on_one_timeline(client)
     call = timeline.get(kind="call")
     assert call.body  # the voicemail transcript
 
-    client.login(username="agent", password="demo-pass-123")
+    # Through the sign-in page (django-axes needs the request to count attempts).
+    signed_in = client.post("/login/", {"username": "agent", "password": "demo-pass-123"})
+    assert signed_in.status_code == 302
     sms_conversation = Conversation.objects.filter(customer=grace, channel__kind="sms").first()
     assert sms_conversation is not None
     page = client.get(f"/conversations/{sms_conversation.pk}/").content.decode()

@@ -39,6 +39,7 @@ def test_production_starts_with_secure_settings():
             "PUBLIC_BASE_URL": "https://engage.example.com",
             "DATABASE_URL": os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1/x"),
             "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "CREDENTIALS_KEYS": "x5Ql3oH0bLQbvx1d9qZVJc7m2a4QW8zQeY6u1pT0rKs=",
         }
     )
     assert result.returncode == 0, result.stderr

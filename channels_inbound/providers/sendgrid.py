@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import logging
 import mimetypes
 import re
@@ -47,6 +46,7 @@ from django.utils.crypto import constant_time_compare
 from customers.services import Identifier
 from engagement.inbound import DeliveryStatus, InboundAttachment, InboundEvent, InboundMessage, ThreadHints
 from engagement.models import Channel
+from engagement.sanitize import digits_parse, json_parse
 from engagement.services.email_threading import (
     addresses_join,
     email_automated_reason,
@@ -108,7 +108,7 @@ def _json_field(form: dict[str, str], name: str, default: Any, problems: list[st
     if not raw.strip():
         return default
     try:
-        value = json.loads(raw)
+        value = json_parse(raw)
     except ValueError:
         problems.append(f"{name} is not valid JSON; ignored")
         return default
@@ -599,7 +599,7 @@ class SendGridAdapter(WebhookAdapter):
         if request.content_type != "application/json":
             raise MalformedPayload(f"expected application/json, got {request.content_type or 'nothing'}")
         try:
-            batch = json.loads(request.body)
+            batch = json_parse(request.body)
         except ValueError:
             raise MalformedPayload("body is not valid JSON") from None
         if not isinstance(batch, list):
@@ -623,7 +623,7 @@ class SendGridAdapter(WebhookAdapter):
             return None
         try:
             occurred_at = datetime.fromtimestamp(int(item["timestamp"]), tz=UTC)
-        except (TypeError, ValueError, OverflowError):
+        except (TypeError, ValueError, OverflowError, OSError):
             raise MalformedPayload(f"event {n}: timestamp must be unix seconds") from None
         iid = str(item.get("iid", ""))
         opt_out = OPT_OUT_MAP.get(kind, ("", ""))
@@ -637,7 +637,7 @@ class SendGridAdapter(WebhookAdapter):
             provider_message_id=str(item.get("sg_message_id", "")).split(".", 1)[0][:100],
             status=STATUS_MAP[kind],
             occurred_at=occurred_at,
-            interaction_id=int(iid) if iid.isdigit() else None,
+            interaction_id=digits_parse(iid),
             error_code=error_code,
             error_message=error_message,
             engagement=ENGAGEMENT_MAP.get(kind, ""),

@@ -15,6 +15,7 @@ from customers.identifiers import sms_sender_identifier
 from customers.models import IdentityKind
 from engagement.inbound import DeliveryStatus, InboundEvent, InboundMessage
 from engagement.models import Channel
+from engagement.sanitize import digits_parse
 
 from ..base import MalformedPayload, SignatureInvalid, WebhookAdapter
 from ..registry import register
@@ -22,6 +23,7 @@ from .twilio_errors import ERROR_REASONS, OPT_OUT_ERRORS
 from .twilio_voice import (
     VOICE_HOOKS,
     call_status_events,
+    form_ids_check,
     parse_voice_events,
     require_fields,
     sender_region,
@@ -74,6 +76,7 @@ class TwilioAdapter(WebhookAdapter):
                 f"expected application/x-www-form-urlencoded, got {request.content_type or 'no content type'}"
             )
         form = {k: request.POST.get(k, "") for k in request.POST}
+        form_ids_check(form)
         if hook == "inbound":
             return [self._message(form, channel)]
         if hook == "status" and form.get("CallSid") and not form.get("MessageSid"):
@@ -137,7 +140,7 @@ class TwilioAdapter(WebhookAdapter):
             provider_event_id=f"{form['MessageSid']}:{raw_status}",
             provider_message_id=form["MessageSid"],
             status=status,
-            interaction_id=int(iid) if iid.isdigit() else None,
+            interaction_id=digits_parse(iid),
             error_code=code,
             error_message=form.get("ErrorMessage") or ERROR_REASONS.get(code, ""),
             # 21610: the recipient replied STOP; Twilio blocks every message until they send START.

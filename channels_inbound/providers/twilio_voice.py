@@ -16,6 +16,7 @@ Outbound calls report their status to the same ``status`` hook as messages (told
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from customers.identifiers import Identifier, InvalidIdentifier, caller_identifi
 from customers.models import IdentityKind
 from engagement.inbound import CallEvent
 from engagement.models import Channel
+from engagement.sanitize import INT32_MAX, digits_parse
 from engagement.services.calls import CALL_STATUS_RANK, CallFlow, CallPlan, call_plan
 
 from ..base import MalformedPayload
@@ -48,6 +50,22 @@ def hook_url(channel: Channel, hook: str, **query: str) -> str:
     return f"{settings.PUBLIC_BASE_URL}{path}" + (f"?{urlencode(query)}" if query else "")
 
 
+# Twilio SIDs are two letters and 32 hex digits; recorded payloads mask some with X. Our ids are built
+# from them (dedupe keys, Interaction.provider_message_id: varchar 100), so anything else is refused.
+SID_RE = re.compile(r"[A-Za-z0-9]{2,64}")
+MAX_STATUS_CHARS = 40
+
+
+def form_ids_check(form: dict[str, str]) -> None:
+    """Raise MalformedPayload unless every ``…Sid`` field is SID-shaped and every ``…Status`` field a
+    short word (both end up in stored ids)."""
+    for name, value in form.items():
+        if name.endswith("Sid") and value and not SID_RE.fullmatch(value):
+            raise MalformedPayload(f"{name} is not a Twilio SID: {value[:40]!r}")
+        if name.endswith("Status") and len(value) > MAX_STATUS_CHARS:
+            raise MalformedPayload(f"{name} is longer than {MAX_STATUS_CHARS} characters")
+
+
 def require_fields(form: dict[str, str], *names: str) -> None:
     """Raise MalformedPayload naming every field of ``names`` that ``form`` lacks or leaves empty."""
     missing = [n for n in names if not form.get(n)]
@@ -59,9 +77,10 @@ def _seconds(form: dict[str, str], name: str) -> int | None:
     value = form.get(name, "")
     if not value:
         return None
-    if not value.isdigit():
-        raise MalformedPayload(f"{name} must be a whole number of seconds, got {value!r}")
-    return int(value)
+    seconds = digits_parse(value, max_value=INT32_MAX)
+    if seconds is None:
+        raise MalformedPayload(f"{name} must be a whole number of seconds, got {value[:40]!r}")
+    return seconds
 
 
 def sender_region(form: dict[str, str], channel: Channel) -> str | None:
@@ -225,7 +244,7 @@ def call_status_events(form: dict[str, str], query: QueryDict, channel: Channel)
             leg=leg,
             leg_call_id=form["CallSid"] if leg else "",
             status=status,
-            interaction_id=int(iid) if iid.isdigit() else None,
+            interaction_id=digits_parse(iid),
             duration_seconds=_seconds(form, "CallDuration"),
             agent_address=form.get("To", "") if leg == "agent" else "",
             caller=_caller(form, channel) if inbound else None,

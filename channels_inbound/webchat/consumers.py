@@ -19,7 +19,6 @@ route is deliberately outside ``AllowedHostsOriginValidator``: host pages live o
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -29,6 +28,7 @@ from django.conf import settings
 
 from engagement.models import Channel
 from engagement.realtime import presence_add, presence_remove, visitor_key
+from engagement.sanitize import json_parse, json_problem
 
 from .services import (
     Visitor,
@@ -89,12 +89,17 @@ class WebchatConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_TOO_BIG)
             return
         try:
-            content = json.loads(text_data)
+            content = json_parse(text_data)
         except ValueError:
             await self._error(WebchatError("frames must be JSON"))
             return
         if not isinstance(content, dict):
             await self._error(WebchatError("frames must be JSON objects"))
+            return
+        # A visitor is a client, not a signed provider: values no column can hold are refused here.
+        found = json_problem(content)
+        if found:
+            await self._error(WebchatError(f"{found[0] or 'the frame'} {found[1]}"))
             return
         await self.receive_json(content)
 

@@ -88,6 +88,10 @@ def widget_js(request: HttpRequest) -> HttpResponse:
 def _channel_and_origin(request: HttpRequest, token: str) -> tuple[Channel | None, str]:
     channel = webchat_channel_get(token=token)
     origin = request.headers.get("Origin", "")
+    if not origin and request.headers.get("Sec-Fetch-Site") == "same-origin":
+        # Browsers send no Origin on a same-origin GET (the widget on one of our own pages, such as the
+        # demo); Sec-Fetch-Site is set by the browser alone, so the page's origin is our own.
+        origin = f"{request.scheme}://{request.get_host()}"
     if channel is None or not origin_allowed(channel=channel, origin=origin):
         return None, ""
     return channel, origin

@@ -44,6 +44,10 @@ class ConsentEvent(models.Model):
     ``purpose=""`` means the change covers every purpose on the channel (e.g. STOP opts out of all SMS).
     ``address`` is the customer's address the change came from or concerns (the phone that texted STOP),
     so an undone merge can send the row back to whoever owns that address.
+
+    Order: the row recorded last wins (``id``, from a database sequence; ``created_at`` is when we
+    recorded it). ``occurred_at`` is the time the source claims, kept as evidence: it never reorders
+    the ledger (see ``customers/consent.py``).
     """
 
     workspace = models.ForeignKey("engagement.Workspace", on_delete=models.CASCADE, related_name="+")
@@ -61,7 +65,7 @@ class ConsentEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["customer", "channel", "-occurred_at"], name="consent_lookup_idx")]
+        indexes = [models.Index(fields=["customer", "channel", "-id"], name="consent_recorded_idx")]
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.channel}/{self.purpose or '*'} {self.status}"

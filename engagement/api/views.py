@@ -6,8 +6,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
-from rest_framework.exceptions import NotFound
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -20,6 +20,20 @@ from .serializers import InteractionSerializer, MessageCreateSerializer
 
 def _workspace(request: Request) -> Workspace:
     return request.workspace  # type: ignore[attr-defined]
+
+
+# The header obeys the body field's rules (length: the column holds "api:" + 150 characters).
+_IDEMPOTENCY_KEY = MessageCreateSerializer().fields["idempotency_key"]
+
+
+def _idempotency_header(request: Request) -> str | None:
+    raw = request.headers.get("Idempotency-Key")
+    if not raw:
+        return None
+    try:
+        return str(_IDEMPOTENCY_KEY.run_validation(raw))
+    except serializers.ValidationError as exc:
+        raise ValidationError({"Idempotency-Key": exc.detail}) from exc
 
 
 class InteractionDetail(generics.RetrieveAPIView):
@@ -41,7 +55,7 @@ class MessageCreate(generics.GenericAPIView):
         channel = Channel.objects.filter(workspace=workspace, pk=data["channel_id"]).first()
         if channel is None:
             raise NotFound("no such channel in this workspace")
-        key = data.get("idempotency_key") or request.headers.get("Idempotency-Key") or None
+        key = data.get("idempotency_key") or _idempotency_header(request)
         options: dict[str, Any] = {
             "author": request.user if request.user.is_authenticated else None,
             "idempotency_key": f"api:{key}" if key else None,

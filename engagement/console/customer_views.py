@@ -37,6 +37,7 @@ from customers.models import (
 )
 from customers.privacy import customer_erase, customer_export
 from customers.profile import customer_timezone
+from engagement.sanitize import digits_parse
 from engagement.services import console_queries as q
 
 from .workspace import ConsoleRequest, admin_required, console_render, console_view
@@ -61,8 +62,11 @@ def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
         return redirect("console:customer", customer_id=customer.pk)
     preview = None
     other_id = request.GET.get("merge")
-    if other_id and other_id.isdigit():
-        other = customer_resolve_current_or_none(workspace_id=request.workspace.pk, customer_id=int(other_id))
+    other_pk = digits_parse(other_id) if other_id else None
+    if other_id and other_pk is None:
+        messages.error(request, "Give a customer number to merge.")
+    elif other_pk is not None:
+        other = customer_resolve_current_or_none(workspace_id=request.workspace.pk, customer_id=other_pk)
         if other is None:
             messages.error(request, f"No customer {other_id} in this workspace.")
         else:
@@ -98,10 +102,10 @@ def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
 @console_view
 def customer_merge_view(request: ConsoleRequest, customer_id: int) -> HttpResponse:
     survivor = _customer_or_404(request, customer_id)
-    other_id = request.POST.get("other_id", "")
+    other_pk = digits_parse(request.POST.get("other_id", "").strip())
     other = (
-        customer_resolve_current_or_none(workspace_id=request.workspace.pk, customer_id=int(other_id))
-        if other_id.isdigit()
+        customer_resolve_current_or_none(workspace_id=request.workspace.pk, customer_id=other_pk)
+        if other_pk is not None
         else None
     )
     if other is None:
@@ -161,8 +165,8 @@ def customer_suggestion_view(request: ConsoleRequest, suggestion_id: int) -> Htt
     else:
         merge_suggestion_dismiss(workspace=request.workspace, suggestion=suggestion, actor=actor)
         messages.success(request, "Suggestion dismissed.")
-    back = request.POST.get("back", "")
-    return redirect("console:customer", customer_id=int(back) if back.isdigit() else suggestion.customer_a_id)
+    back = digits_parse(request.POST.get("back", ""))
+    return redirect("console:customer", customer_id=back if back is not None else suggestion.customer_a_id)
 
 
 @require_POST

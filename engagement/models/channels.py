@@ -6,6 +6,8 @@ import secrets
 
 from django.db import models
 
+from engagement.credentials import EncryptedConfigField
+
 from .tenancy import Workspace
 
 
@@ -27,7 +29,8 @@ class Channel(models.Model):
     name = models.CharField(max_length=100)
     address = models.CharField(max_length=255, help_text="Our address on this channel: E.164 number, email")
     # Provider credentials and options (account_sid, auth_token, messaging_service_sid, ...).
-    config = models.JSONField(default=dict, blank=True)
+    # Secret keys (credentials, webhook secrets) are encrypted at rest: engagement/credentials.py.
+    config = EncryptedConfigField(default=dict, blank=True)
     webhook_token = models.CharField(max_length=64, unique=True, default=_webhook_token, editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

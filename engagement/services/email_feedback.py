@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from customers.consent import consent_record, consent_state
 from customers.lookup import customer_follow_merges
@@ -88,7 +89,8 @@ def interaction_record_feedback(
                 source=opt_out_source,
                 purpose=opt_out_purpose,
                 evidence={**(evidence or {}), "interaction_id": interaction.pk},
-                occurred_at=occurred_at,
+                # The provider's clock is evidence; a time ahead of ours is not an error of the customer's.
+                occurred_at=min(occurred_at, timezone.now()),
             )
         events.publish_on_commit(
             events.DomainEvent(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from engagement.sanitize import INT16_MAX, digits_parse
+
 # GSM 03.38: the basic set (one septet each) and the extension set (escape + septet: two each).
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -34,6 +36,5 @@ def sms_segment_count(body: str) -> int:
 
 def sms_segments_reported(*, reported: str | int | None, body: str) -> int:
     """The segment count the provider reported (Twilio's NumSegments), else our own count of ``body``."""
-    if reported is not None and str(reported).isdigit():
-        return int(reported)
-    return sms_segment_count(body)
+    count = digits_parse(reported, max_value=INT16_MAX) if reported is not None else None
+    return count if count is not None else sms_segment_count(body)

@@ -12,7 +12,7 @@ from channels_inbound.webchat.services import Visitor, visitor_token_issue
 from engagement.models import Attachment, Channel, Interaction
 from tests import factories
 
-from .conftest import ORIGIN
+from .conftest import ORIGIN, webchat_channel_create
 
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -127,3 +127,17 @@ def test_the_demo_page_embeds_the_seeded_widget(client: Client) -> None:
     assert page.status_code == 200
     assert f'data-token="{channel.webhook_token}"' in page.content.decode()
     assert "http://127.0.0.1:8000" in channel.config["allowed_origins"]
+
+
+@pytest.mark.django_db
+def test_a_same_origin_page_without_an_origin_header_gets_the_config(client, workspace):
+    """Browsers send no Origin on a same-origin GET (the demo page on our own origin): the browser-set
+    Sec-Fetch-Site says the page is ours, and our origin must still be among the allowed ones."""
+    channel = webchat_channel_create(workspace, origins=["http://testserver"])
+    path = f"/webchat/{channel.webhook_token}/config/"
+    assert client.get(path, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    assert client.get(path).status_code == 403
+    assert client.get(path, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    other = webchat_channel_create(factories.workspace_create(), origins=["https://shop.example.com"])
+    other_path = f"/webchat/{other.webhook_token}/config/"
+    assert client.get(other_path, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 403

@@ -24,6 +24,9 @@
   var wsBase = base.replace(/^http/, "ws");
   var storeKey = "engagement-chat:" + token + ":";
   var user = settings.user && settings.user.hash ? settings.user : null;
+  // A page with a nonce-based Content-Security-Policy gives its nonce to this tag; the widget's one
+  // <style> element carries it, so the chat keeps its look under the page's CSP (ours included).
+  var cspNonce = script.nonce || script.getAttribute("nonce") || "";
 
   function store(name, value) {
     try {
@@ -82,7 +85,7 @@
 
   var host = el("div", { id: "engagement-chat" });
   var root = host.attachShadow({ mode: "open" });
-  root.appendChild(el("style", null, CSS));
+  root.appendChild(el("style", cspNonce ? { nonce: cspNonce } : null, CSS));
   var launcher = el("button", { class: "launcher", id: "ec-launcher", type: "button", "aria-label": "Open chat" }, "💬");
   var badge = el("span", { class: "badge", hidden: "" });
   launcher.appendChild(badge);
