@@ -166,11 +166,9 @@ def _apply_call(*, channel: Channel, event: CallEvent) -> None:
 
 
 def events_ingest(*, channel: Channel, events: list[InboundEvent]) -> int:
-    """Store and apply each event; returns how many were applied now (repeats count zero).
-
-    Every event is first made storable (``inbound_event_clean``: NUL characters and lone surrogates a
-    provider sent are removed or replaced), so an authentic event is applied, never answered 500."""
-    return sum(1 for event in events if event_ingest(channel=channel, event=inbound_event_clean(event)))
+    """Store and apply each event (``event_ingest``); returns how many were applied now (repeats count
+    zero)."""
+    return sum(1 for event in events if event_ingest(channel=channel, event=event))
 
 
 def event_ingest(*, channel: Channel, event: InboundEvent) -> bool:
@@ -180,7 +178,11 @@ def event_ingest(*, channel: Channel, event: InboundEvent) -> bool:
     applying fails, the savepoint rolls back, the row is kept unprocessed with the error, the
     transaction still commits (nothing valid is lost) and the error is re-raised so the provider
     retries; the retry finds the unprocessed row and applies it.
+
+    The event is first made storable (``inbound_event_clean``: NUL characters and lone surrogates a
+    provider sent are removed or replaced), so an authentic event is applied, never answered 500.
     """
+    event = inbound_event_clean(event)
     failure: Exception | None = None
     with transaction.atomic():
         inserted = provider_event_insert(channel=channel, event=event, processed=True)

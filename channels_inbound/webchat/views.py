@@ -19,6 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from channels_inbound.intake import inbound_request_receive
+from engagement.middleware import input_unchecked
 from engagement.models import Channel, ChannelKind
 
 from .services import (
@@ -107,6 +108,7 @@ def config(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @csrf_exempt  # cross-origin by design: authorised by the allowed origin and the signed visitor token
+@input_unchecked  # kept raw as sent (the body is read before the form); cleaned in event_ingest
 @require_http_methods(["POST"])
 def upload(request: HttpRequest, token: str) -> HttpResponse:
     """A visitor attaches a file (multipart: ``visitor``, ``client_id``, optional ``body``, ``file``).
