@@ -74,7 +74,7 @@ def _fixture(raw: Any, workspace_id: int) -> float:
             " preferred_channel, created_at, updated_at, merged_into_id, erased_at)"
             " SELECT %(base)s + g, %(ws)s, 'Person ' || g,"
             " jsonb_build_object('plan', (ARRAY['free', 'pro', 'team'])[1 + g %% 3],"
-            " 'ltv', (g * 7919) %% 5000),"
+            " 'ltv', (g::bigint * 7919) %% 5000),"
             " CASE WHEN g %% 20 = 0 THEN '[\"vip\"]'::jsonb ELSE '[]'::jsonb END, '', '',"
             " now() - interval '30 days', now() - interval '30 days',"
             " CASE WHEN g %% 100 = 1 THEN %(base)s ELSE NULL END,"

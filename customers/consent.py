@@ -21,8 +21,8 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models
-from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Value, When, Window
-from django.db.models.functions import Coalesce, Concat, FirstValue
+from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Concat
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
@@ -223,34 +223,38 @@ def _state_per_row_q(channel: str, purpose: str, state: str | None) -> Q:
 
 
 def _state_set_q(channel: str, purpose: str, state: str | None, workspace_id: int) -> Q:
-    """One window-function pass over the workspace's rows of (channel, purpose or channel-wide): per
-    customer, ``top`` = "<purpose>:<status>" of the newest row and ``own`` = the same of the newest own row
-    (or, with no own row, of the newest channel-wide one, which starts with ":")."""
+    """Uncorrelated: ``pk IN`` sets over the workspace's ledger. "The newest row is X" is a row X with no
+    newer row among the same purposes: an anti-join on the customer, so no sort of the whole ledger."""
     IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
-    rows = ConsentEvent.objects.filter(workspace_id=workspace_id, channel=channel, purpose__in=[purpose, ""])
-    tag = Concat("purpose", Value(":"), "status")
-    newest = [F("occurred_at").desc(), F("id").desc()]
-    own_first = Case(When(purpose=purpose, then=Value(0)), default=Value(1))
-    ranked = rows.annotate(
-        top=Window(FirstValue(tag), partition_by=[F("customer_id")], order_by=newest),
-        own=Window(FirstValue(tag), partition_by=[F("customer_id")], order_by=[own_first.asc(), *newest]),
-    )
-    wide_in = Q(top=f":{IN}")
-    if state == IN:
-        lifted = (
-            ~Q(own=f"{purpose}:{OUT}")
-            if purpose == ConsentPurpose.TRANSACTIONAL
-            else Q(own=f"{purpose}:{IN}")
+    ledger = ConsentEvent.objects.filter(workspace_id=workspace_id, channel=channel)
+
+    def newest_is(purposes: list[str], wanted: str) -> Q:
+        rows = ledger.filter(purpose__in=purposes)
+        if wanted == "":
+            return ~Q(pk__in=rows.values("customer_id"))
+        row_purpose, _, status = wanted.rpartition(":")
+        newer = rows.filter(customer_id=OuterRef("customer_id")).filter(
+            Q(occurred_at__gt=OuterRef("occurred_at"))
+            | Q(occurred_at=OuterRef("occurred_at"), id__gt=OuterRef("id"))
         )
-        matching = Q(top=f"{purpose}:{IN}") | (wide_in & lifted)
-    elif state == OUT:
-        matching = Q(top=f"{purpose}:{OUT}") | Q(top=f":{OUT}") | (wide_in & Q(own=f"{purpose}:{OUT}"))
-    else:
-        nothing = ~Q(pk__in=rows.values("customer_id"))
-        if purpose == ConsentPurpose.TRANSACTIONAL:
-            return nothing
-        return nothing | Q(pk__in=ranked.filter(wide_in & Q(own=f":{IN}")).values("customer_id"))
-    return Q(pk__in=ranked.filter(matching).values("customer_id"))
+        hits = rows.filter(purpose=row_purpose, status=status).filter(~Exists(newer))
+        return Q(pk__in=hits.values("customer_id"))
+
+    def top_is(wanted: str) -> Q:
+        return newest_is([purpose, ""], wanted)
+
+    def own_is(wanted: str) -> Q:
+        return newest_is([purpose], f"{purpose}:{wanted}" if wanted else "")
+
+    wide_in = top_is(f":{IN}")
+    if state == IN:
+        lifted = ~own_is(OUT) if purpose == ConsentPurpose.TRANSACTIONAL else own_is(IN)
+        return top_is(f"{purpose}:{IN}") | (wide_in & lifted)
+    if state == OUT:
+        return top_is(f"{purpose}:{OUT}") | top_is(f":{OUT}") | (wide_in & own_is(OUT))
+    if purpose == ConsentPurpose.TRANSACTIONAL:
+        return top_is("")
+    return top_is("") | (wide_in & own_is(""))
 
 
 def consent_state_q(*, channel: str, purpose: str, state: str | None, workspace_id: int | None = None) -> Q:
