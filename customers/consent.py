@@ -27,6 +27,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models
+from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Concat
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from engagement.errors import ValidationFailed
@@ -230,3 +233,120 @@ def consent_check_send(*, customer: Customer, channel_kind: str, purpose: str) -
     if state == ConsentStatus.OPTED_OUT:
         return SendDecision(False, "opted_out", f"the customer opted out of {channel_kind} messages")
     return SendDecision(True)
+
+
+# ---------------------------------------------------------------- the same rules, compiled to SQL
+# For querysets of Customer (segments, campaign audiences): the derivation of :func:`consent_derive` and
+# the guard of :func:`consent_check_send` as conditions on the customer's primary key, so a whole audience
+# is filtered in one query. Two primitives per (channel, purpose): the newest row among the purpose's own
+# and the channel-wide rows ("top"), and the newest own row ("own"). Two shapes of the same conditions:
+#
+# * ``workspace_id=None``: correlated subqueries on ``OuterRef("pk")`` (``consent_lookup_idx``), cheapest
+#   for a few customers (a send-time re-check);
+# * ``workspace_id=<id>``: uncorrelated ``pk IN (…)`` subqueries over the workspace's ledger, newest rows
+#   picked with a window function, each computed once and hashed: cheapest for counting an audience.
+#
+# Either way every condition is true or false, never SQL NULL (safe under NOT).
+
+
+def _newest_q(channel: str, purposes: list[str], value: Any, wanted: str) -> Q:
+    """Correlated: the customer's newest row among ``purposes`` has ``value`` == ``wanted`` ("" = none)."""
+    rows = ConsentEvent.objects.filter(customer_id=OuterRef("pk"), channel=channel, purpose__in=purposes)
+    if wanted == "":
+        return ~Q(Exists(rows))
+    newest = rows.order_by("-id").annotate(out=value).values("out")[:1]
+    return Q(Exact(Coalesce(Subquery(newest, output_field=models.CharField()), Value("")), wanted))
+
+
+def _state_per_row_q(channel: str, purpose: str, state: str | None) -> Q:
+    IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
+    tag = Concat("purpose", Value(":"), "status")
+
+    def top_is(wanted: str) -> Q:
+        return _newest_q(channel, [purpose, ""], tag, wanted)
+
+    def own_is(wanted: str) -> Q:
+        return _newest_q(channel, [purpose], F("status"), wanted)
+
+    wide_in = top_is(f":{IN}")
+    if state == IN:
+        # transactional: a channel-wide opt-in counts unless the purpose's own row says opted out
+        lifted = ~own_is(OUT) if purpose == ConsentPurpose.TRANSACTIONAL else own_is(IN)
+        return top_is(f"{purpose}:{IN}") | (wide_in & lifted)
+    if state == OUT:
+        return top_is(f"{purpose}:{OUT}") | top_is(f":{OUT}") | (wide_in & own_is(OUT))
+    if purpose == ConsentPurpose.TRANSACTIONAL:
+        return top_is("")
+    return top_is("") | (wide_in & own_is(""))
+
+
+def _state_set_q(channel: str, purpose: str, state: str | None, workspace_id: int) -> Q:
+    """Uncorrelated: ``pk IN`` sets over the workspace's ledger. "The newest row is X" is a row X with no
+    newer row among the same purposes: an anti-join on the customer, so no sort of the whole ledger."""
+    IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
+    ledger = ConsentEvent.objects.filter(workspace_id=workspace_id, channel=channel)
+
+    def newest_is(purposes: list[str], wanted: str) -> Q:
+        rows = ledger.filter(purpose__in=purposes)
+        if wanted == "":
+            return ~Q(pk__in=rows.values("customer_id"))
+        row_purpose, _, status = wanted.rpartition(":")
+        # Newer = recorded later (a larger id): the ledger's order, never the claimed occurred_at.
+        newer = rows.filter(customer_id=OuterRef("customer_id"), id__gt=OuterRef("id"))
+        hits = rows.filter(purpose=row_purpose, status=status).filter(~Exists(newer))
+        return Q(pk__in=hits.values("customer_id"))
+
+    def top_is(wanted: str) -> Q:
+        return newest_is([purpose, ""], wanted)
+
+    def own_is(wanted: str) -> Q:
+        return newest_is([purpose], f"{purpose}:{wanted}" if wanted else "")
+
+    wide_in = top_is(f":{IN}")
+    if state == IN:
+        lifted = ~own_is(OUT) if purpose == ConsentPurpose.TRANSACTIONAL else own_is(IN)
+        return top_is(f"{purpose}:{IN}") | (wide_in & lifted)
+    if state == OUT:
+        return top_is(f"{purpose}:{OUT}") | top_is(f":{OUT}") | (wide_in & own_is(OUT))
+    if purpose == ConsentPurpose.TRANSACTIONAL:
+        return top_is("")
+    return top_is("") | (wide_in & own_is(""))
+
+
+def consent_state_q(*, channel: str, purpose: str, state: str | None, workspace_id: int | None = None) -> Q:
+    """Customers whose derived state for ``(channel, purpose)`` is ``state`` (None: never set).
+
+    "top" is the newest row among the purpose's own and the channel-wide ones; "own" the newest own row.
+    Then, as :func:`consent_derive`: the newest row is the purpose's own → its status; a channel-wide
+    opt-out → opted out; a channel-wide opt-in → the own row's status, else opted in for transactional
+    and never set for marketing. ``workspace_id``: see above.
+    """
+    if purpose not in ConsentPurpose.values:
+        raise ValueError(f"unknown consent purpose {purpose!r}")
+    if state not in (ConsentStatus.OPTED_IN, ConsentStatus.OPTED_OUT, None):
+        raise ValueError(f"unknown consent state {state!r}")
+    if workspace_id is None:
+        return _state_per_row_q(channel, purpose, state)
+    return _state_set_q(channel, purpose, state, workspace_id)
+
+
+def consent_allows_q(*, channel_kind: str, purpose: str, workspace_id: int | None = None) -> Q:
+    """Customers :func:`consent_check_send` would let a ``purpose`` message through to on
+    ``channel_kind`` (the address is not part of it). ``workspace_id``: as for :func:`consent_state_q`."""
+    if purpose not in SendPurpose.values:
+        raise ValueError(f"unknown send purpose {purpose!r}")
+    if purpose == SendPurpose.COMPLIANCE:
+        return Q(pk__isnull=False)
+    if purpose == SendPurpose.MARKETING:
+        return consent_state_q(
+            channel=channel_kind,
+            purpose=ConsentPurpose.MARKETING,
+            state=ConsentStatus.OPTED_IN,
+            workspace_id=workspace_id,
+        )
+    return ~consent_state_q(
+        channel=channel_kind,
+        purpose=ConsentPurpose.TRANSACTIONAL,
+        state=ConsentStatus.OPTED_OUT,
+        workspace_id=workspace_id,
+    )

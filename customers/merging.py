@@ -36,6 +36,7 @@ from .lookup import customer_resolve_current_or_none
 from .models import (
     ConsentEvent,
     Customer,
+    CustomerEvent,
     CustomerMerge,
     Identity,
     MergeSuggestion,
@@ -201,10 +202,14 @@ def customer_merge(
         consent_ids = list(
             ConsentEvent.objects.filter(workspace=workspace, customer=m).values_list("pk", flat=True)
         )
+        custom_event_ids = list(
+            CustomerEvent.objects.filter(workspace=workspace, customer=m).values_list("pk", flat=True)
+        )
         Identity.objects.filter(workspace=workspace, pk__in=[i["id"] for i in identities]).update(customer=s)
         Conversation.objects.filter(workspace=workspace, pk__in=conversation_ids).update(customer=s)
         Interaction.objects.filter(workspace=workspace, pk__in=interaction_ids).update(customer=s)
         ConsentEvent.objects.filter(workspace=workspace, pk__in=consent_ids).update(customer=s)
+        CustomerEvent.objects.filter(workspace=workspace, pk__in=custom_event_ids).update(customer=s)
 
         snapshot = {
             "display_name": m.display_name,
@@ -237,6 +242,7 @@ def customer_merge(
                 "conversations": sorted(conversation_ids),
                 "interactions": sorted(interaction_ids),
                 "consent_events": sorted(consent_ids),
+                "custom_events": sorted(custom_event_ids),
                 **plan,
                 "merged_snapshot": snapshot,
             },
@@ -334,6 +340,10 @@ def customer_unmerge(
         consent_back = ConsentEvent.objects.filter(
             workspace=workspace, customer=s, pk__in=moved.get("consent_events", [])
         ).update(customer=m)
+        # Custom events carry no address: the ones that moved go back, later ones stay on the survivor.
+        custom_events_back = CustomerEvent.objects.filter(
+            workspace=workspace, customer=s, pk__in=moved.get("custom_events", [])
+        ).update(customer=m)
 
         # Arrived since the merge for an identity that goes back.
         late_interactions: list[int] = []
@@ -397,6 +407,7 @@ def customer_unmerge(
             "conversations": conv_back,
             "interactions": int_back,
             "consent_events": consent_back,
+            "custom_events": custom_events_back,
             "late_interactions": late_interactions,
             "late_conversations": late_conversations,
             "late_consent_events": late_consents,

@@ -3,9 +3,9 @@
 Erasure removes the person, not the fact that conversations happened: identities are deleted (so the
 next message from that address starts a new customer), the profile is emptied, message bodies, subjects,
 previews, addresses and metadata are blanked, attachments and stored provider payloads are deleted,
-consent and merge evidence is scrubbed. Rows, their statuses and timestamps stay, so reports still count
-them. The audit row (CustomerErasure) holds only ids and counts. Customers merged into the erased one
-(tombstones holding a snapshot of their profile) are erased with it.
+consent and merge evidence and custom event properties are scrubbed. Rows, their statuses and timestamps
+stay, so reports still count them. The audit row (CustomerErasure) holds only ids and counts. Customers
+merged into the erased one (tombstones holding a snapshot of their profile) are erased with it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .models import (
     ConsentEvent,
     Customer,
     CustomerErasure,
+    CustomerEvent,
     CustomerMerge,
     Identity,
     MergeSuggestion,
@@ -54,6 +55,9 @@ def customer_export(*, workspace: Workspace, customer: Customer) -> dict[str, An
     )
     merges = CustomerMerge.objects.filter(workspace=workspace).filter(
         Q(survivor_id__in=ids) | Q(merged_id__in=ids)
+    )
+    custom_events = CustomerEvent.objects.filter(workspace=workspace, customer_id__in=ids).order_by(
+        "occurred_at", "id"
     )
     return {
         "format": EXPORT_FORMAT,
@@ -124,6 +128,15 @@ def customer_export(*, workspace: Workspace, customer: Customer) -> dict[str, An
             }
             for i in interactions
         ],
+        "custom_events": [
+            {
+                "name": e.name,
+                "properties": e.properties,
+                "occurred_at": _iso(e.occurred_at),
+                "event_id": e.event_id,
+            }
+            for e in custom_events
+        ],
         "merges": [
             {
                 "id": m.pk,
@@ -189,6 +202,9 @@ def customer_erase(
             "attachments": attachments.delete()[0],
             "conversations": Conversation.objects.filter(workspace=workspace, customer_id__in=ids).update(
                 subject="", last_message_preview=""
+            ),
+            "custom_events": CustomerEvent.objects.filter(workspace=workspace, customer_id__in=ids).update(
+                properties={}
             ),
             "consent_events": ConsentEvent.objects.filter(workspace=workspace, customer_id__in=ids).update(
                 evidence={}, address=""

@@ -1,4 +1,5 @@
 from .consent import ConsentChannel, ConsentEvent, ConsentPurpose, ConsentSource, ConsentStatus
+from .events import CustomerEvent
 from .identities import Customer, Identity, IdentityKind, PreferredChannel
 from .merges import CustomerMerge, MergeSource, MergeSuggestion, SuggestionStatus
 from .privacy import CustomerErasure, CustomerImport, ImportStatus
@@ -14,6 +15,7 @@ __all__ = [
     "ConsentStatus",
     "Customer",
     "CustomerErasure",
+    "CustomerEvent",
     "CustomerImport",
     "CustomerMerge",
     "Identity",

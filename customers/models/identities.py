@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -44,6 +45,9 @@ class Customer(models.Model):
             models.Index(
                 fields=["merged_into"], condition=Q(merged_into__isnull=False), name="customer_merged_idx"
             ),
+            # Segments filter on tags and attribute values with @> (engagement/segments/compiler.py).
+            GinIndex(fields=["tags"], opclasses=["jsonb_path_ops"], name="customer_tags_gin"),
+            GinIndex(fields=["attributes"], opclasses=["jsonb_path_ops"], name="customer_attributes_gin"),
         ]
 
     def __str__(self) -> str:

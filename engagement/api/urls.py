@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import customers_api, views
+from . import customers_api, segments_api, views
 
 router = SimpleRouter()
 router.register("customers", customers_api.CustomerViewSet, basename="customer")
@@ -11,6 +11,8 @@ router.register("customer-imports", customers_api.CustomerImportViewSet, basenam
 router.register(
     "customer-attributes", customers_api.AttributeDefinitionViewSet, basename="customer-attribute"
 )
+
+router.register("segments", segments_api.SegmentViewSet, basename="segment")
 
 urlpatterns = [
     path("messages/", views.MessageCreate.as_view(), name="message-create"),

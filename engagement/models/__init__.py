@@ -2,6 +2,7 @@ from .attachments import Attachment
 from .automation import AutomationRule
 from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
+from .segments import Segment, SegmentKind, SegmentMember
 from .tenancy import ApiKey, Membership, Role, Workspace
 
 __all__ = [
@@ -15,5 +16,8 @@ __all__ = [
     "InteractionStatus",
     "Membership",
     "Role",
+    "Segment",
+    "SegmentKind",
+    "SegmentMember",
     "Workspace",
 ]
