@@ -1,5 +1,10 @@
-"""The API's one exception handler: every domain error (``engagement.errors.DomainError``) becomes a JSON
-error with its status and machine-readable ``code``; views never catch domain errors one by one."""
+"""The API's one exception handler: every domain error (``engagement.errors.DomainError``) becomes RFC 9457
+problem details (``application/problem+json``: ``type``, ``title``, ``status``, ``detail``, plus the
+machine-readable ``code``); views never catch domain errors one by one.
+
+For clients written against the earlier shape, the body also keeps ``error`` (= ``detail``) and, for an
+error about one input, DRF's field-error list under the field's name.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,19 @@ from engagement.errors import DomainError
 
 
 def domain_error_response(exc: DomainError) -> Response:
-    """``{"error": message, "code": code, ...extra}``; an error about one input field also carries DRF's
-    field-error shape (``{field: [message]}``) so clients handle it like any validation error."""
-    body = {"error": exc.message, "code": exc.code, **exc.extra}
+    body: dict[str, Any] = {
+        "type": f"urn:engagement:error:{exc.code}",
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.message,
+        "code": exc.code,
+        "error": exc.message,
+        **exc.extra,
+    }
     if exc.field:
+        body["field"] = exc.field
         body[exc.field] = [exc.message]
-    return Response(body, status=exc.status)
+    return Response(body, status=exc.status, content_type="application/problem+json")
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
