@@ -13,7 +13,15 @@ from celery import shared_task
 from engagement.errors import TransientError
 
 
-@shared_task(name="engagement.tasks.run_automations", acks_late=True, max_retries=5, default_retry_delay=5)
+# Idempotent (each automated reply carries the key automation:<rule>:<interaction>): acknowledged late and
+# given back to the broker when its worker dies.
+@shared_task(
+    name="engagement.tasks.run_automations",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=5,
+    default_retry_delay=5,
+)
 def run_automations_task(event: dict[str, Any]) -> int:
     from engagement.services.automation import automations_run
 
@@ -29,6 +37,7 @@ def run_automations_task(event: dict[str, Any]) -> int:
 @shared_task(
     name="engagement.tasks.fetch_attachment",
     acks_late=True,
+    reject_on_worker_lost=True,
     autoretry_for=(TransientError,),
     max_retries=6,
     retry_backoff=5,

@@ -18,7 +18,7 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Content, CustomArg, Email, Header, Mail, ReplyTo, To
 
-from ..base import OutboundMessage, OutboundSender, SendResult
+from ..base import OutboundMessage, OutboundSender, SendResult, retry_after_seconds
 from ..registry import register
 
 DEFAULT_API_BASE_URL = "https://api.sendgrid.com"
@@ -98,6 +98,7 @@ class SendGridSender(OutboundSender):
                 error_code=str(status),
                 error_message=(f"{reason}: {detail}" if detail else reason)[:500],
                 retryable=retryable,
+                retry_after=retry_after_seconds((getattr(exc, "headers", None) or {}).get("Retry-After")),
             )
         if isinstance(exc, urllib.error.URLError | TimeoutError | ConnectionError):
             return SendResult(

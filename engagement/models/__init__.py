@@ -2,6 +2,7 @@ from .attachments import Attachment
 from .automation import AutomationRule
 from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
+from .outbox import OutboxEvent
 from .tenancy import ApiKey, Membership, Role, Workspace
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "Interaction",
     "InteractionStatus",
     "Membership",
+    "OutboxEvent",
     "Role",
     "Workspace",
 ]

@@ -153,9 +153,10 @@ def message_send(
             if not idempotency_key:
                 raise
             return Interaction.objects.get(workspace=workspace, idempotency_key=idempotency_key), False
+        published: list[events.DomainEvent] = []
         if decision.allowed:
             conversation_touch(conversation=conversation, at=now, preview=body, reopen=False)
-            events.publish_on_commit(
+            published.append(
                 events.DomainEvent(
                     name=events.OUTBOUND_QUEUED,
                     workspace_id=workspace.pk,
@@ -165,6 +166,7 @@ def message_send(
                 )
             )
         events.publish_on_commit(
+            *published,
             events.DomainEvent(
                 name=events.INTERACTION_UPDATED,
                 workspace_id=workspace.pk,
@@ -175,7 +177,7 @@ def message_send(
                     "status": interaction.status,
                     **({"blocked_reason": decision.reason} if not decision.allowed else {}),
                 },
-            )
+            ),
         )
     return interaction, True
 
