@@ -47,6 +47,9 @@ class SendResult:
     opted_out: bool = False
     # Seconds the provider asked us to wait before trying again (HTTP Retry-After on a 429 or 503).
     retry_after: float | None = None
+    # The request left but no answer came (read timeout, connection dropped mid-response): the provider
+    # may have the message. Never simply retried; recovery reconciles it with the provider first.
+    outcome_unknown: bool = False
 
 
 class LookupUnsupported(Exception):

@@ -30,6 +30,8 @@ class Outcome(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     RETRY = "retry"
+    # The provider may have the message (no answer came): left to recovery to reconcile.
+    UNKNOWN = "unknown"
     SKIPPED = "skipped"
     BLOCKED = "blocked"
 
@@ -183,7 +185,13 @@ def _record_result(
             fields.append("segments")
         if result.opted_out:
             _record_opt_out(interaction=interaction, result=result, at=now)
-        if result.accepted:
+        if result.outcome_unknown and not result.accepted:
+            # Stays ``sending`` with its lease expired now: the next recovery run asks the provider
+            # whether the message arrived before anything is sent again.
+            outcome = Outcome.UNKNOWN
+            interaction.lease_until = now
+            interaction.next_attempt_at = None
+        elif result.accepted:
             outcome = Outcome.SENT
             interaction.provider_message_id = result.provider_message_id
             fields.append("provider_message_id")
@@ -200,7 +208,8 @@ def _record_result(
             outcome = Outcome.FAILED
             interaction.status = InteractionStatus.FAILED
             interaction.next_attempt_at = None
-        interaction.status_changed_at = now
+        if outcome != Outcome.UNKNOWN:  # an unknown outcome keeps its claim's time for the reconciliation
+            interaction.status_changed_at = now
         interaction.save(update_fields=fields)
         _publish_status(interaction)
     return SendAttempt(outcome, result)
@@ -246,18 +255,24 @@ def retry_delay(attempt: int) -> float:
 
 
 def outbound_stuck_requeue(*, older_than: timedelta | None = None) -> list[int]:
-    """Queued interactions whose send task was lost (broker restart) are handed to a new task.
+    """Queued interactions whose send task was lost (broker restart, a killed worker's prefetched task)
+    are to be handed to a new task; returns their ids (at most 500).
 
-    Safe to run at any time: the send claims the interaction under a row lock, so a duplicate task skips.
+    Their ``next_attempt_at`` moves to now, so one that merely waits in a long queue is handed over again
+    only after another ``older_than``. Safe to run at any time: the send claims the interaction under a
+    row lock, so a duplicate task skips.
     """
     if older_than is None:
         older_than = timedelta(seconds=settings.OUTBOUND_REQUEUE_AFTER_SECONDS)
-    cutoff = timezone.now() - older_than
-    return list(
-        Interaction.objects.filter(status=InteractionStatus.QUEUED, next_attempt_at__lt=cutoff).values_list(
-            "pk", flat=True
-        )[:500]
-    )
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Interaction.objects.select_for_update(skip_locked=True)
+            .filter(status=InteractionStatus.QUEUED, next_attempt_at__lt=now - older_than)
+            .values_list("pk", flat=True)[:500]
+        )
+        Interaction.objects.filter(pk__in=ids).update(next_attempt_at=now)
+    return ids
 
 
 def outbound_leases_expired(*, limit: int = 200) -> list[int]:

@@ -148,6 +148,7 @@ CHANNEL_LAYERS = {
 # amqp://user:password@host:5672//, for installations that outgrow one Redis), tested beside Redis.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
 CELERY_RESULT_BACKEND = None
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_IGNORE_RESULT = True
 # Every task is idempotent (a send claims its interaction, automation replies carry idempotency keys,
 # status events are deduplicated by provider event id, an import skips what is done), so each is

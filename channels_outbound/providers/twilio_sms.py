@@ -145,5 +145,21 @@ def twilio_error_result(exc: Exception, *, opt_out_codes: set[str]) -> SendResul
             error_code="network",
             error_message=f"{type(exc).__name__}: {exc}"[:500],
             retryable=True,
+            outcome_unknown=_may_have_arrived(exc),
         )
     return None
+
+
+def _may_have_arrived(exc: requests.RequestException) -> bool:
+    """Did the request possibly reach Twilio? Not when the connection was never made (refused, DNS,
+    connect timeout); yes when the answer timed out or the connection dropped after the request left."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ReadTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        from urllib3.exceptions import NewConnectionError
+
+        reason = exc.args[0] if exc.args else None
+        return not isinstance(getattr(reason, "reason", reason), NewConnectionError)
+    return False
