@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from engagement.models import Channel
@@ -27,6 +28,10 @@ MAX_SEND_RETRIES = 6
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=MAX_SEND_RETRIES,
+    # PostgreSQL unreachable for a moment: tried again (a claim that committed is reconciled by lease).
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=60,
 )
 def send_interaction(self, interaction_id: int) -> str:
     attempt = outbound_interaction_send(

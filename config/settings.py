@@ -113,9 +113,14 @@ if _env_bool("DATABASE_POOL", True):
     _db["OPTIONS"]["pool"] = {
         "min_size": int(os.environ.get("DATABASE_POOL_MIN", "1")),
         "max_size": int(os.environ.get("DATABASE_POOL_MAX", "10")),
-        "timeout": 10,
+        # How long a request waits for a connection (all in use, or PostgreSQL unreachable) before it
+        # fails with a 5xx that the provider retries.
+        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
     }
 _db["CONN_MAX_AGE"] = 0
+# A pooled connection is checked before use (one empty round trip), so after a PostgreSQL restart no
+# request or task fails on a connection the server already closed.
+_db["CONN_HEALTH_CHECKS"] = _env_bool("DATABASE_HEALTH_CHECKS", True)
 DATABASES = {"default": _db}
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from engagement.errors import TransientError
+
+# PostgreSQL unreachable for a moment (a restart, a failover): the task is tried again, never lost.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 # Idempotent (each automated reply carries the key automation:<rule>:<interaction>): acknowledged late and
@@ -19,8 +23,10 @@ from engagement.errors import TransientError
     name="engagement.tasks.run_automations",
     acks_late=True,
     reject_on_worker_lost=True,
-    max_retries=5,
-    default_retry_delay=5,
+    autoretry_for=DATABASE_UNAVAILABLE,
+    retry_backoff=1,
+    retry_backoff_max=60,
+    max_retries=8,
 )
 def run_automations_task(event: dict[str, Any]) -> int:
     from engagement.services.automation import automations_run
@@ -38,7 +44,7 @@ def run_automations_task(event: dict[str, Any]) -> int:
     name="engagement.tasks.fetch_attachment",
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(TransientError,),
+    autoretry_for=(TransientError, *DATABASE_UNAVAILABLE),
     max_retries=6,
     retry_backoff=5,
     retry_backoff_max=600,

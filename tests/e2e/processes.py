@@ -261,6 +261,7 @@ def base_env(**overrides: str) -> dict[str, str]:
         "SANDBOX_DELIVERY_DELAY": "0.2",
         "DATABASE_POOL_MAX": "10",
         "CELERY_TASK_ALWAYS_EAGER": "0",
+        "DEBUG": "0",  # as in production: an error page never touches the database again
         "LOG_LEVEL": "INFO",
         **overrides,
     }
