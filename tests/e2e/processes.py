@@ -110,7 +110,7 @@ class PrivateCluster:
 
     def _as_owner(self) -> dict[str, object]:
         sys.path.insert(0, str(ROOT / "tools"))
-        import devenv
+        import devenv  # type: ignore[import-not-found]
 
         return devenv._pg_user_kwargs()
 

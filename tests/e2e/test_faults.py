@@ -232,9 +232,8 @@ def test_postgres_restart_webhooks_answer_5xx_then_recover_without_restart(fake_
             cluster.stop()
             started = time.monotonic()
             down = [_inbound(hook, fake_twilio, n) for n in (2, 3)]
-            print(
-                f"two webhooks answered in {time.monotonic() - started:.1f} s while PostgreSQL was down: {down}"
-            )
+            took = time.monotonic() - started
+            print(f"two webhooks answered in {took:.1f} s while PostgreSQL was down: {down}")
             assert all(500 <= status < 600 for status in down), down
 
             cluster.start()
@@ -357,20 +356,28 @@ def test_rabbitmq_broker_sends_through_a_worker(fake_twilio, no_inline_relay):
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
     )
     fake_twilio.send_callbacks = True
-    with platform(env) as running:
-        running.relay()
-        running.worker()
-        web = running.web(port)
-        assert _inbound(f"{web}/webhooks/twilio/{channel.webhook_token}/inbound/", fake_twilio, 7) == 200
-        resp = httpx.post(
-            f"{web}/api/v1/messages/",
-            headers={"Authorization": f"Bearer {api_key}"},
-            json={"channel_id": channel.pk, "to": "+14155550123", "body": "Sent through RabbitMQ"},
-            timeout=30,
-        )
-        assert resp.status_code == 202, resp.text
-        wait_for(
-            lambda: Interaction.objects.filter(direction="outbound", status="delivered").count() == 2,
-            timeout=60,
-        )
+    try:
+        with platform(env) as running:
+            running.relay()
+            running.worker()
+            web = running.web(port)
+            assert _inbound(f"{web}/webhooks/twilio/{channel.webhook_token}/inbound/", fake_twilio, 7) == 200
+            resp = httpx.post(
+                f"{web}/api/v1/messages/",
+                headers={"Authorization": f"Bearer {api_key}"},
+                json={"channel_id": channel.pk, "to": "+14155550123", "body": "Sent through RabbitMQ"},
+                timeout=30,
+            )
+            assert resp.status_code == 202, resp.text
+            wait_for(
+                lambda: Interaction.objects.filter(direction="outbound", status="delivered").count() == 2,
+                timeout=60,
+            )
+    finally:
+        from kombu import Connection, Exchange, Queue
+
+        name = env["CELERY_TASK_DEFAULT_QUEUE"]
+        with Connection(env["CELERY_BROKER_URL"]) as conn:  # the test's own queue and exchange
+            Queue(name, Exchange(name), routing_key=name)(conn.default_channel).delete()
+            Exchange(name)(conn.default_channel).delete()
     assert sorted(m["Body"] for m in _accepted(fake_twilio)) == sorted([REPLY, "Sent through RabbitMQ"])
