@@ -59,6 +59,9 @@ class LookupUnsupported(Exception):
 class OutboundSender(ABC):
     provider: ClassVar[str]
     channel_kinds: ClassVar[tuple[str, ...]]
+    # Does :meth:`lookup` see a message as soon as the provider accepted it? When not (an index that
+    # lags, like SendGrid's Email Activity), "not found" is trusted only after a grace period.
+    lookup_is_immediate: ClassVar[bool] = True
 
     def send(self, message: OutboundMessage) -> SendResult:
         payload = self.build_payload(message)

@@ -289,8 +289,10 @@ def outbound_lease_reclaim(*, interaction_id: int) -> Outcome | None:
 
     The worker died after it claimed the interaction, maybe after its request reached the provider. So
     the provider is asked first (:meth:`OutboundSender.lookup`: Twilio's Messages list by To/From and our
-    body; a provider that cannot be asked gets another lease's time for its status callback, which names
-    our interaction id, to arrive): a message found there is recorded as sent (``SENT``); one the
+    body; SendGrid's Email Activity by our custom arg ``iid``, trusted to say "not there" only after
+    another lease's time since its index lags; a provider that cannot be asked gets that time for its
+    status callback, which names our interaction id, to arrive): a message found there is recorded as
+    sent (``SENT``); one the
     provider does not have is queued again (``RETRY``, sent by a new task through the outbox). None when
     there is nothing to settle (another recovery took it, or the lease is alive). A provider that cannot
     be reached now leaves it for the next run. Source of the rule: issue 10, "No message stuck, none sent
@@ -319,10 +321,12 @@ def outbound_lease_reclaim(*, interaction_id: int) -> Outcome | None:
         .filter(created_at__gte=claimed_at - timedelta(days=1))
         .values_list("provider_message_id", flat=True)
     )
+    sender = sender_for(channel)
+    grace_over = timezone.now() >= claimed_at + 2 * lease
     try:
-        found = sender_for(channel).lookup(message, since=claimed_at, exclude=exclude)
+        found = sender.lookup(message, since=claimed_at, exclude=exclude)
     except LookupUnsupported:
-        if timezone.now() < claimed_at + 2 * lease:
+        if not grace_over:
             return None  # its status callback may still come; the next run decides
         found = None
     except Exception:
@@ -330,6 +334,8 @@ def outbound_lease_reclaim(*, interaction_id: int) -> Outcome | None:
             "could not reconcile interaction %s with its provider; later", interaction_id, exc_info=True
         )
         return None
+    if found is None and not sender.lookup_is_immediate and not grace_over:
+        return None  # the provider's index may lag: asked again on the next run, until the grace is over
     if found is not None:
         logger.info(
             "interaction %s: the provider has it (%s); recorded as sent",

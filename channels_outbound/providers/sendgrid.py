@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -85,6 +86,34 @@ class SendGridSender(OutboundSender):
             status="sent",
             raw={"status_code": response.status_code, "x_message_id": str(message_id)},
         )
+
+    # The Email Activity index trails Mail Send by seconds to minutes.
+    lookup_is_immediate = False
+
+    def lookup(
+        self, message: OutboundMessage, *, since: datetime, exclude: frozenset[str]
+    ) -> SendResult | None:
+        """SendGrid's Email Activity API (``GET /v3/messages``, the Email Activity History add-on) queried
+        by our custom arg: ``unique_args['iid']="<interaction id>"`` names only this interaction's mail.
+        The ``msg_id`` it lists starts with the Mail Send answer's ``X-Message-Id``."""
+        query = f'unique_args[\'iid\']="{message.interaction_id}" AND to_email="{message.to}"'
+        response = sendgrid_client(message.channel.config).client.messages.get(
+            query_params={"query": query, "limit": 10}
+        )
+        for found in json.loads(response.body or b"{}").get("messages") or []:
+            message_id = str(found.get("msg_id") or "").split(".", 1)[0]
+            if message_id and message_id not in exclude:
+                return SendResult(
+                    accepted=True,
+                    provider_message_id=message_id,
+                    status="sent",
+                    raw={
+                        "x_message_id": message_id,
+                        "activity_status": found.get("status"),
+                        "reconciled": True,
+                    },
+                )
+        return None
 
     def classify_error(self, exc: Exception) -> SendResult | None:
         if isinstance(exc, HTTPError):

@@ -127,3 +127,42 @@ def test_a_read_timeout_is_reconciled_not_retried(sms_channel, fake_twilio, sett
     assert interaction.status == "sent"
     assert interaction.provider_message_id == fake_twilio.messages[0]["sid"]
     assert len(fake_twilio.messages) == 1
+
+
+def test_sendgrid_mail_found_by_its_custom_arg_is_recorded_not_resent(email_channel, fake_sendgrid):
+    from tests.channels_outbound.test_sendgrid_send import _queue as _queue_mail
+
+    interaction = _queue_mail(email_channel)
+    outbound_interaction_send(interaction_id=interaction.pk)
+    x_message_id = fake_sendgrid.messages[0]["x_message_id"]
+    _as_left_by_a_dead_worker(interaction)
+    assert outbound_lease_reclaim(interaction_id=interaction.pk) == Outcome.SENT
+    interaction.refresh_from_db()
+    assert (interaction.status, interaction.provider_message_id) == ("sent", x_message_id)
+    assert fake_sendgrid.activity_queries == [
+        f'unique_args[\'iid\']="{interaction.pk}" AND to_email="grace@example.com"'
+    ]
+    assert len(fake_sendgrid.messages) == 1
+
+
+def test_sendgrid_mail_not_found_waits_out_the_index_lag_then_is_resent(
+    email_channel, fake_sendgrid, settings
+):
+    from tests.channels_outbound.test_sendgrid_send import _queue as _queue_mail
+
+    settings.OUTBOUND_SEND_LEASE_SECONDS = 60
+    interaction = _queue_mail(email_channel)
+    Interaction.objects.filter(pk=interaction.pk).update(
+        status="sending", send_attempts=1, lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    Interaction.objects.filter(pk=interaction.pk).update(
+        status_changed_at=timezone.now() - timedelta(seconds=61)
+    )
+    assert outbound_lease_reclaim(interaction_id=interaction.pk) is None  # maybe not indexed yet
+    Interaction.objects.filter(pk=interaction.pk).update(
+        lease_until=timezone.now() - timedelta(seconds=1),
+        status_changed_at=timezone.now() - timedelta(seconds=121),
+    )
+    assert outbound_lease_reclaim(interaction_id=interaction.pk) == Outcome.RETRY
+    assert outbound_interaction_send(interaction_id=interaction.pk).outcome == Outcome.SENT
+    assert len(fake_sendgrid.messages) == 1
