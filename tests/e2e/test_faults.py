@@ -82,9 +82,9 @@ def _inbound(url: str, fake: FakeTwilio, n: int, body: str = "HOURS") -> int:
 
 
 def test_redis_outage_loses_nothing_and_sends_nothing_twice(fake_twilio, private_redis, no_inline_relay):
-    """Redis (broker and channel layer) stops while 20 keyword SMS arrive and an API send is made: every
-    webhook answers 2xx and is stored, the API answers 202, and once Redis is back all 20 automation
-    replies and the API message are sent, each exactly once."""
+    """Redis (broker and channel layer) stops while 20 keyword SMS and a STOP arrive and an API send is
+    made: every webhook answers 2xx and is stored, the API answers 202, and once Redis is back all 20
+    automation replies, the STOP confirmation and the API message are sent, each exactly once."""
     _, channel, api_key = _keyword_workspace(fake_twilio)
     port = free_port()
     env = base_env(
@@ -104,6 +104,7 @@ def test_redis_outage_loses_nothing_and_sends_nothing_twice(fake_twilio, private
         private_redis.stop()
         started = time.monotonic()
         statuses = [_inbound(hook, fake_twilio, n) for n in range(1, 21)]
+        stop = _inbound(hook, fake_twilio, 21, body="STOP")  # consent recorded, confirmation queued
         api = httpx.post(
             f"{web}/api/v1/messages/",
             headers={"Authorization": f"Bearer {api_key}"},
@@ -111,27 +112,31 @@ def test_redis_outage_loses_nothing_and_sends_nothing_twice(fake_twilio, private
             timeout=30,
         )
         assert statuses == [200] * 20
+        assert stop == 200
         assert api.status_code == 202, api.text
         assert time.monotonic() - started < 30  # nobody waited on Redis
-        assert Interaction.objects.filter(direction="inbound").count() == 21
+        assert Interaction.objects.filter(direction="inbound").count() == 22
         assert len(_accepted(fake_twilio)) == 1  # nothing could be handed to the worker
         waiting = OutboxEvent.objects.filter(relayed_at__isnull=True)
-        assert waiting.filter(name="message.received").count() == 20
-        assert waiting.filter(name="outbound.queued").count() == 1
+        assert waiting.filter(name="message.received").count() == 21
+        assert waiting.filter(name="outbound.queued").count() == 2  # the STOP confirmation, the API send
         time.sleep(2)  # the relay keeps trying meanwhile
         assert OutboxEvent.objects.filter(relayed_at__isnull=True, attempts__gt=0).exists()
 
         private_redis.start()
-        wait_for(lambda: len(_accepted(fake_twilio)) >= 22, timeout=60)
+        wait_for(lambda: len(_accepted(fake_twilio)) >= 23, timeout=60)
         time.sleep(3)  # anything sent twice would show now
 
     sent = _accepted(fake_twilio)
-    assert len(sent) == 22
+    assert len(sent) == 23
     per_recipient = Counter(m["To"] for m in sent)
-    assert per_recipient == Counter([f"+1908555{n:04d}" for n in range(21)] + ["+14155550199"])
-    assert {m["Body"] for m in sent if m["To"].startswith("+1908555")} == {REPLY}
+    assert per_recipient == Counter([f"+1908555{n:04d}" for n in range(22)] + ["+14155550199"])
+    assert {m["Body"] for m in sent if m["To"] != "+19085550021" and m["To"].startswith("+1908555")} == {
+        REPLY
+    }
+    assert "unsubscribed" in next(m["Body"] for m in sent if m["To"] == "+19085550021")
     assert not OutboxEvent.objects.filter(relayed_at__isnull=True).exists()
-    assert Interaction.objects.filter(direction="outbound", status="sent").count() == 22
+    assert Interaction.objects.filter(direction="outbound", status="sent").count() == 23
 
 
 # ---------------------------------------------------------------- a worker SIGKILLed mid-send
