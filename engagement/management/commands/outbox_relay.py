@@ -26,7 +26,7 @@ from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections, connection
 
 from engagement.models.outbox import OUTBOX_NOTIFY_CHANNEL
-from engagement.outbox import outbox_purge_relayed, outbox_relay_pending
+from engagement.outbox import outbox_backlog, outbox_purge_relayed, outbox_relay_pending
 
 logger = logging.getLogger("engagement.outbox")
 
@@ -84,6 +84,9 @@ class Command(BaseCommand):
                 if time.monotonic() - purged_at > PURGE_EVERY_SECONDS:
                     outbox_purge_relayed(older_than=timedelta(hours=settings.OUTBOX_RETENTION_HOURS))
                     purged_at = time.monotonic()
+                    waiting, age = outbox_backlog()
+                    if waiting:
+                        logger.warning("outbox backlog: %s rows, the oldest %.0f s old", waiting, age)
                 close_old_connections()
                 if report.failed:
                     # A listener's backend is away: wait before trying again, whatever commits meanwhile.
