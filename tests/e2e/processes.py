@@ -239,6 +239,8 @@ class Platform:
                 proc.kill()
                 proc.wait(5)
         self.procs.clear()
+        for leftover in VAR.glob(f"e2e-beat-{os.getpid()}*"):
+            leftover.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

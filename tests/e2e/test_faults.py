@@ -146,9 +146,10 @@ def test_redis_outage_loses_nothing_and_sends_nothing_twice(fake_twilio, private
 def test_worker_killed_during_300_sends_delivers_each_exactly_once(
     fake_twilio, private_redis, no_inline_relay, response_delay
 ):
-    """300 queued sends; the worker (8 threads) is SIGKILLed when about a third went out, perhaps in the
-    middle of provider calls; a new worker and beat's recovery finish the job: 300 messages at Twilio,
-    one per interaction, none left in ``sending``."""
+    """300 queued sends, two workers (6 threads each); one is SIGKILLed when about a third went out, in
+    the middle of provider calls; the other and beat's recovery (leases reconciled with Twilio's Messages
+    list, lost tasks re-queued) finish the job: 300 messages at Twilio, one per interaction, none left in
+    ``sending``."""
     fake_twilio.response_delay = response_delay
     workspace = factories.workspace_create()
     channel = factories.twilio_channel(workspace, fake_twilio)
@@ -166,7 +167,8 @@ def test_worker_killed_during_300_sends_delivers_each_exactly_once(
     with platform(env) as running:
         running.relay()
         running.beat()
-        running.worker("worker-a", pool="threads", concurrency=8)
+        running.worker("worker-a", pool="threads", concurrency=6)
+        running.worker("worker-b", pool="threads", concurrency=6)
         with transaction.atomic():
             for n in range(300):
                 to = f"+1415777{n:04d}"
@@ -175,8 +177,10 @@ def test_worker_killed_during_300_sends_delivers_each_exactly_once(
         wait_for(lambda: len(_accepted(fake_twilio)) >= 100, timeout=90, interval=0.02)
         running.kill("worker-a")
         at_kill = len(_accepted(fake_twilio))
+        stranded = Interaction.objects.filter(status="sending").count()
         assert at_kill < 300
-        running.worker("worker-b", pool="threads", concurrency=8)
+        if response_delay:
+            assert stranded > 0, "the kill should catch provider calls in flight"
         wait_for(
             lambda: (
                 not Interaction.objects.filter(
