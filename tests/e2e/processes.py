@@ -5,6 +5,7 @@ Celery worker and beat, the outbox relay) started with an environment that point
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import signal
@@ -110,9 +111,11 @@ class PrivateCluster:
 
     def _as_owner(self) -> dict[str, object]:
         sys.path.insert(0, str(ROOT / "tools"))
-        import devenv  # type: ignore[import-not-found]
-
-        return devenv._pg_user_kwargs()
+        devenv = importlib.import_module(
+            "devenv"
+        )  # tools/devenv.py: the embedded server runs as its own user
+        kwargs: dict[str, object] = devenv._pg_user_kwargs()
+        return kwargs
 
     def init(self) -> PrivateCluster:
         kwargs = self._as_owner()
