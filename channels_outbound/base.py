@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from engagement.models import Channel
@@ -44,11 +45,23 @@ class SendResult:
     segments: int | None = None
     # The provider refused because the recipient opted out (Twilio 21610): recorded in the consent ledger.
     opted_out: bool = False
+    # Seconds the provider asked us to wait before trying again (HTTP Retry-After on a 429 or 503).
+    retry_after: float | None = None
+    # The request left but no answer came (read timeout, connection dropped mid-response): the provider
+    # may have the message. Never simply retried; recovery reconciles it with the provider first.
+    outcome_unknown: bool = False
+
+
+class LookupUnsupported(Exception):
+    """The provider offers no way to find a message by what we sent."""
 
 
 class OutboundSender(ABC):
     provider: ClassVar[str]
     channel_kinds: ClassVar[tuple[str, ...]]
+    # Does :meth:`lookup` see a message as soon as the provider accepted it? When not (an index that
+    # lags, like SendGrid's Email Activity), "not found" is trusted only after a grace period.
+    lookup_is_immediate: ClassVar[bool] = True
 
     def send(self, message: OutboundMessage) -> SendResult:
         payload = self.build_payload(message)
@@ -73,3 +86,35 @@ class OutboundSender(ABC):
     def classify_error(self, exc: Exception) -> SendResult | None:
         """Turn a provider exception into a failed result; None re-raises it."""
         return None
+
+    def lookup(
+        self, message: OutboundMessage, *, since: datetime, exclude: frozenset[str]
+    ) -> SendResult | None:
+        """Find at the provider the message a send of ``message`` created at or after ``since`` (our
+        request left, but the worker died before it recorded the answer), ignoring provider ids in
+        ``exclude`` (messages already recorded on other interactions).
+
+        Returns the accepted result when the provider has it, None when it does not (safe to send
+        again). Raises :class:`LookupUnsupported` when the provider cannot be asked, and any other
+        exception when it cannot be asked now (try later).
+        """
+        raise LookupUnsupported(self.provider)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP ``Retry-After`` header (RFC 9110 §10.2.3): delay-seconds or an HTTP-date; None if absent
+    or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    from django.utils import timezone
+
+    return max((when - timezone.now()).total_seconds(), 0.0)

@@ -20,7 +20,7 @@ from engagement.services.email_threading import EmailEnvelope, email_outbound_pr
 from engagement.services.sms import sms_segment_count
 from engagement.services.timeline import interaction_follow_merges, status_is_forward
 
-from .base import OutboundMessage, SendResult
+from .base import LookupUnsupported, OutboundMessage, SendResult
 from .registry import sender_for
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ class Outcome(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     RETRY = "retry"
+    # The provider may have the message (no answer came): left to recovery to reconcile.
+    UNKNOWN = "unknown"
     SKIPPED = "skipped"
     BLOCKED = "blocked"
 
@@ -51,8 +53,10 @@ def status_callback_url(*, channel: Channel, interaction_id: int) -> str:
 def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = False) -> SendAttempt:
     """Send one queued outbound interaction through its channel's provider.
 
-    Precondition: the interaction is ``queued``. It is claimed (moved to ``sending``) in a committed
-    transaction before the provider is called, so a second task for the same interaction skips it.
+    Precondition: the interaction is ``queued``. It is claimed (moved to ``sending``, with a lease of
+    ``OUTBOUND_SEND_LEASE_SECONDS`` and ``send_attempts`` + 1 as the claim's number) in a committed
+    transaction before the provider is called, so a second task for the same interaction skips it, and
+    a worker that dies mid-call leaves a lease that :func:`outbound_lease_reclaim` settles.
     Retryable failures put it back to ``queued`` unless ``final_attempt``.
     """
     with transaction.atomic():
@@ -94,26 +98,17 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
             )
             _publish_status(interaction)
             return SendAttempt(Outcome.BLOCKED)
+        now = timezone.now()
         interaction.status = InteractionStatus.SENDING
         interaction.send_attempts += 1
-        interaction.status_changed_at = timezone.now()
-        interaction.save(update_fields=["status", "send_attempts", "status_changed_at"])
+        interaction.status_changed_at = now
+        interaction.lease_until = now + timedelta(seconds=settings.OUTBOUND_SEND_LEASE_SECONDS)
+        interaction.save(update_fields=["status", "send_attempts", "status_changed_at", "lease_until"])
         envelope = EmailEnvelope(subject="", headers={}, reply_to="")
         if interaction.channel.kind == ChannelKind.EMAIL:
             envelope = email_outbound_prepare(interaction=interaction)
     channel = interaction.channel
-    message = OutboundMessage(
-        interaction_id=interaction.pk,
-        channel=channel,
-        to=interaction.customer_address,
-        body=interaction.body,
-        status_callback_url=status_callback_url(channel=channel, interaction_id=interaction.pk),
-        subject=envelope.subject,
-        headers=envelope.headers,
-        reply_to=envelope.reply_to,
-        media_urls=tuple(interaction.metadata.get("media_urls") or ()),
-        connect_via=interaction.metadata.get("connect_via", ""),
-    )
+    message = _outbound_message(interaction, channel, envelope)
     try:
         result = sender_for(channel).send(message)
     except Exception as exc:
@@ -125,10 +120,37 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
             error_message=str(exc)[:500],
             retryable=True,
         )
-    return _record_result(interaction_id=interaction.pk, result=result, final_attempt=final_attempt)
+    return _record_result(
+        interaction_id=interaction.pk,
+        result=result,
+        final_attempt=final_attempt,
+        claim=interaction.send_attempts,
+    )
 
 
-def _record_result(*, interaction_id: int, result: SendResult, final_attempt: bool) -> SendAttempt:
+def _outbound_message(interaction: Interaction, channel: Channel, envelope: EmailEnvelope) -> OutboundMessage:
+    return OutboundMessage(
+        interaction_id=interaction.pk,
+        channel=channel,
+        to=interaction.customer_address,
+        body=interaction.body,
+        status_callback_url=status_callback_url(channel=channel, interaction_id=interaction.pk),
+        subject=envelope.subject,
+        headers=envelope.headers,
+        reply_to=envelope.reply_to,
+        media_urls=tuple(interaction.metadata.get("media_urls") or ()),
+        connect_via=interaction.metadata.get("connect_via", ""),
+    )
+
+
+def _record_result(
+    *, interaction_id: int, result: SendResult, final_attempt: bool, claim: int
+) -> SendAttempt:
+    """Record what the provider answered to claim number ``claim`` (the ``send_attempts`` it set).
+
+    A claim whose lease was settled meanwhile (reconciled and queued again, or claimed anew) is stale:
+    an accepted answer still wins over a queued resend that has not started, anything else is dropped.
+    """
     with transaction.atomic():
         interaction = (
             Interaction.objects.select_for_update(of=("self",))
@@ -136,7 +158,20 @@ def _record_result(*, interaction_id: int, result: SendResult, final_attempt: bo
             .get(pk=interaction_id)
         )
         now = timezone.now()
-        fields = ["status", "status_changed_at", "error_code", "error_message", "next_attempt_at", "metadata"]
+        stale = interaction.send_attempts != claim or interaction.status == InteractionStatus.QUEUED
+        if stale and not (result.accepted and interaction.status == InteractionStatus.QUEUED):
+            logger.warning("stale send result for interaction %s (claim %s) dropped", interaction_id, claim)
+            return SendAttempt(Outcome.SKIPPED, result)
+        interaction.lease_until = None
+        fields = [
+            "status",
+            "status_changed_at",
+            "error_code",
+            "error_message",
+            "next_attempt_at",
+            "metadata",
+            "lease_until",
+        ]
         interaction.error_code, interaction.error_message = result.error_code, result.error_message
         if result.raw:
             interaction.metadata = {**interaction.metadata, "provider": result.raw}
@@ -152,7 +187,13 @@ def _record_result(*, interaction_id: int, result: SendResult, final_attempt: bo
             fields.append("segments")
         if result.opted_out:
             _record_opt_out(interaction=interaction, result=result, at=now)
-        if result.accepted:
+        if result.outcome_unknown and not result.accepted:
+            # Stays ``sending`` with its lease expired now: the next recovery run asks the provider
+            # whether the message arrived before anything is sent again.
+            outcome = Outcome.UNKNOWN
+            interaction.lease_until = now
+            interaction.next_attempt_at = None
+        elif result.accepted:
             outcome = Outcome.SENT
             interaction.provider_message_id = result.provider_message_id
             fields.append("provider_message_id")
@@ -163,12 +204,14 @@ def _record_result(*, interaction_id: int, result: SendResult, final_attempt: bo
         elif result.retryable and not final_attempt:
             outcome = Outcome.RETRY
             interaction.status = InteractionStatus.QUEUED
-            interaction.next_attempt_at = now + timedelta(seconds=retry_delay(interaction.send_attempts))
+            delay = max(retry_delay(interaction.send_attempts), result.retry_after or 0.0)
+            interaction.next_attempt_at = now + timedelta(seconds=delay)
         else:
             outcome = Outcome.FAILED
             interaction.status = InteractionStatus.FAILED
             interaction.next_attempt_at = None
-        interaction.status_changed_at = now
+        if outcome != Outcome.UNKNOWN:  # an unknown outcome keeps its claim's time for the reconciliation
+            interaction.status_changed_at = now
         interaction.save(update_fields=fields)
         _publish_status(interaction)
     return SendAttempt(outcome, result)
@@ -213,14 +256,126 @@ def retry_delay(attempt: int) -> float:
     return float(min(base * (2 ** max(attempt - 1, 0)), settings.OUTBOUND_RETRY_MAX_SECONDS))
 
 
-def outbound_stuck_requeue(*, older_than: timedelta = timedelta(minutes=2)) -> list[int]:
-    """Queued interactions whose send task was lost (broker restart) are handed to a new task.
+def outbound_stuck_requeue(*, older_than: timedelta | None = None) -> list[int]:
+    """Queued interactions whose send task was lost (broker restart, a killed worker's prefetched task)
+    are to be handed to a new task; returns their ids (at most 500).
 
-    Safe to run at any time: the send claims the interaction under a row lock, so a duplicate task skips.
+    Their ``next_attempt_at`` moves to now, so one that merely waits in a long queue is handed over again
+    only after another ``older_than``. Safe to run at any time: the send claims the interaction under a
+    row lock, so a duplicate task skips.
     """
-    cutoff = timezone.now() - older_than
+    if older_than is None:
+        older_than = timedelta(seconds=settings.OUTBOUND_REQUEUE_AFTER_SECONDS)
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Interaction.objects.select_for_update(skip_locked=True)
+            .filter(status=InteractionStatus.QUEUED, next_attempt_at__lt=now - older_than)
+            .values_list("pk", flat=True)[:500]
+        )
+        Interaction.objects.filter(pk__in=ids).update(next_attempt_at=now)
+    return ids
+
+
+def outbound_leases_expired(*, limit: int = 200) -> list[int]:
+    """Interactions left in ``sending`` by a worker whose lease expired (it died or hung mid-send)."""
     return list(
-        Interaction.objects.filter(status=InteractionStatus.QUEUED, next_attempt_at__lt=cutoff).values_list(
-            "pk", flat=True
-        )[:500]
+        Interaction.objects.filter(status=InteractionStatus.SENDING, lease_until__lt=timezone.now())
+        .order_by("lease_until")
+        .values_list("pk", flat=True)[:limit]
     )
+
+
+def outbound_lease_reclaim(*, interaction_id: int) -> Outcome | None:
+    """Settle a send whose worker's lease expired, without sending twice.
+
+    The worker died after it claimed the interaction, maybe after its request reached the provider. So
+    the provider is asked first (:meth:`OutboundSender.lookup`: Twilio's Messages list by To/From and our
+    body; SendGrid's Email Activity by our custom arg ``iid``, trusted to say "not there" only after
+    another lease's time since its index lags; a provider that cannot be asked gets that time for its
+    status callback, which names our interaction id, to arrive): a message found there is recorded as
+    sent (``SENT``); one the
+    provider does not have is queued again (``RETRY``, sent by a new task through the outbox). None when
+    there is nothing to settle (another recovery took it, or the lease is alive). A provider that cannot
+    be reached now leaves it for the next run. Source of the rule: issue 10, "No message stuck, none sent
+    twice".
+    """
+    lease = timedelta(seconds=settings.OUTBOUND_SEND_LEASE_SECONDS)
+    with transaction.atomic():
+        interaction = (
+            Interaction.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("channel")
+            .filter(pk=interaction_id, status=InteractionStatus.SENDING, lease_until__lt=timezone.now())
+            .first()
+        )
+        if interaction is None or interaction.channel is None:
+            return None
+        claim, claimed_at = interaction.send_attempts, interaction.status_changed_at
+        # Held while the provider is asked, so a concurrent recovery leaves it alone.
+        interaction.lease_until = timezone.now() + lease
+        interaction.save(update_fields=["lease_until"])
+    channel = interaction.channel
+    message = _outbound_message(interaction, channel, EmailEnvelope(subject="", headers={}, reply_to=""))
+    exclude = frozenset(
+        Interaction.objects.filter(channel=channel, customer_address=interaction.customer_address)
+        .exclude(pk=interaction.pk)
+        .exclude(provider_message_id="")
+        .filter(created_at__gte=claimed_at - timedelta(days=1))
+        .values_list("provider_message_id", flat=True)
+    )
+    sender = sender_for(channel)
+    grace_over = timezone.now() >= claimed_at + 2 * lease
+    try:
+        found = sender.lookup(message, since=claimed_at, exclude=exclude)
+    except LookupUnsupported:
+        if not grace_over:
+            return None  # its status callback may still come; the next run decides
+        found = None
+    except Exception:
+        logger.warning(
+            "could not reconcile interaction %s with its provider; later", interaction_id, exc_info=True
+        )
+        return None
+    if found is None and not sender.lookup_is_immediate and not grace_over:
+        return None  # the provider's index may lag: asked again on the next run, until the grace is over
+    if found is not None:
+        logger.info(
+            "interaction %s: the provider has it (%s); recorded as sent",
+            interaction_id,
+            found.provider_message_id,
+        )
+        return _record_result(
+            interaction_id=interaction_id, result=found, final_attempt=False, claim=claim
+        ).outcome
+    with transaction.atomic():
+        interaction = Interaction.objects.select_for_update(of=("self",)).get(pk=interaction_id)
+        if interaction.status != InteractionStatus.SENDING or interaction.send_attempts != claim:
+            return None
+        now = timezone.now()
+        interaction.status = InteractionStatus.QUEUED
+        interaction.status_changed_at = now
+        interaction.next_attempt_at = now
+        interaction.lease_until = None
+        interaction.error_code = "lease_expired"
+        interaction.error_message = "the sending worker was lost; the provider does not have the message"
+        interaction.save(
+            update_fields=[
+                "status",
+                "status_changed_at",
+                "next_attempt_at",
+                "lease_until",
+                "error_code",
+                "error_message",
+            ]
+        )
+        events.publish_on_commit(
+            events.DomainEvent(
+                name=events.OUTBOUND_QUEUED,
+                workspace_id=interaction.workspace_id,
+                interaction_id=interaction.pk,
+                conversation_id=interaction.conversation_id,
+                customer_id=interaction.customer_id,
+            )
+        )
+    logger.info("interaction %s: not at the provider; queued again", interaction_id)
+    return Outcome.RETRY

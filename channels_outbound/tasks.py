@@ -3,33 +3,61 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from engagement.models import Channel
 
-from .services import Outcome, outbound_interaction_send, outbound_stuck_requeue, retry_delay
+from .services import (
+    Outcome,
+    outbound_interaction_send,
+    outbound_lease_reclaim,
+    outbound_leases_expired,
+    outbound_stuck_requeue,
+    retry_delay,
+)
 
 MAX_SEND_RETRIES = 6
 
 
+# Idempotent (the send claims its interaction under a row lock; a lost worker's claim is reconciled by
+# lease), so acknowledged late and given back to the broker when its worker dies.
 @shared_task(
-    bind=True, name="channels_outbound.tasks.send_interaction", acks_late=True, max_retries=MAX_SEND_RETRIES
+    bind=True,
+    name="channels_outbound.tasks.send_interaction",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=MAX_SEND_RETRIES,
+    # PostgreSQL unreachable for a moment: tried again (a claim that committed is reconciled by lease).
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=60,
 )
 def send_interaction(self, interaction_id: int) -> str:
     attempt = outbound_interaction_send(
         interaction_id=interaction_id, final_attempt=self.request.retries >= MAX_SEND_RETRIES
     )
     if attempt.outcome == Outcome.RETRY:
-        raise self.retry(countdown=retry_delay(self.request.retries + 1))
+        # A provider's Retry-After (429, 503) is honoured when it asks for longer than our backoff.
+        asked = attempt.result.retry_after if attempt.result is not None else None
+        raise self.retry(countdown=max(retry_delay(self.request.retries + 1), asked or 0.0))
     return attempt.outcome.value
 
 
-@shared_task(name="channels_outbound.tasks.requeue_stuck_outbound")
+@shared_task(
+    name="channels_outbound.tasks.requeue_stuck_outbound", acks_late=True, reject_on_worker_lost=True
+)
 def requeue_stuck_outbound() -> int:
+    """Recovery, run by beat: sends whose worker's lease expired are reconciled with the provider (sent
+    once, never twice), and queued sends whose task was lost get a new task."""
+    settled = 0
+    for pk in outbound_leases_expired():
+        if outbound_lease_reclaim(interaction_id=pk) is not None:
+            settled += 1
     ids = outbound_stuck_requeue()
     for pk in ids:
         send_interaction.delay(pk)
-    return len(ids)
+    return settled + len(ids)
 
 
 @shared_task(name="channels_outbound.tasks.sandbox_report_delivery")

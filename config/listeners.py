@@ -6,21 +6,30 @@ from __future__ import annotations
 
 from channels_inbound.services import events_ingest
 from channels_outbound.listeners import outbound_delivery_listener
+from customers.listeners import import_run_listener
 from engagement import events
 from engagement.inbound import inbound_ingestor_register
-from engagement.listeners import automation_listener, realtime_listener
+from engagement.listeners import attachment_fetch_listener, automation_listener, realtime_listener
 from engagement.services.automation import AUTOMATION_TRIGGERS
 
 LISTENERS: tuple[events.Listener, ...] = (
     # Automation rules: a Celery task per triggering event.
     events.Listener(name="automation", handler=automation_listener, names=AUTOMATION_TRIGGERS),
-    # The console's live updates: every event but the outbound port's.
-    events.Listener(name="realtime", handler=realtime_listener, excluded=frozenset({events.OUTBOUND_QUEUED})),
+    # The console's live updates: every event but those that only hand work to a task.
+    events.Listener(name="realtime", handler=realtime_listener, excluded=events.TASK_EVENTS),
     # The outbound port: a queued interaction goes to channels_outbound's send task.
     events.Listener(
         name="outbound delivery",
         handler=outbound_delivery_listener,
         names=frozenset({events.OUTBOUND_QUEUED}),
+    ),
+    # Media of an inbound MMS or a call recording is downloaded in a task.
+    events.Listener(
+        name="media fetch", handler=attachment_fetch_listener, names=frozenset({events.ATTACHMENT_STORED})
+    ),
+    # A customer CSV import runs in a task.
+    events.Listener(
+        name="customer import", handler=import_run_listener, names=frozenset({events.IMPORT_QUEUED})
     ),
 )
 

@@ -149,9 +149,14 @@ if _env_bool("DATABASE_POOL", True):
     _db["OPTIONS"]["pool"] = {
         "min_size": int(os.environ.get("DATABASE_POOL_MIN", "1")),
         "max_size": int(os.environ.get("DATABASE_POOL_MAX", "10")),
-        "timeout": 10,
+        # How long a request waits for a connection (all in use, or PostgreSQL unreachable) before it
+        # fails with a 5xx that the provider retries.
+        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
     }
 _db["CONN_MAX_AGE"] = 0
+# A pooled connection is checked before use (one empty round trip), so after a PostgreSQL restart no
+# request or task fails on a connection the server already closed.
+_db["CONN_HEALTH_CHECKS"] = _env_bool("DATABASE_HEALTH_CHECKS", True)
 DATABASES = {"default": _db}
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -180,20 +185,44 @@ CHANNEL_LAYERS = {
     }
 }
 
-# Celery
-CELERY_BROKER_URL = REDIS_URL
+# Celery. The broker is Redis by default; ``CELERY_BROKER_URL`` names another (RabbitMQ:
+# amqp://user:password@host:5672//, for installations that outgrow one Redis), tested beside Redis.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
 CELERY_RESULT_BACKEND = None
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_IGNORE_RESULT = True
+# Every task is idempotent (a send claims its interaction, automation replies carry idempotency keys,
+# status events are deduplicated by provider event id, an import skips what is done), so each is
+# acknowledged after it ran and handed back to the broker when its worker dies (SIGKILL, OOM): a task
+# that is not idempotent must say acks_late=False.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# The longest a task may run (the CSV import of a large file is the longest); the Redis broker's
+# visibility timeout (after which an unacknowledged task is given to another worker) must exceed it, or
+# a long task would run twice. RabbitMQ's consumer timeout (30 min by default) is raised the same way.
+CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "1800"))
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
+CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT")
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# Publishing waits little for an unreachable broker: the outbox relay keeps the event and retries.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# How often recovery runs: expired send leases reconciled, queued sends whose task was lost re-queued.
+OUTBOUND_RECOVER_INTERVAL_SECONDS = float(os.environ.get("OUTBOUND_RECOVER_INTERVAL_SECONDS", "30"))
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "requeue-stuck-outbound": {
         "task": "channels_outbound.tasks.requeue_stuck_outbound",
-        "schedule": 60.0,
+        "schedule": OUTBOUND_RECOVER_INTERVAL_SECONDS,
     },
 }
 
@@ -219,6 +248,13 @@ if TRUSTED_PROXY_COUNT:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
 else:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+# The transactional outbox (engagement/outbox.py). Production relays with ``manage.py outbox_relay``
+# (woken by PostgreSQL NOTIFY at commit); unit tests relay in the committing process instead.
+OUTBOX_RELAY_INLINE = _env_bool("OUTBOX_RELAY_INLINE", False)
+OUTBOX_RELAY_POLL_SECONDS = float(os.environ.get("OUTBOX_RELAY_POLL_SECONDS", "5"))
+OUTBOX_RETRY_MAX_SECONDS = float(os.environ.get("OUTBOX_RETRY_MAX_SECONDS", "30"))
+OUTBOX_RETENTION_HOURS = float(os.environ.get("OUTBOX_RETENTION_HOURS", "24"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -324,6 +360,13 @@ if PRODUCTION:
 
 OUTBOUND_RETRY_BASE_SECONDS = float(os.environ.get("OUTBOUND_RETRY_BASE_SECONDS", "5"))
 OUTBOUND_RETRY_MAX_SECONDS = float(os.environ.get("OUTBOUND_RETRY_MAX_SECONDS", "600"))
+# A claimed send belongs to its worker this long; it must outlast the longest provider call (the HTTP
+# timeouts), so an expired lease means the worker is gone, and the send is reconciled with the provider.
+OUTBOUND_SEND_LEASE_SECONDS = float(os.environ.get("OUTBOUND_SEND_LEASE_SECONDS", "90"))
+if OUTBOUND_SEND_LEASE_SECONDS <= 2 * TWILIO_HTTP_TIMEOUT:
+    raise ImproperlyConfigured("OUTBOUND_SEND_LEASE_SECONDS must exceed twice TWILIO_HTTP_TIMEOUT")
+# A queued send whose task has not run this long is handed to a new task (its broker message was lost).
+OUTBOUND_REQUEUE_AFTER_SECONDS = float(os.environ.get("OUTBOUND_REQUEUE_AFTER_SECONDS", "120"))
 
 # Webchat widget (channels_inbound/webchat/). Rate limits are (count, window seconds), counted in Redis.
 WEBCHAT_MAX_MESSAGE_CHARS = int(os.environ.get("WEBCHAT_MAX_MESSAGE_CHARS", "5000"))

@@ -32,6 +32,7 @@ from typing import Any
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from engagement import events
 from engagement.errors import ValidationFailed
 from engagement.sanitize import InputInvalid, text_problem
 
@@ -56,7 +57,6 @@ from .profile import (
     timezone_check,
 )
 from .resolution import customer_resolve_identifiers, identifiers_normalize, identity_touch_fields
-from .tasks import run_import_task
 
 IDENTIFIER_COLUMNS = {"email": "email", "phone": "phone", "external_id": "external", "webchat_id": "webchat"}
 MAX_REPORTED_ERRORS = 1000
@@ -86,10 +86,15 @@ def customer_import_create(
 def customer_import_start(
     *, workspace: Any, source: str, filename: str = "", actor: Any = None
 ) -> CustomerImport:
-    """Store a pending import and queue its run (``customers.tasks.run_import``) after commit."""
-    imp = customer_import_create(workspace=workspace, source=source, filename=filename, actor=actor)
-    import_id = imp.pk
-    transaction.on_commit(lambda: run_import_task.delay(import_id))
+    """Store a pending import and queue its run (``customers.tasks.run_import``) after commit, through
+    the outbox (an ``import.queued`` event), so a broker outage delays the run but never loses it."""
+    with transaction.atomic():
+        imp = customer_import_create(workspace=workspace, source=source, filename=filename, actor=actor)
+        events.publish_on_commit(
+            events.DomainEvent(
+                name=events.IMPORT_QUEUED, workspace_id=imp.workspace_id, data={"import_id": imp.pk}
+            )
+        )
     return imp
 
 

@@ -5,7 +5,10 @@ This module is the bottom of the stack: event names, :class:`DomainEvent`, :func
 The listeners are listed in one visible place, ``config/listeners.py``, and registered at start-up
 (``config.apps.WiringConfig.ready``), as Chatwoot keeps its dispatcher's listeners in one file.
 
-Services publish with :func:`publish_on_commit`; nothing is dispatched unless the transaction commits.
+Services publish with :func:`publish_on_commit`, which writes the events to the transactional outbox
+(``engagement.models.OutboxEvent``) in the caller's transaction. The relay (``engagement/outbox.py``, run
+by ``manage.py outbox_relay``) dispatches committed rows afterwards: nothing is dispatched unless the
+transaction commits, and nothing that committed is lost while a listener's backend (Redis) is away.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +34,12 @@ VOICEMAIL_RECEIVED = "voicemail.received"
 # The outbound port: an interaction was queued for delivery (``interaction_id``). The core never names
 # an adapter's task; the delivery listener that ``channels_outbound`` registers hands it to its sender.
 OUTBOUND_QUEUED = "outbound.queued"
+# Work handed to a task after commit: an attachment to download (``data["attachment_id"]``), a customer
+# import to run (``data["import_id"]``). Written to the outbox like every event, so no task is lost.
+ATTACHMENT_STORED = "attachment.stored"
+IMPORT_QUEUED = "import.queued"
+# Events only for a task, never for the console's live updates.
+TASK_EVENTS = frozenset({OUTBOUND_QUEUED, ATTACHMENT_STORED, IMPORT_QUEUED})
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,10 @@ def listeners() -> tuple[Listener, ...]:
 
 
 def dispatch(event: DomainEvent) -> None:
-    """Hand ``event`` to every listener that wants it. One failing listener never stops the others."""
+    """Hand ``event`` to every listener that wants it, now. One failing listener never stops the others.
+
+    Services do not call this: they publish through the outbox (:func:`publish_on_commit`), whose relay
+    records which listener took an event and retries the ones that failed."""
     for listener in _LISTENERS:
         if not listener.wants(event):
             continue
@@ -91,6 +105,33 @@ def dispatch(event: DomainEvent) -> None:
             logger.exception("listener %s failed for %s", listener.name, event.name)
 
 
-def publish_on_commit(event: DomainEvent) -> None:
-    """Dispatch ``event`` once the current transaction commits (at once outside a transaction)."""
-    transaction.on_commit(lambda: dispatch(event))
+def publish_on_commit(*published: DomainEvent) -> None:
+    """Write ``published`` to the transactional outbox in the current transaction: one INSERT, whatever
+    their number (outside a transaction it commits at once).
+
+    The relay dispatches them once the transaction commits (an INSERT trigger NOTIFYs it at commit) and
+    retries a listener that failed, so a request whose transaction committed never fails on a side
+    effect. With ``settings.OUTBOX_RELAY_INLINE`` (unit tests) this process relays them on commit.
+    """
+    if not published:
+        return
+    from engagement.models.outbox import OutboxEvent
+
+    now = timezone.now()
+    rows = [
+        OutboxEvent(name=event.name, payload=event.as_dict(), customer_id=event.customer_id, created_at=now)
+        for event in published
+    ]
+    if len(rows) == 1:
+        rows[0].save(force_insert=True)
+    else:
+        OutboxEvent.objects.bulk_create(rows)
+    if settings.OUTBOX_RELAY_INLINE:
+        ids = [row.pk for row in rows]
+
+        def relay() -> None:
+            from engagement.outbox import outbox_relay_ids
+
+            outbox_relay_ids(ids=ids)
+
+        transaction.on_commit(relay)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from engagement.events import DomainEvent
 from engagement.realtime import push_to_workspace
-from engagement.tasks import run_automations_task
+from engagement.tasks import fetch_attachment_task, run_automations_task
 
 
 def automation_listener(event: DomainEvent) -> None:
@@ -16,3 +16,8 @@ def automation_listener(event: DomainEvent) -> None:
 def realtime_listener(event: DomainEvent) -> None:
     """The console's live updates (websocket group of the workspace)."""
     push_to_workspace(event)
+
+
+def attachment_fetch_listener(event: DomainEvent) -> None:
+    """An attachment's media is downloaded in a Celery task."""
+    fetch_attachment_task.delay(event.data["attachment_id"])

@@ -9,11 +9,25 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from engagement.errors import TransientError
 
+# PostgreSQL unreachable for a moment (a restart, a failover): the task is tried again, never lost.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
-@shared_task(name="engagement.tasks.run_automations", acks_late=True, max_retries=5, default_retry_delay=5)
+
+# Idempotent (each automated reply carries the key automation:<rule>:<interaction>): acknowledged late and
+# given back to the broker when its worker dies.
+@shared_task(
+    name="engagement.tasks.run_automations",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=DATABASE_UNAVAILABLE,
+    retry_backoff=1,
+    retry_backoff_max=60,
+    max_retries=8,
+)
 def run_automations_task(event: dict[str, Any]) -> int:
     from engagement.services.automation import automations_run
 
@@ -29,7 +43,8 @@ def run_automations_task(event: dict[str, Any]) -> int:
 @shared_task(
     name="engagement.tasks.fetch_attachment",
     acks_late=True,
-    autoretry_for=(TransientError,),
+    reject_on_worker_lost=True,
+    autoretry_for=(TransientError, *DATABASE_UNAVAILABLE),
     max_retries=6,
     retry_backoff=5,
     retry_backoff_max=600,

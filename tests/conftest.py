@@ -59,6 +59,12 @@ def _celery_eager() -> Iterator[None]:
     celery_app.conf.task_always_eager = False
 
 
+@pytest.fixture(autouse=True)
+def _outbox_inline(settings: Any) -> None:
+    """Unit tests relay outbox rows in-process on commit; end-to-end tests run the relay process."""
+    settings.OUTBOX_RELAY_INLINE = True
+
+
 @pytest.fixture(scope="session")
 def fake_twilio_server() -> Iterator[FakeTwilio]:
     server = FakeTwilio(account_sid="AC" + "f" * 32, auth_token="fake-auth-token-0123456789").start()
@@ -145,11 +151,38 @@ def database_url_for_tests() -> str:
     return f"postgresql://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-@pytest.fixture
-def celery_worker_process(live_server: Any, transactional_db: None) -> Iterator[subprocess.Popen[bytes]]:
-    """A real ``celery worker`` process on the test database, calling back the live server."""
-    from django.conf import settings
+def outbox_relay_start(env: dict[str, str], log_name: str = "e2e-relay.log") -> subprocess.Popen[bytes]:
+    """``manage.py outbox_relay`` (the production relay) with ``env``; stop it with :func:`process_stop`."""
+    log = open(ROOT / "var" / log_name, "ab")  # noqa: SIM115 - the child keeps its own descriptor
+    try:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "outbox_relay"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    finally:
+        log.close()
 
+
+def process_stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture
+def celery_worker_process(
+    live_server: Any, transactional_db: None, settings: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery worker`` process on the test database, calling back the live server, and the
+    outbox relay process that hands it the live server's committed events."""
+    settings.OUTBOX_RELAY_INLINE = False
     env = {
         **os.environ,
         "DATABASE_URL": database_url_for_tests(),
@@ -183,6 +216,7 @@ def celery_worker_process(live_server: Any, transactional_db: None) -> Iterator[
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    relay = outbox_relay_start(env)
     celery_app.conf.task_always_eager = False
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -195,11 +229,8 @@ def celery_worker_process(live_server: Any, transactional_db: None) -> Iterator[
         proc.kill()
         raise RuntimeError("celery worker did not become ready in 60 s")
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    process_stop(relay)
+    process_stop(proc)
     log.close()
 
 

@@ -1,7 +1,8 @@
 """``make run``: the whole platform in one terminal.
 
 Starts the embedded PostgreSQL and Redis when ``DATABASE_URL`` / ``REDIS_URL`` are not set, migrates,
-seeds the demo workspace (idempotent), then runs the ASGI web server, a Celery worker and Celery beat.
+seeds the demo workspace (idempotent), then runs the ASGI web server, a Celery worker, the outbox relay
+and Celery beat.
 Ctrl-C stops every process it started, the embedded services included; their data stays under var/.
 """
 
@@ -46,6 +47,8 @@ def main() -> int:
         commands = {
             "web": [PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", port],
             "worker": [PY, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "2"],
+            # Relays committed domain events (the transactional outbox) to the worker and the console.
+            "relay": [PY, "manage.py", "outbox_relay"],
             "beat": [
                 PY,
                 "-m",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +19,7 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Content, CustomArg, Email, Header, Mail, ReplyTo, To
 
-from ..base import OutboundMessage, OutboundSender, SendResult
+from ..base import OutboundMessage, OutboundSender, SendResult, retry_after_seconds
 from ..registry import register
 
 DEFAULT_API_BASE_URL = "https://api.sendgrid.com"
@@ -86,6 +87,34 @@ class SendGridSender(OutboundSender):
             raw={"status_code": response.status_code, "x_message_id": str(message_id)},
         )
 
+    # The Email Activity index trails Mail Send by seconds to minutes.
+    lookup_is_immediate = False
+
+    def lookup(
+        self, message: OutboundMessage, *, since: datetime, exclude: frozenset[str]
+    ) -> SendResult | None:
+        """SendGrid's Email Activity API (``GET /v3/messages``, the Email Activity History add-on) queried
+        by our custom arg: ``unique_args['iid']="<interaction id>"`` names only this interaction's mail.
+        The ``msg_id`` it lists starts with the Mail Send answer's ``X-Message-Id``."""
+        query = f'unique_args[\'iid\']="{message.interaction_id}" AND to_email="{message.to}"'
+        response = sendgrid_client(message.channel.config).client.messages.get(
+            query_params={"query": query, "limit": 10}
+        )
+        for found in json.loads(response.body or b"{}").get("messages") or []:
+            message_id = str(found.get("msg_id") or "").split(".", 1)[0]
+            if message_id and message_id not in exclude:
+                return SendResult(
+                    accepted=True,
+                    provider_message_id=message_id,
+                    status="sent",
+                    raw={
+                        "x_message_id": message_id,
+                        "activity_status": found.get("status"),
+                        "reconciled": True,
+                    },
+                )
+        return None
+
     def classify_error(self, exc: Exception) -> SendResult | None:
         if isinstance(exc, HTTPError):
             status = int(exc.status_code)
@@ -98,6 +127,7 @@ class SendGridSender(OutboundSender):
                 error_code=str(status),
                 error_message=(f"{reason}: {detail}" if detail else reason)[:500],
                 retryable=retryable,
+                retry_after=retry_after_seconds((getattr(exc, "headers", None) or {}).get("Retry-After")),
             )
         if isinstance(exc, urllib.error.URLError | TimeoutError | ConnectionError):
             return SendResult(

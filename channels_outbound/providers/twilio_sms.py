@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -12,7 +13,7 @@ from twilio.rest import Client
 
 from channels_inbound.providers.twilio_errors import OPT_OUT_ERRORS, PERMANENT_ERRORS, RETRYABLE_CODES
 
-from ..base import OutboundMessage, OutboundSender, SendResult
+from ..base import OutboundMessage, OutboundSender, SendResult, retry_after_seconds
 from ..registry import register
 
 
@@ -26,7 +27,10 @@ class _BaseUrlHttpClient(TwilioHttpClient):
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if self.base_url != "https://api.twilio.com" and url.startswith("https://api.twilio.com"):
             url = self.base_url + url[len("https://api.twilio.com") :]
-        return super().request(method, url, *args, **kwargs)
+        response = super().request(method, url, *args, **kwargs)
+        # The SDK's exceptions drop the headers; a 429's Retry-After is read from here.
+        self.last_headers = response.headers or {}
+        return response
 
 
 def twilio_client(config: dict[str, Any]) -> Client:
@@ -59,7 +63,12 @@ class TwilioSmsSender(OutboundSender):
         return payload
 
     def post_to_provider(self, message: OutboundMessage, payload: dict[str, Any]) -> Any:
-        return twilio_client(message.channel.config).messages.create(**payload)
+        client = twilio_client(message.channel.config)
+        try:
+            return client.messages.create(**payload)
+        except TwilioRestException as exc:
+            _remember_retry_after(exc, client)
+            raise
 
     def parse_result(self, response: Any) -> SendResult:
         segments = str(response.num_segments or "")
@@ -73,6 +82,45 @@ class TwilioSmsSender(OutboundSender):
 
     def classify_error(self, exc: Exception) -> SendResult | None:
         return twilio_error_result(exc, opt_out_codes=OPT_OUT_ERRORS)
+
+    def lookup(
+        self, message: OutboundMessage, *, since: datetime, exclude: frozenset[str]
+    ) -> SendResult | None:
+        """Twilio's Messages list (newest first) filtered by To and From: a message created since
+        ``since`` (less a minute of clock skew) with our body that no other interaction recorded.
+        ``DateSent`` is not used as a filter: Twilio leaves it empty until the carrier took the message,
+        and a message still queued at Twilio is exactly one we must not send again."""
+        config = message.channel.config
+        service = config.get("messaging_service_sid") or ""
+        filters: dict[str, Any] = {"to": message.to}
+        if not service:
+            filters["from_"] = message.channel.address
+        earliest = since - timedelta(minutes=1)
+        found = [
+            m
+            for m in twilio_client(config).messages.list(**filters, limit=100, page_size=100)
+            if m.sid not in exclude
+            and (m.body or "") == message.body
+            and (m.date_created is None or m.date_created >= earliest)
+            and (not service or m.messaging_service_sid == service)
+        ]
+        if not found:
+            return None
+        match = min(found, key=lambda m: (m.date_created or since, m.sid))
+        result = self.parse_result(match)
+        return SendResult(
+            accepted=True,
+            provider_message_id=result.provider_message_id,
+            status="sent",
+            raw={**result.raw, "reconciled": True},
+            segments=result.segments,
+        )
+
+
+def _remember_retry_after(exc: TwilioRestException, client: Client) -> None:
+    """The SDK's exception drops the response headers; keep its Retry-After for the retry's delay."""
+    headers = getattr(client.http_client, "last_headers", None) or {}
+    exc.retry_after = retry_after_seconds(headers.get("Retry-After"))
 
 
 def twilio_error_result(exc: Exception, *, opt_out_codes: set[str]) -> SendResult | None:
@@ -88,6 +136,7 @@ def twilio_error_result(exc: Exception, *, opt_out_codes: set[str]) -> SendResul
             error_message=(reason or exc.msg or "provider error")[:500],
             retryable=retryable,
             opted_out=code in opt_out_codes,
+            retry_after=getattr(exc, "retry_after", None),
         )
     if isinstance(exc, requests.RequestException):
         return SendResult(
@@ -96,5 +145,21 @@ def twilio_error_result(exc: Exception, *, opt_out_codes: set[str]) -> SendResul
             error_code="network",
             error_message=f"{type(exc).__name__}: {exc}"[:500],
             retryable=True,
+            outcome_unknown=_may_have_arrived(exc),
         )
     return None
+
+
+def _may_have_arrived(exc: requests.RequestException) -> bool:
+    """Did the request possibly reach Twilio? Not when the connection was never made (refused, DNS,
+    connect timeout); yes when the answer timed out or the connection dropped after the request left."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ReadTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        from urllib3.exceptions import NewConnectionError
+
+        reason = exc.args[0] if exc.args else None
+        return not isinstance(getattr(reason, "reason", reason), NewConnectionError)
+    return False

@@ -2,6 +2,7 @@ from .attachments import Attachment
 from .automation import AutomationRule
 from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
+from .outbox import OutboxEvent
 from .segments import Segment, SegmentKind, SegmentMember
 from .tenancy import ApiKey, Membership, Role, Workspace
 
@@ -15,6 +16,7 @@ __all__ = [
     "Interaction",
     "InteractionStatus",
     "Membership",
+    "OutboxEvent",
     "Role",
     "Segment",
     "SegmentKind",

@@ -124,6 +124,9 @@ class Interaction(models.Model):
     )
     send_attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # While ``sending``: until when the claiming worker owns the provider call. A worker that died
+    # mid-send lets it expire; recovery then reconciles with the provider before anything is resent.
+    lease_until = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     # SMS/MMS: segments the text takes (GSM-7 160/153 a segment, UCS-2 70/67), as the provider counted.
     segments = models.PositiveSmallIntegerField(null=True, blank=True)

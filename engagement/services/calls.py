@@ -226,17 +226,19 @@ LEG_OUTCOME = {
 }
 
 
-def _publish(name: str, interaction: Interaction, **data: Any) -> None:
-    events.publish_on_commit(
-        events.DomainEvent(
-            name=name,
-            workspace_id=interaction.workspace_id,
-            interaction_id=interaction.pk,
-            conversation_id=interaction.conversation_id,
-            customer_id=interaction.customer_id,
-            data={"channel_kind": "voice", **data},
-        )
+def _event(name: str, interaction: Interaction, **data: Any) -> events.DomainEvent:
+    return events.DomainEvent(
+        name=name,
+        workspace_id=interaction.workspace_id,
+        interaction_id=interaction.pk,
+        conversation_id=interaction.conversation_id,
+        customer_id=interaction.customer_id,
+        data={"channel_kind": "voice", **data},
     )
+
+
+def _publish(name: str, interaction: Interaction, **data: Any) -> None:
+    events.publish_on_commit(_event(name, interaction, **data))
 
 
 def call_duration_label(seconds: int | None) -> str:
@@ -359,10 +361,15 @@ def _settle(interaction: Interaction, update: set[str]) -> None:
             preview=call_summary(interaction),
             reopen=False,
         )
-    for name in published:
-        _publish(name, interaction, outcome=interaction.call_outcome)
-    _publish(
-        events.INTERACTION_UPDATED, interaction, status=interaction.status, outcome=interaction.call_outcome
+    # One outbox insert for all of them.
+    events.publish_on_commit(
+        *(_event(name, interaction, outcome=interaction.call_outcome) for name in published),
+        _event(
+            events.INTERACTION_UPDATED,
+            interaction,
+            status=interaction.status,
+            outcome=interaction.call_outcome,
+        ),
     )
 
 
@@ -517,7 +524,7 @@ def call_attach_recording(
         if interaction.direction == Direction.INBOUND and interaction.call_outcome != CallOutcome.ANSWERED:
             meta["voicemail"] = True
         _settle(interaction, set())
-        attachment_fetch_on_commit(attachment_id=attachment.pk)
+        attachment_fetch_on_commit(attachment=attachment)
     return interaction
 
 
@@ -627,8 +634,10 @@ def call_click_to_call(
             created_at=now,
         )
         conversation_touch(conversation=conversation, at=now, preview="Outgoing call", reopen=False)
-        _publish(events.OUTBOUND_QUEUED, interaction)
-        _publish(events.INTERACTION_UPDATED, interaction, status=interaction.status)
+        events.publish_on_commit(
+            _event(events.OUTBOUND_QUEUED, interaction),
+            _event(events.INTERACTION_UPDATED, interaction, status=interaction.status),
+        )
     return interaction
 
 

@@ -18,9 +18,9 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 
+from engagement import events
 from engagement.errors import TransientError
 from engagement.models import Attachment, Channel, Interaction
-from engagement.tasks import fetch_attachment_task
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,17 @@ def _basic_auth_for(channel: Channel | None, url: str) -> tuple[str, str] | None
     return None
 
 
-def attachment_fetch_on_commit(*, attachment_id: int) -> None:
-    """Download the attachment's source URL into storage in a task, once the transaction commits."""
-
-    transaction.on_commit(lambda: fetch_attachment_task.delay(attachment_id))
+def attachment_fetch_on_commit(*, attachment: Attachment) -> None:
+    """Download the attachment's source URL into storage in a task (``engagement.tasks.fetch_attachment``),
+    once the transaction commits: an ``attachment.stored`` event through the outbox."""
+    events.publish_on_commit(
+        events.DomainEvent(
+            name=events.ATTACHMENT_STORED,
+            workspace_id=attachment.workspace_id,
+            interaction_id=attachment.interaction_id,
+            data={"attachment_id": attachment.pk},
+        )
+    )
 
 
 def interaction_media_attach(*, interaction: Interaction, media: list[dict[str, Any]]) -> list[Attachment]:
@@ -74,7 +81,7 @@ def interaction_media_attach(*, interaction: Interaction, media: list[dict[str, 
             content_type=content_type,
             source_url=item["url"],
         )
-        attachment_fetch_on_commit(attachment_id=attachment.pk)
+        attachment_fetch_on_commit(attachment=attachment)
         attachments.append(attachment)
     return attachments
 

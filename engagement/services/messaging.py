@@ -232,9 +232,10 @@ def message_send(
             if not idempotency_key:
                 raise
             return Interaction.objects.get(workspace=workspace, idempotency_key=idempotency_key), False
+        published: list[events.DomainEvent] = []
         if not blocked_reason:
             conversation_touch(conversation=conversation, at=now, preview=body, reopen=False)
-            events.publish_on_commit(
+            published.append(
                 events.DomainEvent(
                     name=events.OUTBOUND_QUEUED,
                     workspace_id=workspace.pk,
@@ -244,6 +245,7 @@ def message_send(
                 )
             )
         events.publish_on_commit(
+            *published,
             events.DomainEvent(
                 name=events.INTERACTION_UPDATED,
                 workspace_id=workspace.pk,
@@ -254,7 +256,7 @@ def message_send(
                     "status": interaction.status,
                     **({"blocked_reason": blocked_reason} if blocked_reason else {}),
                 },
-            )
+            ),
         )
     return interaction, True
 

@@ -163,8 +163,8 @@ def interaction_record_inbound(
         names = [events.CONVERSATION_OPENED, events.MESSAGE_RECEIVED] if opened else [events.MESSAGE_RECEIVED]
         if is_auto_reply:
             names = [events.INTERACTION_UPDATED]
-        for name in names:
-            events.publish_on_commit(
+        events.publish_on_commit(
+            *(
                 events.DomainEvent(
                     name=name,
                     workspace_id=channel.workspace_id,
@@ -173,7 +173,9 @@ def interaction_record_inbound(
                     customer_id=customer.pk,
                     data={"channel_kind": channel.kind},
                 )
+                for name in names
             )
+        )
     return interaction, True
 
 

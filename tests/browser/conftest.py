@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from config.celery import app as celery_app
-from tests.conftest import database_url_for_tests
+from tests.conftest import database_url_for_tests, outbox_relay_start, process_stop
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -122,6 +122,7 @@ def celery_worker_for_server(asgi_server: AsgiServer) -> Iterator[subprocess.Pop
     """A real Celery worker on the test database (agent replies are sent by it)."""
     log = open(ROOT / "var" / "e2e-worker.log", "ab")  # noqa: SIM115 - closed in teardown
     name = f"browser-{os.getpid()}"
+    relay = outbox_relay_start(_server_env(asgi_server.url))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -156,6 +157,7 @@ def celery_worker_for_server(asgi_server: AsgiServer) -> Iterator[subprocess.Pop
         proc.kill()
         raise RuntimeError("celery worker did not become ready in 60 s")
     yield proc
+    process_stop(relay)
     _stop(proc)
     log.close()
 

@@ -13,7 +13,7 @@ from django.db import connection
 
 from channels_inbound.models import InboundRequest, ProviderEvent
 from customers.models import Identity
-from engagement.models import Attachment, AutomationRule, Conversation, Interaction
+from engagement.models import Attachment, AutomationRule, Conversation, Interaction, OutboxEvent
 from tests.conftest import PAYLOADS, load_payload, webhook_path
 from tests.fakes.sendgrid_server import (
     INBOUND_PASSWORD,
@@ -124,7 +124,12 @@ def test_parsed_mode_sample_lands_on_timeline(client, email_channel, django_capt
     assert interaction.conversation is not None
     assert interaction.conversation.subject == "Inbound Parse Test Data"
     assert ProviderEvent.objects.get().processed_at is not None
-    assert len(callbacks) == 2  # conversation.opened and message.received, after commit
+    # conversation.opened and message.received, in the outbox with the change, relayed after commit
+    assert list(OutboxEvent.objects.order_by("id").values_list("name", flat=True)) == [
+        "conversation.opened",
+        "message.received",
+    ]
+    assert len(callbacks) == 1  # the unit tests' inline relay of both
 
 
 def test_raw_mime_sample_lands_on_timeline(client, email_channel):

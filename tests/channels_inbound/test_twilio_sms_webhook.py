@@ -8,7 +8,7 @@ from django.db import connection
 
 from channels_inbound.models import InboundRequest, ProviderEvent
 from customers.models import Customer, Identity
-from engagement.models import AutomationRule, Conversation, Interaction
+from engagement.models import AutomationRule, Conversation, Interaction, OutboxEvent
 from tests.conftest import load_payload, post_twilio
 
 
@@ -49,8 +49,13 @@ def test_captured_inbound_sms_lands_on_timeline(client, sms_channel, django_capt
     assert interaction.conversation is not None
     assert interaction.conversation.channel_id == sms_channel.pk
     assert ProviderEvent.objects.get().processed_at is not None
-    # Nothing ran inside the request: automation and realtime wait for the commit.
-    assert len(callbacks) == 2
+    # Nothing ran inside the request: automation and realtime wait in the outbox, written in the same
+    # transaction (one INSERT for both events), for the relay after the commit.
+    assert list(OutboxEvent.objects.order_by("id").values_list("name", "customer_id", "relayed_at")) == [
+        ("conversation.opened", identity.customer_id, None),
+        ("message.received", identity.customer_id, None),
+    ]
+    assert len(callbacks) == 1  # the unit tests' inline relay; production's relay is its own process
 
 
 @pytest.mark.django_db
@@ -123,8 +128,9 @@ def test_ingestion_query_count_is_bounded(client, sms_channel, django_assert_max
     post_twilio(client, sms_channel, "inbound", form)  # warm: customer and conversation exist
     # A returning sender: channel; transaction (a savepoint here, inside the test's); event insert;
     # apply savepoint; identity; conversation (locked); interaction insert carrying its segment count;
-    # conversation update. Raise this only with a reason.
-    with django_assert_max_num_queries(10):
+    # conversation update; the outbox insert (one for the event, the transactional outbox's cost, which
+    # replaces the realtime push and task publish the request used to make). Raise this only with a reason.
+    with django_assert_max_num_queries(11):
         post_twilio(client, sms_channel, "inbound", {**form, "MessageSid": "SM" + "2" * 32})
     assert Interaction.objects.get(provider_message_id="SM" + "2" * 32).segments == 1
 

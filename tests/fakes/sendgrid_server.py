@@ -4,12 +4,14 @@ It checks the Bearer key, validates the payload the way SendGrid does (400 with 
 ``{"errors": [{"message", "field", "help"}]}`` on violations; PROTOCOLS.md H), answers 202 with an
 ``X-Message-Id`` header, can be told to answer 429/5xx next, and, like SendGrid, can later POST signed
 Event Webhook batches (processed, delivered) to a configured URL, echoing custom args as top-level keys.
+Email Activity (``GET /v3/messages``) finds sent mail by custom arg and recipient.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import threading
 import time
@@ -192,6 +194,7 @@ class FakeSendGrid:
     fail_next: list[int] = field(default_factory=list)
     event_webhook_url: str = ""  # set in end-to-end tests, where a live server takes the events
     events_posted: list[tuple[list[dict[str, Any]], int]] = field(default_factory=list)
+    activity_queries: list[str] = field(default_factory=list)
     url: str = ""
     private_key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: keypair()[0])
     _server: ThreadingHTTPServer | None = None
@@ -215,7 +218,7 @@ class FakeSendGrid:
                 fake._handle(self)
 
             def do_GET(self) -> None:
-                self._json(404, {"errors": [_error("not found")]})
+                fake._activity(self)
 
             def _json(
                 self, status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None
@@ -246,6 +249,7 @@ class FakeSendGrid:
             self.rejected.clear()
             self.fail_next.clear()
             self.events_posted.clear()
+            self.activity_queries.clear()
             self.event_webhook_url = ""
 
     def _handle(self, h: Any) -> None:
@@ -283,6 +287,40 @@ class FakeSendGrid:
         h._json(202, None, {"X-Message-Id": message_id})
         if self.event_webhook_url:
             threading.Thread(target=self._events, args=(payload, message_id), daemon=True).start()
+
+    def _activity(self, h: Any) -> None:
+        """Email Activity (``GET /v3/messages?query=…&limit=…``) for the two query terms we use:
+        ``unique_args['<name>']="<value>"`` and ``to_email="<address>"``, joined by AND."""
+        parsed = urllib.parse.urlparse(h.path)
+        if parsed.path != "/v3/messages":
+            h._json(404, {"errors": [_error("not found")]})
+            return
+        if h.headers.get("Authorization") != f"Bearer {self.api_key}":
+            h._json(401, {"errors": [_error("authorization required")]})
+            return
+        params = dict(urllib.parse.parse_qsl(parsed.query))
+        query = params.get("query", "")
+        self.activity_queries.append(query)
+        args = dict(re.findall(r"unique_args\['(\w+)'\]=\"([^\"]*)\"", query))
+        to = re.findall(r"to_email=\"([^\"]*)\"", query)
+        found = []
+        for sent in list(self.messages):
+            custom = sent.get("custom_args") or {}
+            recipients = [r["email"] for p in sent["personalizations"] for r in p["to"]]
+            if all(custom.get(k) == v for k, v in args.items()) and all(t in recipients for t in to):
+                found.append(
+                    {
+                        "from_email": sent["from"]["email"],
+                        "msg_id": f"{sent['x_message_id']}.filterdrecv-fake-1-0.0",
+                        "subject": sent.get("subject", ""),
+                        "to_email": recipients[0],
+                        "status": "processed",
+                        "opens_count": 0,
+                        "clicks_count": 0,
+                        "last_event_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    }
+                )
+        h._json(200, {"messages": found[: int(params.get("limit") or 10)]})
 
     def _events(self, payload: dict[str, Any], message_id: str) -> None:
         custom_args = payload.get("custom_args") or {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import secrets
 import threading
 import time
@@ -54,6 +55,14 @@ class FakeTwilio:
     fail_next: list[int] = field(default_factory=list)
     call_duration: int = 42
     send_callbacks: bool = False  # on in end-to-end tests, where a live server can take them
+    # A slow provider: seconds between accepting a message (it exists at Twilio) and answering.
+    response_delay: float = 0.0
+    # A flaky provider: this share of message requests answered 429 or 503 with ``Retry-After``.
+    fail_rate: float = 0.0
+    retry_after: str = "1"
+    # Accepted message resources by sid, as the Messages list (GET) returns them.
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    list_requests: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,9 +81,11 @@ class FakeTwilio:
             def do_GET(self) -> None:
                 fake._serve_media(self)
 
-            def _json(self, status: int, body: dict[str, Any]) -> None:
+            def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -97,7 +108,12 @@ class FakeTwilio:
             self.media_requests.clear()
             self.callbacks.clear()
             self.fail_next.clear()
+            self.resources.clear()
+            self.list_requests.clear()
             self.send_callbacks = False
+            self.response_delay = 0.0
+            self.fail_rate = 0.0
+            self.retry_after = "1"
 
     # -- API
     def _handle(self, h: Any) -> None:
@@ -119,8 +135,13 @@ class FakeTwilio:
             form["MediaUrl"] = multi["MediaUrl"]
         with self._lock:
             injected = self.fail_next.pop(0) if self.fail_next else None
+            if injected is None and self.fail_rate and random.random() < self.fail_rate:
+                injected = random.choice((429, 503))
         if injected is not None:
             code = 20429 if injected == 429 else 20500
+            # Like Twilio's edge, a 429 or 503 says when to come back (RFC 9110 Retry-After, seconds).
+            headers = {"Retry-After": self.retry_after} if self.fail_rate and injected in (429, 503) else {}
+            self.messages.append({"rejected": injected, "at": time.monotonic(), **form})
             h._json(
                 injected,
                 {
@@ -129,8 +150,8 @@ class FakeTwilio:
                     "more_info": "",
                     "status": injected,
                 },
+                headers,
             )
-            self.messages.append({"rejected": injected, **form})
             return
         if not form.get("To") or not (form.get("From") or form.get("MessagingServiceSid")):
             h._json(400, {"code": 21604, "message": "A 'To' and a 'From' are required", "status": 400})
@@ -159,9 +180,19 @@ class FakeTwilio:
             "error_message": None,
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
             "date_created": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
+            "date_updated": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
+            "date_sent": None,
         }
-        self.messages.append({"sid": sid, **form})
-        h._json(201, resource)
+        # The message exists at Twilio from here on, whether or not the client hears the answer.
+        with self._lock:
+            self.resources[sid] = resource
+            self.messages.append({"sid": sid, "at": time.monotonic(), **form})
+        if self.response_delay:
+            time.sleep(self.response_delay)
+        try:
+            h._json(201, resource)
+        except OSError:
+            return  # the client is gone (a killed worker)
         if self.send_callbacks and form.get("StatusCallback"):
             final = "undelivered" if form["To"] == UNDELIVERABLE_NUMBER else "delivered"
             threading.Thread(target=self._callbacks, args=(form, sid, final), daemon=True).start()
@@ -169,6 +200,12 @@ class FakeTwilio:
     def _callbacks(self, form: dict[str, str], sid: str, final: str) -> None:
         for status in ("sent", final):
             time.sleep(self.callback_delay)
+            with self._lock:
+                resource = self.resources.get(sid)
+                if resource is not None:
+                    resource["status"] = status
+                    if status == "sent":
+                        resource["date_sent"] = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
             params = {
                 "ApiVersion": "2010-04-01",
                 "MessageStatus": status,
@@ -185,9 +222,51 @@ class FakeTwilio:
                 params["ErrorCode"] = "30003"
             self.post_signed(form["StatusCallback"], params)
 
+    # -- the Messages list (GET Messages.json): filtered by To, From and DateSent, newest first
+    def _list_messages(self, h: Any, query: dict[str, str]) -> None:
+        self.list_requests.append(query)
+        with self._lock:
+            found = [
+                r
+                for r in self.resources.values()
+                if (not query.get("To") or r["to"] == query["To"])
+                and (not query.get("From") or r["from"] == query["From"])
+            ]
+        # DateSent filters compare the day (Twilio's documented YYYY-MM-DD granularity); a message not
+        # sent yet has no DateSent and no DateSent filter matches it.
+        for key, keep in (("DateSent>", lambda d, q: d >= q), ("DateSent<", lambda d, q: d <= q)):
+            if query.get(key):
+                day = query[key][:10]
+                found = [r for r in found if r["date_sent"] and keep(_rfc2822_day(r["date_sent"]), day)]
+        found.reverse()  # newest first, as Twilio lists them
+        size = min(int(query.get("PageSize") or 50), 1000)
+        base = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        h._json(
+            200,
+            {
+                "messages": found[:size],
+                "end": min(len(found), size) - 1,
+                "first_page_uri": f"{base}?PageSize={size}&Page=0",
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": size,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": f"{base}?PageSize={size}&Page=0",
+            },
+        )
+
     # -- media and recordings (GET, behind Basic auth like Twilio's)
     def _serve_media(self, h: Any) -> None:
-        path = urllib.parse.urlparse(h.path).path
+        parsed = urllib.parse.urlparse(h.path)
+        path = parsed.path
+        if path == f"/2010-04-01/Accounts/{self.account_sid}/Messages.json":
+            expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+            if h.headers.get("Authorization") != expected:
+                h._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
+                return
+            self._list_messages(h, dict(urllib.parse.parse_qsl(parsed.query)))
+            return
         expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         authorized = h.headers.get("Authorization") == expected
         self.media_requests.append((path, authorized))
@@ -418,6 +497,12 @@ def segment_count(body: str) -> int:
     else:
         units, single, multi = len(body.encode("utf-16-le")) // 2, 70, 67
     return 1 if units <= single else -(-units // multi)
+
+
+def _rfc2822_day(value: str) -> str:
+    from email.utils import parsedate_to_datetime
+
+    return parsedate_to_datetime(value).strftime("%Y-%m-%d")
 
 
 def twilio_signature(url: str, params: dict[str, str], auth_token: str) -> str:
