@@ -26,6 +26,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import models
 from django.utils import timezone
 
+from engagement import events
+
 from .lookup import customer_follow_merges
 from .models import ConsentChannel, ConsentEvent, ConsentPurpose, ConsentSource, ConsentStatus, Customer
 
@@ -69,7 +71,7 @@ def consent_record(
     """
     consent_check_values(channel=channel, status=status, source=source, purpose=purpose)
     customer = customer_follow_merges(customer=customer)
-    return ConsentEvent.objects.create(
+    recorded = ConsentEvent.objects.create(
         workspace_id=customer.workspace_id,
         customer=customer,
         channel=channel,
@@ -81,6 +83,21 @@ def consent_record(
         actor=actor,  # type: ignore[misc]
         occurred_at=occurred_at or timezone.now(),
     )
+    events.publish_on_commit(
+        events.DomainEvent(
+            name=events.CONSENT_CHANGED,
+            workspace_id=customer.workspace_id,
+            customer_id=customer.pk,
+            data={
+                "consent_event_id": recorded.pk,
+                "channel": channel,
+                "purpose": purpose,
+                "status": status,
+                "source": source,
+            },
+        )
+    )
+    return recorded
 
 
 def _latest(customer: Customer, channel: str, purpose: str) -> tuple[tuple[datetime, int], str] | None:

@@ -11,8 +11,10 @@ Services publish with :func:`publish_on_commit`; nothing is dispatched unless th
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
@@ -29,6 +31,19 @@ VOICEMAIL_RECEIVED = "voicemail.received"
 # The outbound port: an interaction was queued for delivery (``interaction_id``). The core never names
 # an adapter's task; the delivery listener that ``channels_outbound`` registers hands it to its sender.
 OUTBOUND_QUEUED = "outbound.queued"
+# The customer record and its privacy: a customer was created (first seen, imported, added), erased
+# (``data["erasure_id"]``); a consent change was recorded (``data`` has channel, purpose, status, source).
+CUSTOMER_CREATED = "customer.created"
+CUSTOMER_ERASED = "customer.erased"
+CONSENT_CHANGED = "consent.changed"
+
+
+def _event_id() -> str:
+    return f"evt_{uuid.uuid4().hex}"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,10 @@ class DomainEvent:
     conversation_id: int | None = None
     customer_id: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # Stable identity of this occurrence: kept through ``as_dict()`` and ``DomainEvent(**d)`` (a relayed or
+    # retried event keeps its id), so listeners can deduplicate on it (outbound webhooks do).
+    event_id: str = field(default_factory=_event_id)
+    occurred_at: str = field(default_factory=_now_iso)  # ISO 8601, UTC
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

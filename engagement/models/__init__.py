@@ -3,6 +3,7 @@ from .automation import AutomationRule
 from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
 from .tenancy import ApiKey, Membership, Role, Workspace
+from .webhooks import DeliveryState, DisabledReason, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -11,9 +12,14 @@ __all__ = [
     "Channel",
     "ChannelKind",
     "Conversation",
+    "DeliveryState",
+    "DisabledReason",
     "Interaction",
     "InteractionStatus",
     "Membership",
     "Role",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Workspace",
 ]
