@@ -34,7 +34,7 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         assert self._server is not None
-        host, port = self._server.server_address[:2]
+        host, port = str(self._server.server_address[0]), self._server.server_address[1]
         return f"http://{host}:{port}/hooks"
 
     def start(self) -> WebhookReceiver:

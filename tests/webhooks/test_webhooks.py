@@ -99,7 +99,8 @@ def test_failures_are_retried_then_delivered_and_the_log_keeps_every_attempt(
     assert [r.verified for r in receiver.requests] == [True] * 4
     assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1  # one message, four attempts
     endpoint.refresh_from_db()
-    assert endpoint.failing_since is None and endpoint.enabled
+    assert endpoint.failing_since is None
+    assert endpoint.enabled
 
 
 def test_retry_delays_follow_the_schedule_with_jitter(workspace, receiver, local_targets):
@@ -154,14 +155,17 @@ def test_sustained_failure_disables_the_endpoint_and_admins_are_told(workspace, 
     admin = Client()
     admin.force_login(factories.member(workspace, Role.ADMIN))
     page = admin.get("/").content.decode()
-    assert "data-webhook-disabled" in page and endpoint.url in page
+    assert "data-webhook-disabled" in page
+    assert endpoint.url in page
     agent = Client()
     agent.force_login(factories.member(workspace, Role.AGENT))
     assert "data-webhook-disabled" not in agent.get("/").content.decode()
 
     webhook_endpoint_update(endpoint=endpoint, enabled=True)
     endpoint.refresh_from_db()
-    assert endpoint.enabled and endpoint.failing_since is None and endpoint.consecutive_failed_deliveries == 0
+    assert endpoint.enabled
+    assert endpoint.failing_since is None
+    assert endpoint.consecutive_failed_deliveries == 0
     assert "data-webhook-disabled" not in admin.get("/").content.decode()
 
 
@@ -173,7 +177,8 @@ def test_failing_for_the_whole_window_disables_the_endpoint(workspace, receiver,
     receiver.answers.append(500)
     webhook_deliveries_record(event=event(workspace))
     endpoint.refresh_from_db()
-    assert not endpoint.enabled and "every attempt failed since" in endpoint.disabled_detail
+    assert not endpoint.enabled
+    assert "every attempt failed since" in endpoint.disabled_detail
     assert WebhookDelivery.objects.get().state == "pending"  # kept; sent once the endpoint is enabled
 
 
@@ -187,7 +192,7 @@ def test_replay_is_a_new_attempt_with_the_same_id(workspace, receiver, local_tar
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts, delivery.replays) == ("delivered", 2, 1)
     assert [a.replay for a in delivery.attempt_log.all()] == [False, True]
-    assert [r.body for r in receiver.requests][0] == receiver.requests[1].body
+    assert next(r.body for r in receiver.requests) == receiver.requests[1].body
     assert receiver.requests[0].headers["webhook-id"] == receiver.requests[1].headers["webhook-id"]
     assert all(r.verified for r in receiver.requests)
 
@@ -198,7 +203,8 @@ def test_redirects_are_not_followed(workspace, receiver, local_targets):
     receiver.answers.append(302)  # Location: the metadata address
     webhook_deliveries_record(event=event(workspace))
     delivery = WebhookDelivery.objects.get()
-    assert delivery.state == "pending" and "not followed" in delivery.last_error
+    assert delivery.state == "pending"
+    assert "not followed" in delivery.last_error
     assert len(receiver.requests) == 1
 
 
@@ -208,7 +214,8 @@ def test_the_guard_runs_again_at_delivery(workspace, receiver, local_targets):
     local_targets.WEBHOOKS_ALLOW_PRIVATE_TARGETS = False  # as in production
     webhook_deliveries_record(event=event(workspace))
     delivery = WebhookDelivery.objects.get()
-    assert delivery.last_error.startswith("refused: ") and "loopback" in delivery.last_error
+    assert delivery.last_error.startswith("refused: ")
+    assert "loopback" in delivery.last_error
     assert delivery.last_status_code is None
     assert receiver.requests == []
 
@@ -224,7 +231,8 @@ def test_customer_and_consent_events_are_public(
     types = [p["type"] for p in receiver.payloads()]
     assert types == ["customer.created", "consent.changed"]
     consent = receiver.payloads()[1]["data"]
-    assert consent["customer_id"] == customer.pk and consent["status"] == "opted_out"
+    assert consent["customer_id"] == customer.pk
+    assert consent["status"] == "opted_out"
     assert consent["channel"] == "sms"
     assert "+14155550101" not in json.dumps(receiver.payloads())
 
@@ -252,15 +260,18 @@ def test_api_endpoint_lifecycle_and_secret_shown_once(api, workspace, receiver, 
     assert len(base64.b64decode(created["secret"].removeprefix("whsec_"))) == 32
     endpoint_id = created["id"]
     shown = api.get(f"/api/v1/webhook-endpoints/{endpoint_id}/").json()
-    assert "secret" not in shown and shown["event_types"] == ["message.received"]
+    assert "secret" not in shown
+    assert shown["event_types"] == ["message.received"]
     assert [e["id"] for e in api.get("/api/v1/webhook-endpoints/").json()["results"]] == [endpoint_id]
 
     resp = api.patch(f"/api/v1/webhook-endpoints/{endpoint_id}/", {"enabled": False}, format="json")
-    assert resp.status_code == 200 and resp.json()["disabled_reason"] == "manual"
+    assert resp.status_code == 200
+    assert resp.json()["disabled_reason"] == "manual"
     resp = api.patch(f"/api/v1/webhook-endpoints/{endpoint_id}/", {"event_types": ["nope"]}, format="json")
     assert resp.status_code == 400
     rotated = api.post(f"/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret/").json()["secret"]
-    assert rotated.startswith("whsec_") and rotated != created["secret"]
+    assert rotated.startswith("whsec_")
+    assert rotated != created["secret"]
     assert api.delete(f"/api/v1/webhook-endpoints/{endpoint_id}/").status_code == 204
     assert not WebhookEndpoint.objects.exists()
     types = api.get("/api/v1/webhook-event-types/").json()
@@ -281,7 +292,9 @@ def test_api_delivery_log_and_replay(api, workspace, receiver, local_targets):
     receiver.answers.append(500)
     webhook_deliveries_record(event=event(workspace))
     log = api.get(f"/api/v1/webhook-endpoints/{endpoint.pk}/deliveries/").json()["results"]
-    assert len(log) == 1 and log[0]["state"] == "delivered" and log[0]["attempts"] == 2
+    assert len(log) == 1
+    assert log[0]["state"] == "delivered"
+    assert log[0]["attempts"] == 2
     detail = api.get(f"/api/v1/webhook-deliveries/{log[0]['id']}/").json()
     assert [a["status_code"] for a in detail["attempt_log"]] == [500, 200]
     assert json.loads(detail["body"])["type"] == "message.received"
@@ -319,7 +332,8 @@ def test_console_admin_manages_endpoints_and_sees_the_log(
     assert resp.status_code == 200
     endpoint = WebhookEndpoint.objects.get()
     page = resp.content.decode()
-    assert endpoint.secret in page and resp["Cache-Control"] == "no-store"
+    assert endpoint.secret in page
+    assert resp["Cache-Control"] == "no-store"
     assert endpoint.secret not in admin.get("/settings/webhooks/").content.decode()  # shown once
 
     receiver.secret = endpoint.secret
@@ -327,16 +341,20 @@ def test_console_admin_manages_endpoints_and_sees_the_log(
     webhook_deliveries_record(event=event(workspace))
     delivery = WebhookDelivery.objects.get()
     page = admin.get(f"/settings/webhooks/{endpoint.pk}/").content.decode()
-    assert delivery.event_id in page and "message.received" in page
+    assert delivery.event_id in page
+    assert "message.received" in page
     page = admin.get(f"/settings/webhooks/deliveries/{delivery.pk}/").content.decode()
-    assert "500" in page and "200" in page
+    assert "500" in page
+    assert "200" in page
     with django_capture_on_commit_callbacks(execute=True):  # the replay asks for a run after commit
         assert admin.post(f"/settings/webhooks/deliveries/{delivery.pk}/replay/").status_code == 302
     assert len(receiver.requests) == 3
 
     resp = admin.post(f"/settings/webhooks/{endpoint.pk}/disable/")
     endpoint.refresh_from_db()
-    assert resp.status_code == 302 and not endpoint.enabled and endpoint.disabled_reason == "manual"
+    assert resp.status_code == 302
+    assert not endpoint.enabled
+    assert endpoint.disabled_reason == "manual"
     admin.post(f"/settings/webhooks/{endpoint.pk}/delete/")
     assert not WebhookEndpoint.objects.exists()
 
@@ -346,7 +364,8 @@ def test_console_refuses_private_targets_and_agents(workspace, settings):
     admin = Client()
     admin.force_login(factories.member(workspace, Role.ADMIN))
     resp = admin.post("/settings/webhooks/", {"url": "http://10.0.0.8/hook"})
-    assert resp.status_code == 200 and "private address" in resp.content.decode()
+    assert resp.status_code == 200
+    assert "private address" in resp.content.decode()
     assert not WebhookEndpoint.objects.exists()
     agent = Client()
     agent.force_login(factories.member(workspace, Role.AGENT))
