@@ -2,8 +2,8 @@
 
 Claiming (:func:`webhook_deliveries_claim`) takes due rows with ``FOR UPDATE SKIP LOCKED`` and leases
 them by moving ``next_attempt_at`` ``WEBHOOKS_LEASE_SECONDS`` ahead, in a short transaction; the HTTP
-requests run outside any transaction, concurrently; each result is recorded in its own transaction. A
-worker that dies mid-send leaves the row to be claimed again when the lease ends.
+requests run outside any transaction, concurrently; a batch's results are recorded in one transaction
+(one commit per batch, not per delivery). A worker that dies mid-send leaves the row to be claimed again when the lease ends.
 
 Order per customer: a delivery is claimable only when no earlier delivery (lower id) of the same
 customer to the same endpoint is still pending, so a customer's events reach an endpoint in the order
@@ -30,6 +30,8 @@ import random
 import socket
 import ssl
 import time
+from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -198,66 +200,85 @@ def webhook_retry_delay(
     return schedule[attempt - 1] * random.uniform(1 - jitter, 1 + jitter)  # noqa: S311 - not security
 
 
-def webhook_attempt_record(
-    *, delivery_id: int, result: SendResult, now: datetime | None = None
-) -> WebhookDelivery | None:
-    """Record one attempt's result and decide what follows: delivered, another attempt later, or
-    failed; and the endpoint's failure bookkeeping (possibly disabling it). Owns its transaction."""
+_DELIVERY_FIELDS = [
+    "attempts",
+    "attempts_in_round",
+    "last_attempt_at",
+    "last_status_code",
+    "last_duration_ms",
+    "last_error",
+    "state",
+    "delivered_at",
+    "next_attempt_at",
+]
+
+
+def webhook_attempts_record(
+    *, results: Sequence[tuple[int, SendResult]], now: datetime | None = None
+) -> list[WebhookDelivery]:
+    """Record a batch of attempt results (delivery id, result) in one transaction and decide what follows
+    for each: delivered, another attempt later, or failed; then each endpoint's failure bookkeeping (a
+    success in the batch ends its failing streak; otherwise failures start or extend it and may disable
+    it). A delivery no longer pending (deleted, or recorded by a worker whose lease had run out) is
+    skipped. Returns the deliveries recorded."""
     now = now or timezone.now()
+    by_id = dict(results)
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id).first()
-        if delivery is None or delivery.state != DeliveryState.PENDING:
-            return delivery  # deleted meanwhile, or recorded by a worker whose lease had run out
-        delivery.attempts += 1
-        delivery.attempts_in_round += 1
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            number=delivery.attempts,
-            attempted_at=now,
-            status_code=result.status_code,
-            duration_ms=result.duration_ms,
-            error=result.error,
-            response_body=result.response_body,
-            replay=delivery.replays > 0 and delivery.attempts_in_round == 1,
+        deliveries = list(
+            WebhookDelivery.objects.select_for_update()
+            .filter(pk__in=list(by_id), state=DeliveryState.PENDING)
+            .order_by("id")
         )
-        delivery.last_attempt_at = now
-        delivery.last_status_code = result.status_code
-        delivery.last_duration_ms = result.duration_ms
-        delivery.last_error = result.error
-        endpoints = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id)
-        if result.ok:
-            delivery.state = DeliveryState.DELIVERED
-            delivery.delivered_at = now
-            # A success ends a failing streak (no row is written, nor locked, when there is none).
-            endpoints.exclude(failing_since=None, consecutive_failed_deliveries=0).update(
-                failing_since=None, consecutive_failed_deliveries=0
+        attempts: list[WebhookAttempt] = []
+        succeeded: set[int] = set()
+        failed: set[int] = set()
+        exhausted: Counter[int] = Counter()
+        for delivery in deliveries:
+            result = by_id[delivery.pk]
+            delivery.attempts += 1
+            delivery.attempts_in_round += 1
+            attempts.append(
+                WebhookAttempt(
+                    delivery=delivery,
+                    number=delivery.attempts,
+                    attempted_at=now,
+                    status_code=result.status_code,
+                    duration_ms=result.duration_ms,
+                    error=result.error,
+                    response_body=result.response_body,
+                    replay=delivery.replays > 0 and delivery.attempts_in_round == 1,
+                )
             )
-        else:
+            delivery.last_attempt_at = now
+            delivery.last_status_code = result.status_code
+            delivery.last_duration_ms = result.duration_ms
+            delivery.last_error = result.error
+            if result.ok:
+                delivery.state = DeliveryState.DELIVERED
+                delivery.delivered_at = now
+                succeeded.add(delivery.endpoint_id)
+                continue
+            failed.add(delivery.endpoint_id)
             delay = webhook_retry_delay(attempt=delivery.attempts_in_round)
             if delay is None:
                 delivery.state = DeliveryState.FAILED
-                endpoints.update(
-                    failing_since=Coalesce(F("failing_since"), now),
-                    consecutive_failed_deliveries=F("consecutive_failed_deliveries") + 1,
-                )
+                exhausted[delivery.endpoint_id] += 1
             else:
                 delivery.next_attempt_at = now + timedelta(seconds=delay)
-                endpoints.filter(failing_since=None).update(failing_since=now)
-            _disable_if_failing(endpoint_id=delivery.endpoint_id, now=now)
-        delivery.save(
-            update_fields=[
-                "attempts",
-                "attempts_in_round",
-                "last_attempt_at",
-                "last_status_code",
-                "last_duration_ms",
-                "last_error",
-                "state",
-                "delivered_at",
-                "next_attempt_at",
-            ]
-        )
-    return delivery
+        WebhookAttempt.objects.bulk_create(attempts)
+        WebhookDelivery.objects.bulk_update(deliveries, _DELIVERY_FIELDS)
+        if succeeded:
+            # No row is written, nor locked, for an endpoint without a failing streak.
+            WebhookEndpoint.objects.filter(pk__in=succeeded).exclude(
+                failing_since=None, consecutive_failed_deliveries=0
+            ).update(failing_since=None, consecutive_failed_deliveries=0)
+        for endpoint_id in sorted(failed - succeeded):
+            WebhookEndpoint.objects.filter(pk=endpoint_id).update(
+                failing_since=Coalesce(F("failing_since"), now),
+                consecutive_failed_deliveries=F("consecutive_failed_deliveries") + exhausted[endpoint_id],
+            )
+            _disable_if_failing(endpoint_id=endpoint_id, now=now)
+    return deliveries
 
 
 def _disable_if_failing(*, endpoint_id: int, now: datetime) -> None:
@@ -293,7 +314,7 @@ def webhook_deliveries_run(
 ) -> int:
     """Claim and send due deliveries until none is due or ``budget_seconds`` have passed; return how
     many attempts were made. HTTP requests of a batch run on ``concurrency`` threads (no database work
-    in them); results are recorded on this thread."""
+    in them); each batch's results are recorded in one transaction on this thread."""
     batch = batch or settings.WEBHOOKS_BATCH_SIZE
     concurrency = concurrency or settings.WEBHOOKS_CONCURRENCY
     deadline = time.monotonic() + budget_seconds
@@ -316,7 +337,7 @@ def webhook_deliveries_run(
             claimed = webhook_deliveries_claim(limit=batch)
             if not claimed:
                 break
-            for item, result in zip(claimed, pool.map(send, claimed), strict=True):
-                webhook_attempt_record(delivery_id=item.delivery_id, result=result)
-                attempts += 1
+            sent = list(pool.map(send, claimed))
+            webhook_attempts_record(results=[(c.delivery_id, r) for c, r in zip(claimed, sent, strict=True)])
+            attempts += len(sent)
     return attempts
