@@ -3,7 +3,8 @@
 Claiming (:func:`webhook_deliveries_claim`) takes due rows with ``FOR UPDATE SKIP LOCKED`` and leases
 them by moving ``next_attempt_at`` ``WEBHOOKS_LEASE_SECONDS`` ahead, in a short transaction; the HTTP
 requests run outside any transaction, concurrently; a batch's results are recorded in one transaction
-(one commit per batch, not per delivery). A worker that dies mid-send leaves the row to be claimed again when the lease ends.
+(one commit per batch, not per delivery). A worker that dies mid-send leaves the row to be claimed
+again when the lease ends.
 
 Order per customer: a delivery is claimable only when no earlier delivery (lower id) of the same
 customer to the same endpoint is still pending, so a customer's events reach an endpoint in the order
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -200,17 +201,40 @@ def webhook_retry_delay(
     return schedule[attempt - 1] * random.uniform(1 - jitter, 1 + jitter)  # noqa: S311 - not security
 
 
-_DELIVERY_FIELDS = [
-    "attempts",
-    "attempts_in_round",
-    "last_attempt_at",
-    "last_status_code",
-    "last_duration_ms",
-    "last_error",
-    "state",
-    "delivered_at",
-    "next_attempt_at",
-]
+# Columns an attempt changes, with their SQL types (for the VALUES list of one UPDATE).
+_DELIVERY_COLUMNS = {
+    "attempts": "integer",
+    "attempts_in_round": "integer",
+    "last_attempt_at": "timestamptz",
+    "last_status_code": "integer",
+    "last_duration_ms": "integer",
+    "last_error": "varchar",
+    "state": "varchar",
+    "delivered_at": "timestamptz",
+    "next_attempt_at": "timestamptz",
+}
+
+
+def _deliveries_save(deliveries: Sequence[WebhookDelivery]) -> None:
+    """Write the attempt columns of ``deliveries`` in one ``UPDATE … FROM (VALUES …)``: one statement
+    per batch (``bulk_update``'s CASE expressions cost more Python time than the send itself)."""
+    if not deliveries:
+        return
+    qn = connection.ops.quote_name
+    names = list(_DELIVERY_COLUMNS)
+    row = "(" + ", ".join(["%s::bigint", *(f"%s::{t}" for t in _DELIVERY_COLUMNS.values())]) + ")"
+    sql = (
+        f"UPDATE {qn(WebhookDelivery._meta.db_table)} AS d SET "  # noqa: S608 - names and types only
+        + ", ".join(f"{qn(n)} = v.{qn(n)}" for n in names)
+        + " FROM (VALUES "
+        + ", ".join([row] * len(deliveries))
+        + ") AS v (id, "
+        + ", ".join(qn(n) for n in names)
+        + ") WHERE d.id = v.id"
+    )
+    params = [value for d in deliveries for value in [d.pk, *(getattr(d, n) for n in names)]]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def webhook_attempts_record(
@@ -266,7 +290,7 @@ def webhook_attempts_record(
             else:
                 delivery.next_attempt_at = now + timedelta(seconds=delay)
         WebhookAttempt.objects.bulk_create(attempts)
-        WebhookDelivery.objects.bulk_update(deliveries, _DELIVERY_FIELDS)
+        _deliveries_save(deliveries)
         if succeeded:
             # No row is written, nor locked, for an endpoint without a failing streak.
             WebhookEndpoint.objects.filter(pk__in=succeeded).exclude(
