@@ -99,6 +99,8 @@ def webhook_endpoint(request: ConsoleRequest, endpoint_id: int) -> HttpResponse:
 @admin_required
 def webhook_endpoint_action(request: ConsoleRequest, endpoint_id: int, verb: str) -> HttpResponse:
     """enable, disable, rotate (the secret, shown once) or delete."""
+    if verb not in {"enable", "disable", "rotate", "delete"}:
+        raise Http404("No such action")
     endpoint = _endpoint(request, endpoint_id)
     if verb == "delete":
         services.webhook_endpoint_delete(endpoint=endpoint)

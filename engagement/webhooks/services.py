@@ -234,7 +234,8 @@ def webhook_delivery_replay(*, workspace: Workspace, delivery_id: int) -> Webhoo
 
 
 def webhook_deliveries_record(*, event: events.DomainEvent) -> int:
-    """Record the deliveries of ``event`` (the webhook listener). Returns how many rows were new.
+    """Record the deliveries of ``event`` (the webhook listener). Returns how many endpoints it was
+    offered to (rows already there for a repeated event id are left as they are).
 
     One query for the workspace's enabled endpoints and one INSERT … ON CONFLICT DO NOTHING for the
     rows; an event without a public type costs nothing. Then asks for a delivery run at once (best

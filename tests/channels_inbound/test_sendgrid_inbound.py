@@ -124,7 +124,7 @@ def test_parsed_mode_sample_lands_on_timeline(client, email_channel, django_capt
     assert interaction.conversation is not None
     assert interaction.conversation.subject == "Inbound Parse Test Data"
     assert ProviderEvent.objects.get().processed_at is not None
-    assert len(callbacks) == 2  # conversation.opened and message.received, after commit
+    assert len(callbacks) == 3  # customer.created, conversation.opened and message.received, after commit
 
 
 def test_raw_mime_sample_lands_on_timeline(client, email_channel):

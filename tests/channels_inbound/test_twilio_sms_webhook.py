@@ -49,8 +49,9 @@ def test_captured_inbound_sms_lands_on_timeline(client, sms_channel, django_capt
     assert interaction.conversation is not None
     assert interaction.conversation.channel_id == sms_channel.pk
     assert ProviderEvent.objects.get().processed_at is not None
-    # Nothing ran inside the request: automation and realtime wait for the commit.
-    assert len(callbacks) == 2
+    # Nothing ran inside the request: automation, realtime and webhooks wait for the commit
+    # (customer.created, conversation.opened, message.received).
+    assert len(callbacks) == 3
 
 
 @pytest.mark.django_db
