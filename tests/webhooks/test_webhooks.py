@@ -370,3 +370,21 @@ def test_console_refuses_private_targets_and_agents(workspace, settings):
     agent = Client()
     agent.force_login(factories.member(workspace, Role.AGENT))
     assert agent.get("/settings/webhooks/").status_code == 403
+
+
+def test_the_webhook_api_is_in_the_openapi_schema(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths = schema["paths"]
+    for path in [
+        "/api/v1/webhook-endpoints/",
+        "/api/v1/webhook-endpoints/{id}/",
+        "/api/v1/webhook-endpoints/{id}/deliveries/",
+        "/api/v1/webhook-endpoints/{id}/rotate-secret/",
+        "/api/v1/webhook-deliveries/{id}/",
+        "/api/v1/webhook-deliveries/{id}/replay/",
+        "/api/v1/webhook-event-types/",
+    ]:
+        assert path in paths, path
+    created = paths["/api/v1/webhook-endpoints/"]["post"]["responses"]["201"]
+    ref = created["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert "secret" in schema["components"]["schemas"][ref]["properties"]
