@@ -11,12 +11,20 @@ from engagement import events
 from engagement.inbound import inbound_ingestor_register
 from engagement.listeners import attachment_fetch_listener, automation_listener, realtime_listener
 from engagement.services.automation import AUTOMATION_TRIGGERS
+from engagement.webhooks.catalog import DOMAIN_EVENTS as WEBHOOK_DOMAIN_EVENTS
+from engagement.webhooks.services import webhooks_listener
 
 LISTENERS: tuple[events.Listener, ...] = (
     # Automation rules: a Celery task per triggering event.
     events.Listener(name="automation", handler=automation_listener, names=AUTOMATION_TRIGGERS),
-    # The console's live updates: every event but those that only hand work to a task.
-    events.Listener(name="realtime", handler=realtime_listener, excluded=events.TASK_EVENTS),
+    # The console's live updates: every event but those that only hand work to a task and those about
+    # customer records.
+    events.Listener(
+        name="realtime",
+        handler=realtime_listener,
+        excluded=events.TASK_EVENTS
+        | frozenset({events.CUSTOMER_CREATED, events.CUSTOMER_ERASED, events.CONSENT_CHANGED}),
+    ),
     # The outbound port: a queued interaction goes to channels_outbound's send task.
     events.Listener(
         name="outbound delivery",
@@ -31,6 +39,8 @@ LISTENERS: tuple[events.Listener, ...] = (
     events.Listener(
         name="customer import", handler=import_run_listener, names=frozenset({events.IMPORT_QUEUED})
     ),
+    # Outbound webhooks: records one delivery row per interested endpoint (engagement/webhooks/).
+    events.Listener(name="outbound webhooks", handler=webhooks_listener, names=WEBHOOK_DOMAIN_EVENTS),
 )
 
 

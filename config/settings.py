@@ -256,6 +256,33 @@ OUTBOX_RELAY_POLL_SECONDS = float(os.environ.get("OUTBOX_RELAY_POLL_SECONDS", "5
 OUTBOX_RETRY_MAX_SECONDS = float(os.environ.get("OUTBOX_RETRY_MAX_SECONDS", "30"))
 OUTBOX_RETENTION_HOURS = float(os.environ.get("OUTBOX_RETENTION_HOURS", "24"))
 
+# Outbound webhooks (engagement/webhooks/). Private and loopback targets are for local development and
+# tests only; cloud metadata addresses are refused even then.
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = _env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+# Delay after each failed attempt, in seconds (then the delivery fails): about three days in all.
+WEBHOOKS_RETRY_SCHEDULE = [
+    float(s)
+    for s in _env_list("WEBHOOKS_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000,50400,50400,50400")
+]
+WEBHOOKS_RETRY_JITTER = float(os.environ.get("WEBHOOKS_RETRY_JITTER", "0.1"))  # each delay ±10 %
+WEBHOOKS_POLL_SECONDS = float(os.environ.get("WEBHOOKS_POLL_SECONDS", "5"))
+WEBHOOKS_RUN_BUDGET_SECONDS = float(os.environ.get("WEBHOOKS_RUN_BUDGET_SECONDS", "50"))
+WEBHOOKS_LEASE_SECONDS = float(os.environ.get("WEBHOOKS_LEASE_SECONDS", "60"))
+WEBHOOKS_BATCH_SIZE = int(os.environ.get("WEBHOOKS_BATCH_SIZE", "50"))
+WEBHOOKS_CONCURRENCY = int(os.environ.get("WEBHOOKS_CONCURRENCY", "8"))
+WEBHOOKS_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOKS_TIMEOUT_SECONDS", "10"))
+WEBHOOKS_RESPONSE_MAX_BYTES = int(os.environ.get("WEBHOOKS_RESPONSE_MAX_BYTES", str(64 * 1024)))
+# Sustained failure disables an endpoint: failing this long without a success, or this many deliveries
+# in a row out of attempts.
+WEBHOOKS_DISABLE_AFTER_SECONDS = float(os.environ.get("WEBHOOKS_DISABLE_AFTER_SECONDS", str(3 * 24 * 3600)))
+WEBHOOKS_DISABLE_AFTER_FAILED_DELIVERIES = int(
+    os.environ.get("WEBHOOKS_DISABLE_AFTER_FAILED_DELIVERIES", "5")
+)
+CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
+    "task": "engagement.webhooks.tasks.webhooks_deliver_due",
+    "schedule": WEBHOOKS_POLL_SECONDS,
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -32,6 +32,7 @@ from django.db.models.functions import Coalesce, Concat
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
+from engagement import events
 from engagement.errors import ValidationFailed
 
 from .lookup import customer_follow_merges
@@ -97,7 +98,7 @@ def consent_record(
             f"most {int(CLOCK_SKEW.total_seconds() // 60)} minutes ahead of the server's clock",
             field="occurred_at",
         )
-    return ConsentEvent.objects.create(
+    recorded = ConsentEvent.objects.create(
         workspace_id=customer.workspace_id,
         customer=customer,
         channel=channel,
@@ -109,6 +110,21 @@ def consent_record(
         actor=actor,  # type: ignore[misc]
         occurred_at=occurred_at or now,
     )
+    events.publish_on_commit(
+        events.DomainEvent(
+            name=events.CONSENT_CHANGED,
+            workspace_id=customer.workspace_id,
+            customer_id=customer.pk,
+            data={
+                "consent_event_id": recorded.pk,
+                "channel": channel,
+                "purpose": purpose,
+                "status": status,
+                "source": source,
+            },
+        )
+    )
+    return recorded
 
 
 def _latest(customer: Customer, channel: str, purpose: str) -> tuple[int, str] | None:

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from engagement import events
 from engagement.models import Attachment, Conversation, Interaction, Workspace
 
 from .consent import consent_summary
@@ -227,7 +228,7 @@ def customer_erase(
             erased_at=now,
             updated_at=now,
         )
-        return CustomerErasure.objects.create(
+        erasure = CustomerErasure.objects.create(
             workspace=workspace,
             customer=locked,
             actor=actor,  # type: ignore[misc]
@@ -235,6 +236,15 @@ def customer_erase(
             reason=reason[:200],
             counts=counts,
         )
+        events.publish_on_commit(
+            events.DomainEvent(
+                name=events.CUSTOMER_ERASED,
+                workspace_id=workspace.pk,
+                customer_id=locked.pk,
+                data={"erasure_id": erasure.pk},
+            )
+        )
+        return erasure
 
 
 def _provider_payloads_scrub(workspace: Workspace, refs: Sequence[tuple[int | None, str]]) -> int:

@@ -22,6 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from engagement import events
 from engagement.models import Workspace
 
 from .identifiers import Identifier, InvalidIdentifier, identifier_normalize
@@ -225,6 +226,14 @@ def _resolve(
     if not customers:
         customer = Customer.objects.create(workspace=workspace, display_name=display_name[:200])
         resolution = Resolution(customer=customer, created=True)
+        events.publish_on_commit(
+            events.DomainEvent(
+                name=events.CUSTOMER_CREATED,
+                workspace_id=workspace.pk,
+                customer_id=customer.pk,
+                data={"source": source, "channel_kind": channel_kind},
+            )
+        )
     else:
         first = next(known[(i.kind, i.value)] for i in idents if (i.kind, i.value) in known)
         primary = first.customer

@@ -14,8 +14,10 @@ transaction commits, and nothing that committed is lost while a listener's backe
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +42,19 @@ ATTACHMENT_STORED = "attachment.stored"
 IMPORT_QUEUED = "import.queued"
 # Events only for a task, never for the console's live updates.
 TASK_EVENTS = frozenset({OUTBOUND_QUEUED, ATTACHMENT_STORED, IMPORT_QUEUED})
+# The customer record and its privacy: a customer was created (first seen, imported, added), erased
+# (``data["erasure_id"]``); a consent change was recorded (``data`` has channel, purpose, status, source).
+CUSTOMER_CREATED = "customer.created"
+CUSTOMER_ERASED = "customer.erased"
+CONSENT_CHANGED = "consent.changed"
+
+
+def _event_id() -> str:
+    return f"evt_{uuid.uuid4().hex}"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,10 @@ class DomainEvent:
     conversation_id: int | None = None
     customer_id: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # Stable identity of this occurrence: kept through ``as_dict()`` and ``DomainEvent(**d)`` (a relayed or
+    # retried event keeps its id), so listeners can deduplicate on it (outbound webhooks do).
+    event_id: str = field(default_factory=_event_id)
+    occurred_at: str = field(default_factory=_now_iso)  # ISO 8601, UTC
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

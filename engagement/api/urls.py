@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import customers_api, segments_api, views
+from . import customers_api, segments_api, views, webhooks_api
 
 router = SimpleRouter()
 router.register("customers", customers_api.CustomerViewSet, basename="customer")
@@ -11,11 +11,14 @@ router.register("customer-imports", customers_api.CustomerImportViewSet, basenam
 router.register(
     "customer-attributes", customers_api.AttributeDefinitionViewSet, basename="customer-attribute"
 )
+router.register("webhook-endpoints", webhooks_api.WebhookEndpointViewSet, basename="webhook-endpoint")
+router.register("webhook-deliveries", webhooks_api.WebhookDeliveryViewSet, basename="webhook-delivery")
 
 router.register("segments", segments_api.SegmentViewSet, basename="segment")
 
 urlpatterns = [
     path("messages/", views.MessageCreate.as_view(), name="message-create"),
     path("interactions/<int:pk>/", views.InteractionDetail.as_view(), name="interaction-detail"),
+    path("webhook-event-types/", webhooks_api.WebhookEventTypeList.as_view(), name="webhook-event-types"),
     *router.urls,
 ]

@@ -55,3 +55,24 @@ class SimulatorForm(forms.Form):
             return phone_normalize(raw, region=self.workspace.default_region)
         except InvalidIdentifier as exc:
             raise forms.ValidationError(f"Not a valid phone number: {raw}") from exc
+
+
+class WebhookEndpointForm(forms.Form):
+    """An outbound webhook endpoint: where, and which events (none ticked: every event)."""
+
+    url = forms.URLField(
+        label="URL",
+        max_length=2000,
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks"}),
+    )
+    description = forms.CharField(max_length=200, required=False)
+    event_types = forms.MultipleChoiceField(
+        label="Events", required=False, widget=forms.CheckboxSelectMultiple, choices=()
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from engagement.webhooks.catalog import EVENT_TYPES
+
+        super().__init__(*args, **kwargs)
+        field = cast(forms.MultipleChoiceField, self.fields["event_types"])
+        field.choices = [(t, t) for t in EVENT_TYPES]

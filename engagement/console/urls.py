@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import calls, customer_views, segment_views, views
+from . import calls, customer_views, segment_views, views, webhook_views
 
 app_name = "console"
 
@@ -25,6 +25,23 @@ urlpatterns = [
     path("simulator/", views.simulator, name="simulator"),
     path("settings/api-keys/", views.api_keys, name="api_keys"),
     path("settings/api-keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
+    path("settings/webhooks/", webhook_views.webhooks, name="webhooks"),
+    path("settings/webhooks/<int:endpoint_id>/", webhook_views.webhook_endpoint, name="webhook_endpoint"),
+    path(
+        "settings/webhooks/<int:endpoint_id>/<str:verb>/",
+        webhook_views.webhook_endpoint_action,
+        name="webhook_endpoint_action",
+    ),
+    path(
+        "settings/webhooks/deliveries/<int:delivery_id>/",
+        webhook_views.webhook_delivery,
+        name="webhook_delivery",
+    ),
+    path(
+        "settings/webhooks/deliveries/<int:delivery_id>/replay/",
+        webhook_views.webhook_delivery_replay,
+        name="webhook_delivery_replay",
+    ),
     path("workspace/switch/", views.workspace_switch, name="workspace_switch"),
     path("customers/<int:customer_id>/", customer_views.customer_profile, name="customer"),
     path("customers/<int:customer_id>/merge/", customer_views.customer_merge_view, name="customer_merge"),

@@ -17,6 +17,7 @@ from django.shortcuts import render
 
 from engagement.models import Membership, Role, Workspace
 from engagement.services.tenancy import membership_for_user, memberships_for
+from engagement.webhooks.services import webhook_endpoints_disabled_by_failure
 
 SESSION_KEY = "workspace_id"
 
@@ -84,9 +85,14 @@ def console_render(
     request: ConsoleRequest, template: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> HttpResponse:
     """Render a full console page: adds the membership and, for the switcher, every membership."""
+    is_admin = request.membership.role == Role.ADMIN
     full = {
         "membership": request.membership,
-        "is_admin": request.membership.role == Role.ADMIN,
+        "is_admin": is_admin,
+        # The notice to admins that outbound webhook endpoints were switched off after sustained failure.
+        "webhooks_disabled": (
+            webhook_endpoints_disabled_by_failure(workspace=request.workspace) if is_admin else []
+        ),
         "is_marketer": request.membership.role == Role.MARKETER,
         "memberships": memberships_for(user=request.user),
         **(context or {}),

@@ -5,6 +5,7 @@ from .conversations import Conversation, Interaction, InteractionStatus
 from .outbox import OutboxEvent
 from .segments import Segment, SegmentKind, SegmentMember
 from .tenancy import ApiKey, Membership, Role, Workspace
+from .webhooks import DeliveryState, DisabledReason, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -13,6 +14,8 @@ __all__ = [
     "Channel",
     "ChannelKind",
     "Conversation",
+    "DeliveryState",
+    "DisabledReason",
     "Interaction",
     "InteractionStatus",
     "Membership",
@@ -21,5 +24,8 @@ __all__ = [
     "Segment",
     "SegmentKind",
     "SegmentMember",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Workspace",
 ]

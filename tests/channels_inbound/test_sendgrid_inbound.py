@@ -124,12 +124,14 @@ def test_parsed_mode_sample_lands_on_timeline(client, email_channel, django_capt
     assert interaction.conversation is not None
     assert interaction.conversation.subject == "Inbound Parse Test Data"
     assert ProviderEvent.objects.get().processed_at is not None
-    # conversation.opened and message.received, in the outbox with the change, relayed after commit
+    # customer.created, conversation.opened and message.received, in the outbox with the change,
+    # relayed after commit
     assert list(OutboxEvent.objects.order_by("id").values_list("name", flat=True)) == [
+        "customer.created",
         "conversation.opened",
         "message.received",
     ]
-    assert len(callbacks) == 1  # the unit tests' inline relay of both
+    assert len(callbacks) == 2  # the unit tests' inline relay, one per publish
 
 
 def test_raw_mime_sample_lands_on_timeline(client, email_channel):

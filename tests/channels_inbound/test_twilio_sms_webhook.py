@@ -50,12 +50,15 @@ def test_captured_inbound_sms_lands_on_timeline(client, sms_channel, django_capt
     assert interaction.conversation.channel_id == sms_channel.pk
     assert ProviderEvent.objects.get().processed_at is not None
     # Nothing ran inside the request: automation and realtime wait in the outbox, written in the same
-    # transaction (one INSERT for both events), for the relay after the commit.
+    # transaction (one INSERT per publish), for the relay after the commit.
     assert list(OutboxEvent.objects.order_by("id").values_list("name", "customer_id", "relayed_at")) == [
+        ("customer.created", identity.customer_id, None),
         ("conversation.opened", identity.customer_id, None),
         ("message.received", identity.customer_id, None),
     ]
-    assert len(callbacks) == 1  # the unit tests' inline relay; production's relay is its own process
+    # The unit tests' inline relay, one per publish (customer.created is published by resolution, the
+    # conversation and message events by the timeline); production's relay is its own process.
+    assert len(callbacks) == 2
 
 
 @pytest.mark.django_db

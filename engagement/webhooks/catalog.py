@@ -1,0 +1,167 @@
+"""The public event types of outbound webhooks and their payloads.
+
+A payload is the Standard Webhooks shape ``{"id", "type", "timestamp", "data"}`` (``timestamp`` ISO 8601
+UTC, when the event happened; ``id`` is also the ``webhook-id`` header). ``data`` holds ids, types,
+statuses and timestamps only: never message bodies, addresses, names or secrets, so a payload needs no
+scrubbing when a customer is erased. Each builder is a pure function of the domain event (no query).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engagement import events
+
+# Public type → what it means. Stable: integrators subscribe by these names.
+EVENT_TYPES: dict[str, str] = {
+    "message.received": "A customer's message arrived on a channel.",
+    "message.status_changed": "A message's delivery status changed (queued, sent, delivered, failed…).",
+    "conversation.opened": "A new conversation was opened by a customer's message.",
+    "conversation.resolved": "An agent resolved a conversation.",
+    "conversation.reopened": "A resolved conversation was set open again.",
+    "call.missed": "An inbound call ended without an agent answering.",
+    "voicemail.received": "A caller left a voicemail.",
+    "customer.created": "A customer was created (first seen on a channel, or added through the API).",
+    "customer.merged": "Two customers were merged; data.merged_customer_id no longer exists on its own.",
+    "customer.unmerged": "A merge was undone.",
+    "customer.erased": "A customer's personal data was erased.",
+    "consent.changed": "A consent change was recorded for a customer.",
+}
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    event_id: str
+    type: str
+    timestamp: str
+    customer_id: int | None
+    data: dict[str, Any]
+
+    def body(self) -> str:
+        """The exact JSON sent (compact, keys in a fixed order)."""
+        payload = {"id": self.event_id, "type": self.type, "timestamp": self.timestamp, "data": self.data}
+        return json.dumps(payload, separators=(",", ":"), sort_keys=False)
+
+
+def _message(event: events.DomainEvent) -> dict[str, Any]:
+    return {
+        "message_id": event.interaction_id,
+        "conversation_id": event.conversation_id,
+        "customer_id": event.customer_id,
+        "channel_kind": event.data.get("channel_kind"),
+    }
+
+
+def _status(event: events.DomainEvent) -> tuple[str, dict[str, Any]] | None:
+    if "status" not in event.data:  # engagement / opt-out feedback, auto-replies: not a status change
+        return None
+    data = {
+        "message_id": event.interaction_id,
+        "conversation_id": event.conversation_id,
+        "customer_id": event.customer_id,
+        "status": event.data["status"],
+    }
+    if event.data.get("blocked_reason"):
+        data["blocked_reason"] = event.data["blocked_reason"]
+    return "message.status_changed", data
+
+
+def _conversation_status(event: events.DomainEvent) -> tuple[str, dict[str, Any]] | None:
+    kind = {"resolved": "conversation.resolved", "open": "conversation.reopened"}.get(
+        str(event.data.get("status"))
+    )
+    if kind is None:
+        return None
+    data = {"conversation_id": event.conversation_id, "customer_id": event.customer_id}
+    return kind, {**data, "status": event.data["status"]}
+
+
+def _merge(kind: str) -> Callable[[events.DomainEvent], tuple[str, dict[str, Any]]]:
+    def build(event: events.DomainEvent) -> tuple[str, dict[str, Any]]:
+        return kind, {
+            "customer_id": event.customer_id,
+            "merged_customer_id": event.data.get("merged_id"),
+            "merge_id": event.data.get("merge_id"),
+        }
+
+    return build
+
+
+def _fixed(
+    kind: str, build: Callable[[events.DomainEvent], dict[str, Any]]
+) -> Callable[[events.DomainEvent], tuple[str, dict[str, Any]]]:
+    return lambda event: (kind, build(event))
+
+
+_BUILDERS: dict[str, Callable[[events.DomainEvent], tuple[str, dict[str, Any]] | None]] = {
+    events.MESSAGE_RECEIVED: _fixed("message.received", _message),
+    events.INTERACTION_UPDATED: _status,
+    events.CONVERSATION_OPENED: _fixed(
+        "conversation.opened",
+        lambda e: {
+            "conversation_id": e.conversation_id,
+            "customer_id": e.customer_id,
+            "channel_kind": e.data.get("channel_kind"),
+        },
+    ),
+    events.CONVERSATION_UPDATED: _conversation_status,
+    events.CALL_MISSED: _fixed(
+        "call.missed",
+        lambda e: {
+            "call_id": e.interaction_id,
+            "conversation_id": e.conversation_id,
+            "customer_id": e.customer_id,
+        },
+    ),
+    events.VOICEMAIL_RECEIVED: _fixed(
+        "voicemail.received",
+        lambda e: {
+            "call_id": e.interaction_id,
+            "conversation_id": e.conversation_id,
+            "customer_id": e.customer_id,
+        },
+    ),
+    events.CUSTOMER_CREATED: _fixed(
+        "customer.created",
+        lambda e: {"customer_id": e.customer_id, "channel_kind": e.data.get("channel_kind") or None},
+    ),
+    # Names owned by customers/merging.py (CUSTOMER_MERGED, CUSTOMER_UNMERGED).
+    "customer.merged": _merge("customer.merged"),
+    "customer.unmerged": _merge("customer.unmerged"),
+    events.CUSTOMER_ERASED: _fixed(
+        "customer.erased", lambda e: {"customer_id": e.customer_id, "erasure_id": e.data.get("erasure_id")}
+    ),
+    events.CONSENT_CHANGED: _fixed(
+        "consent.changed",
+        lambda e: {
+            "customer_id": e.customer_id,
+            "consent_event_id": e.data.get("consent_event_id"),
+            "channel": e.data.get("channel"),
+            "purpose": e.data.get("purpose") or None,
+            "status": e.data.get("status"),
+            "source": e.data.get("source"),
+        },
+    ),
+}
+
+# Domain events the webhook listener takes (config/listeners.py).
+DOMAIN_EVENTS: frozenset[str] = frozenset(_BUILDERS)
+
+
+def webhook_event_build(event: events.DomainEvent) -> WebhookEvent | None:
+    """The public event for ``event``, or None when it has none (internal events, non-status updates)."""
+    builder = _BUILDERS.get(event.name)
+    built = builder(event) if builder is not None else None
+    if built is None:
+        return None
+    kind, data = built
+    return WebhookEvent(
+        event_id=event.event_id,
+        type=kind,
+        timestamp=event.occurred_at,
+        customer_id=event.customer_id,
+        data=data,
+    )
