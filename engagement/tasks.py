@@ -32,3 +32,11 @@ def run_automations(event: dict[str, Any]) -> int:
 def fetch_attachment(attachment_id: int) -> bool:
     """Download an attachment's source URL (MMS media, a call recording) into storage."""
     return attachment_fetch(attachment_id=attachment_id)
+
+
+@shared_task(name="engagement.tasks.campaigns_tick", acks_late=True, ignore_result=True)
+def campaigns_tick() -> dict[str, Any]:
+    """The campaign scheduler (Celery beat, every second): start due runs, send due recipients."""
+    from engagement.campaigns.sending import campaigns_tick as tick
+
+    return tick()

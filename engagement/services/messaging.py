@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -47,6 +47,7 @@ def message_send(
     idempotency_key: str | None = None,
     purpose: str = SendPurpose.TRANSACTIONAL,
     media_urls: Sequence[str] = (),
+    metadata: Mapping[str, Any] | None = None,
 ) -> tuple[Interaction, bool]:
     """Queue an outbound message on ``channel`` to ``customer`` and send it after commit.
 
@@ -59,7 +60,9 @@ def message_send(
     Every outbound path comes through here, so this is where consent is enforced
     (``customers.consent.consent_check_send``): ``purpose`` is "transactional" (agent replies,
     automations, API unless stated), "marketing" (campaigns; needs an opt-in) or "compliance" (keyword
-    confirmations, never blocked). A send consent forbids is not dropped: it is recorded on the timeline
+    confirmations, never blocked). ``metadata`` is stored on the interaction beside ``purpose``
+    (campaigns: ``campaign_id``, ``campaign_name``, ``campaign_run_id``; email: ``{"email": {"subject",
+    "html"}}``; ``test``: a test send). A send consent forbids is not dropped: it is recorded on the timeline
     as a ``blocked`` interaction with the reason, and nothing goes to the provider.
     """
     if purpose not in SendPurpose.values:
@@ -112,15 +115,15 @@ def message_send(
         if conversation is None:
             conversation, _ = conversation_find_or_open(customer=customer, channel=channel, at=now)
         decision = consent_check_send(customer=customer, channel_kind=channel.kind, purpose=purpose)
-        metadata: dict[str, object] = {"purpose": purpose}
+        stored: dict[str, object] = {**(metadata or {}), "purpose": purpose}
         if media_urls:
-            metadata["media_urls"] = list(media_urls)
+            stored["media_urls"] = list(media_urls)
         outcome: dict[str, object]
         if decision.allowed:
             outcome = {"status": InteractionStatus.QUEUED, "next_attempt_at": now}
         else:
             # Not dropped: on the timeline as "blocked" with the reason; never handed to a provider.
-            metadata["blocked_reason"] = decision.reason
+            stored["blocked_reason"] = decision.reason
             outcome = {
                 "status": InteractionStatus.BLOCKED,
                 "error_code": f"consent:{decision.reason}"[:32],
@@ -141,7 +144,7 @@ def message_send(
                     idempotency_key=idempotency_key,
                     author=author,  # type: ignore[misc]
                     automation_rule=automation_rule,
-                    metadata=metadata,
+                    metadata=stored,
                     created_at=now,
                     **outcome,
                 )
