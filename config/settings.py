@@ -256,6 +256,8 @@ OUTBOUND_RETRY_MAX_SECONDS = float(os.environ.get("OUTBOUND_RETRY_MAX_SECONDS", 
 CAMPAIGN_DEFAULT_RATE_PER_SECOND = float(os.environ.get("CAMPAIGN_DEFAULT_RATE_PER_SECOND", "50"))
 # Recipients claimed per batch; the run's state (paused/cancelled) is re-read before every batch.
 CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "50"))
+# Back-pressure: a run claims no more recipients while this many of its messages wait for a send task.
+CAMPAIGN_MAX_QUEUED = int(os.environ.get("CAMPAIGN_MAX_QUEUED", "200"))
 # A claimed recipient whose worker died is claimable again after this.
 CAMPAIGN_CLAIM_LEASE_SECONDS = float(os.environ.get("CAMPAIGN_CLAIM_LEASE_SECONDS", "60"))
 # How long one tick works on one run before handing the worker back.

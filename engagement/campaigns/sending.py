@@ -411,6 +411,13 @@ def run_lease(*, run_id: int, now: dt.datetime, seconds: float) -> bool:
     )
 
 
+def run_outbox_depth(*, run_id: int) -> int:
+    """How many of the run's messages wait in the outbox for their send task."""
+    return CampaignRecipient.objects.filter(
+        run_id=run_id, state=RecipientState.SENDING, interaction__status="queued"
+    ).count()
+
+
 def run_process(*, run_id: int, deadline: float, context: TickContext) -> int:
     """Claim and process due recipients of a running run in batches until none is due or ``deadline``
     (``time.monotonic()``) passes. The run's state is read before every batch, so a pause or cancel
@@ -420,6 +427,8 @@ def run_process(*, run_id: int, deadline: float, context: TickContext) -> int:
         state = CampaignRun.objects.filter(pk=run_id).values_list("state", flat=True).first()
         if state != RunState.RUNNING:
             break
+        if run_outbox_depth(run_id=run_id) >= settings.CAMPAIGN_MAX_QUEUED:
+            break  # the send tasks are behind: keep the provider queue shallow (pause stays quick)
         ids = recipients_claim(run_id=run_id, now=timezone.now(), limit=settings.CAMPAIGN_BATCH_SIZE)
         if not ids:
             break
