@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import customers_api, segments_api, views
+from . import campaigns_api, customers_api, segments_api, views
 
 router = SimpleRouter()
 router.register("customers", customers_api.CustomerViewSet, basename="customer")
@@ -13,6 +13,7 @@ router.register(
 )
 
 router.register("segments", segments_api.SegmentViewSet, basename="segment")
+router.register("campaigns", campaigns_api.CampaignViewSet, basename="campaign")
 
 urlpatterns = [
     path("messages/", views.MessageCreate.as_view(), name="message-create"),

@@ -67,11 +67,30 @@ class Worker:
     def start(self) -> None:
         self.starts += 1
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "threads", "-c", "4", "-l", "warning",
-             "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"campaign-e2e-{os.getpid()}-{self.starts}@%h"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-P",
+                "threads",
+                "-c",
+                "4",
+                "-l",
+                "warning",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"campaign-e2e-{os.getpid()}-{self.starts}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def kill(self) -> None:
         assert self.proc is not None
