@@ -117,7 +117,7 @@ def frequency_cap_reached(
             metadata__purpose=SendPurpose.MARKETING,
         )
         .exclude(status__in=[InteractionStatus.BLOCKED, InteractionStatus.FAILED])
-        .exclude(metadata__test=True)
+        .exclude(metadata__contains={"test": True})
         .count()
     )
     return sent >= count
