@@ -21,8 +21,8 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models
-from django.db.models import Exists, F, OuterRef, Q, Subquery, Value, Window
-from django.db.models.functions import Coalesce, Concat, FirstValue
+from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Concat
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
@@ -191,64 +191,87 @@ def consent_check_send(*, customer: Customer, channel_kind: str, purpose: str) -
 # Either way every condition is true or false, never SQL NULL (safe under NOT).
 
 
-class _Ledger:
-    def __init__(self, *, channel: str, purpose: str, workspace_id: int | None) -> None:
-        self.channel, self.purpose, self.workspace_id = channel, purpose, workspace_id
+def _newest_q(channel: str, purposes: list[str], value: Any, wanted: str) -> Q:
+    """Correlated: the customer's newest row among ``purposes`` has ``value`` == ``wanted`` ("" = none)."""
+    rows = ConsentEvent.objects.filter(customer_id=OuterRef("pk"), channel=channel, purpose__in=purposes)
+    if wanted == "":
+        return ~Q(Exists(rows))
+    newest = rows.order_by("-occurred_at", "-id").annotate(out=value).values("out")[:1]
+    return Q(Exact(Coalesce(Subquery(newest, output_field=models.CharField()), Value("")), wanted))
 
-    def rows(self, purposes: list[str]) -> models.QuerySet[ConsentEvent]:
-        rows = ConsentEvent.objects.filter(channel=self.channel, purpose__in=purposes)
-        if self.workspace_id is None:
-            return rows.filter(customer_id=OuterRef("pk"))
-        return rows.filter(workspace_id=self.workspace_id)
 
-    def newest_is(self, purposes: list[str], value: Any, wanted: str) -> Q:
-        """The newest row among ``purposes`` has ``value`` == ``wanted`` ("" = there is no such row)."""
-        rows = self.rows(purposes)
+def _state_per_row_q(channel: str, purpose: str, state: str | None) -> Q:
+    IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
+    tag = Concat("purpose", Value(":"), "status")
+
+    def top_is(wanted: str) -> Q:
+        return _newest_q(channel, [purpose, ""], tag, wanted)
+
+    def own_is(wanted: str) -> Q:
+        return _newest_q(channel, [purpose], F("status"), wanted)
+
+    wide_in = top_is(f":{IN}")
+    if state == IN:
+        # transactional: a channel-wide opt-in counts unless the purpose's own row says opted out
+        lifted = ~own_is(OUT) if purpose == ConsentPurpose.TRANSACTIONAL else own_is(IN)
+        return top_is(f"{purpose}:{IN}") | (wide_in & lifted)
+    if state == OUT:
+        return top_is(f"{purpose}:{OUT}") | top_is(f":{OUT}") | (wide_in & own_is(OUT))
+    if purpose == ConsentPurpose.TRANSACTIONAL:
+        return top_is("")
+    return top_is("") | (wide_in & own_is(""))
+
+
+def _state_set_q(channel: str, purpose: str, state: str | None, workspace_id: int) -> Q:
+    """Uncorrelated: ``pk IN`` sets over the workspace's ledger. "The newest row is X" is a row X with no
+    newer row among the same purposes: an anti-join on the customer, so no sort of the whole ledger."""
+    IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
+    ledger = ConsentEvent.objects.filter(workspace_id=workspace_id, channel=channel)
+
+    def newest_is(purposes: list[str], wanted: str) -> Q:
+        rows = ledger.filter(purpose__in=purposes)
         if wanted == "":
-            if self.workspace_id is None:
-                return ~Q(Exists(rows))
             return ~Q(pk__in=rows.values("customer_id"))
-        if self.workspace_id is None:
-            newest = rows.order_by("-occurred_at", "-id").annotate(out=value).values("out")[:1]
-            return Q(Exact(Coalesce(Subquery(newest, output_field=models.CharField()), Value("")), wanted))
-        first = Window(
-            FirstValue(value),
-            partition_by=[F("customer_id")],
-            order_by=[F("occurred_at").desc(), F("id").desc()],
+        row_purpose, _, status = wanted.rpartition(":")
+        newer = rows.filter(customer_id=OuterRef("customer_id")).filter(
+            Q(occurred_at__gt=OuterRef("occurred_at"))
+            | Q(occurred_at=OuterRef("occurred_at"), id__gt=OuterRef("id"))
         )
-        return Q(pk__in=rows.annotate(out=first).filter(out=wanted).values("customer_id"))
+        hits = rows.filter(purpose=row_purpose, status=status).filter(~Exists(newer))
+        return Q(pk__in=hits.values("customer_id"))
 
-    def top_is(self, wanted: str) -> Q:
-        return self.newest_is([self.purpose, ""], Concat("purpose", Value(":"), "status"), wanted)
+    def top_is(wanted: str) -> Q:
+        return newest_is([purpose, ""], wanted)
 
-    def own_is(self, wanted: str) -> Q:
-        return self.newest_is([self.purpose], F("status"), wanted)
+    def own_is(wanted: str) -> Q:
+        return newest_is([purpose], f"{purpose}:{wanted}" if wanted else "")
+
+    wide_in = top_is(f":{IN}")
+    if state == IN:
+        lifted = ~own_is(OUT) if purpose == ConsentPurpose.TRANSACTIONAL else own_is(IN)
+        return top_is(f"{purpose}:{IN}") | (wide_in & lifted)
+    if state == OUT:
+        return top_is(f"{purpose}:{OUT}") | top_is(f":{OUT}") | (wide_in & own_is(OUT))
+    if purpose == ConsentPurpose.TRANSACTIONAL:
+        return top_is("")
+    return top_is("") | (wide_in & own_is(""))
 
 
 def consent_state_q(*, channel: str, purpose: str, state: str | None, workspace_id: int | None = None) -> Q:
     """Customers whose derived state for ``(channel, purpose)`` is ``state`` (None: never set).
 
-    "top" is "<purpose>:<status>" of the newest row among the purpose's own and the channel-wide ones;
-    "own" the status of the newest own row. Then, as :func:`consent_derive`: the newest row is the
-    purpose's own → its status; a channel-wide opt-out → opted out; a channel-wide opt-in → the own row's
-    status, else opted in for transactional and never set for marketing. ``workspace_id``: see above.
+    "top" is the newest row among the purpose's own and the channel-wide ones; "own" the newest own row.
+    Then, as :func:`consent_derive`: the newest row is the purpose's own → its status; a channel-wide
+    opt-out → opted out; a channel-wide opt-in → the own row's status, else opted in for transactional
+    and never set for marketing. ``workspace_id``: see above.
     """
     if purpose not in ConsentPurpose.values:
         raise ValueError(f"unknown consent purpose {purpose!r}")
-    ledger = _Ledger(channel=channel, purpose=purpose, workspace_id=workspace_id)
-    IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
-    wide_in = ledger.top_is(f":{IN}")
-    if state == IN:
-        # transactional: a channel-wide opt-in counts unless the purpose's own row says opted out
-        lifted = ~ledger.own_is(OUT) if purpose == ConsentPurpose.TRANSACTIONAL else ledger.own_is(IN)
-        return ledger.top_is(f"{purpose}:{IN}") | (wide_in & lifted)
-    if state == OUT:
-        return ledger.top_is(f"{purpose}:{OUT}") | ledger.top_is(f":{OUT}") | (wide_in & ledger.own_is(OUT))
-    if state is None:
-        if purpose == ConsentPurpose.TRANSACTIONAL:
-            return ledger.top_is("")
-        return ledger.top_is("") | (wide_in & ledger.own_is(""))
-    raise ValueError(f"unknown consent state {state!r}")
+    if state not in (ConsentStatus.OPTED_IN, ConsentStatus.OPTED_OUT, None):
+        raise ValueError(f"unknown consent state {state!r}")
+    if workspace_id is None:
+        return _state_per_row_q(channel, purpose, state)
+    return _state_set_q(channel, purpose, state, workspace_id)
 
 
 def consent_allows_q(*, channel_kind: str, purpose: str, workspace_id: int | None = None) -> Q:

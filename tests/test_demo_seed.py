@@ -34,3 +34,10 @@ def test_demo_seed_is_idempotent_and_joins_every_channel_on_one_timeline(client)
     assert "keyboard.png" in page or f"/attachments/{mms.attachments.get().pk}/" in page
     assert escape(call.body[:30]) in page
     assert "invoice" in page  # the email thread
+
+    from engagement.segments.services import segment_count, segment_reachable_counts
+
+    segment = seed.workspace.segments.get(name="Customers with an SMS opt-in who wrote in the last 30 days")
+    assert segment_count(segment=segment) == 2  # Grace and Alan opted in; everyone wrote by SMS
+    assert segment_reachable_counts(segment=segment, purpose="marketing")["sms"] == 2
+    assert seed.workspace.segments.count() == 1  # seeding again adds nothing

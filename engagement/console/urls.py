@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import calls, customer_views, views
+from . import calls, customer_views, segment_views, views
 
 app_name = "console"
 
@@ -9,6 +9,12 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.inbox, name="inbox"),
+    path("home/", segment_views.home, name="home"),
+    path("segments/", segment_views.segment_list, name="segments"),
+    path("segments/new/", segment_views.segment_new, name="segment_new"),
+    path("segments/<int:segment_id>/", segment_views.segment_detail, name="segment"),
+    path("segments/<int:segment_id>/upload/", segment_views.segment_upload, name="segment_upload"),
+    path("segments/<int:segment_id>/delete/", segment_views.segment_delete_view, name="segment_delete"),
     path("conversations/<int:conversation_id>/", views.conversation_detail, name="conversation"),
     path(
         "conversations/<int:conversation_id>/status/",

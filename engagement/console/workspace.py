@@ -87,6 +87,7 @@ def console_render(
     full = {
         "membership": request.membership,
         "is_admin": request.membership.role == Role.ADMIN,
+        "is_marketer": request.membership.role == Role.MARKETER,
         "memberships": memberships_for(user=request.user),
         **(context or {}),
     }

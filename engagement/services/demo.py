@@ -14,11 +14,15 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from customers.consent import consent_record
+from customers.events import customer_event_record
+from customers.models import ConsentEvent, Identity
 from customers.resolution import customer_resolve_identifiers
 from customers.services import Identifier
 from engagement.models import Attachment, AutomationRule, Channel, Interaction, Membership, Role, Workspace
 from engagement.models.automation import MatchType, Trigger
 from engagement.models.conversations import Direction, InteractionStatus
+from engagement.segments.services import segment_create
 
 from .conversations import conversation_touch
 from .email_threading import message_id_generate
@@ -164,6 +168,7 @@ def demo_workspace_seed() -> DemoSeed:
     demo_email_thread_seed(workspace=workspace, at=now)
     demo_voice_channel_seed(workspace=workspace, sms_channel=channel, at=now)
     demo_mms_seed(sms_channel=channel, at=now)
+    demo_segment_seed(workspace=workspace, at=now)
     return DemoSeed(workspace=workspace, sms_channel=channel, logins=logins)
 
 
@@ -345,3 +350,57 @@ def demo_mms_seed(*, sms_channel: Channel, at: datetime) -> None:
         content_type="image/png",
         size=len(content),
     )
+
+
+DEMO_SEGMENT = "Customers with an SMS opt-in who wrote in the last 30 days"
+# Who opted in to marketing SMS (on the demo's web form), by phone.
+DEMO_SMS_OPT_INS = ("+15005550101", "+15005550102")
+
+
+def demo_segment_seed(*, workspace: Workspace, at: datetime) -> None:
+    """Marketing SMS opt-ins for two demo customers, a custom event, and the demo's segment (once)."""
+    for phone in DEMO_SMS_OPT_INS:
+        identity = Identity.objects.filter(workspace=workspace, kind="phone", value=phone).first()
+        if (
+            identity is None
+            or ConsentEvent.objects.filter(customer=identity.customer, purpose="marketing").exists()
+        ):
+            continue
+        consent_record(
+            customer=identity.customer,
+            channel="sms",
+            purpose="marketing",
+            status="opted_in",
+            source="webchat_form",
+            address=phone,
+            evidence={"form": "demo newsletter signup"},
+            occurred_at=at - timedelta(days=3),
+        )
+    grace = Identity.objects.filter(workspace=workspace, kind="phone", value=DEMO_SMS_OPT_INS[0]).first()
+    if grace is not None:
+        customer_event_record(
+            customer=grace.customer,
+            name="order_placed",
+            properties={"amount": 120, "currency": "USD", "sku": "KB-01"},
+            occurred_at=at - timedelta(days=2),
+            event_id="demo-order-1",
+        )
+    if not workspace.segments.filter(name=DEMO_SEGMENT).exists():
+        segment_create(
+            workspace=workspace,
+            name=DEMO_SEGMENT,
+            description="The audience of an SMS campaign: marketing consent on SMS and recent inbound SMS.",
+            rules={
+                "type": "and",
+                "rules": [
+                    {"type": "consent", "channel": "sms", "purpose": "marketing", "state": "opted_in"},
+                    {
+                        "type": "activity",
+                        "direction": "inbound",
+                        "channel": "sms",
+                        "min_count": 1,
+                        "within_days": 30,
+                    },
+                ],
+            },
+        )

@@ -52,7 +52,8 @@ def test_login_then_logout(client: Client, workspace) -> None:
 
     resp = client.post(reverse("console:login"), {"username": user.username, "password": "pw-for-tests-123"})
     assert resp.status_code == 302
-    assert resp["Location"] == reverse("console:inbox")
+    assert resp["Location"] == reverse("console:home")  # by role: an agent lands in the inbox
+    assert client.get(resp["Location"])["Location"] == reverse("console:inbox")
     assert client.get("/").status_code == 200
 
     assert client.get(reverse("console:logout")).status_code == 405  # logout is POST only
