@@ -160,3 +160,50 @@ def test_fallback_to_email_without_sms_consent(workspace, sms_channel, email_cha
     # Marketing mail carries the one-click unsubscribe headers (RFC 8058).
     assert "List-Unsubscribe-Post" in mail["headers"]
     assert {r.customer_id for r in CampaignRecipient.objects.all()} == {p.pk for p in people}
+
+
+def test_stats_count_opens_clicks_replies_and_unsubscribes(workspace, email_channel, fake_sendgrid):
+    from customers.services import Identifier
+    from engagement.services.email_feedback import interaction_record_feedback
+    from engagement.services.timeline import interaction_record_inbound
+
+    people = audience_create(workspace, 4, email=True, opted_in=("email",))
+    campaign = sms_campaign(workspace, tag_segment(workspace), [email_channel])
+    campaign_launch(campaign=campaign)
+    tick_until_done()
+    rows = {r.customer_id: r for r in CampaignRecipient.objects.select_related("interaction")}
+    messages = [rows[p.pk].interaction for p in people]
+    assert all(m is not None for m in messages)
+    first, second, third, _ = (m for m in messages if m is not None)
+    now = timezone.now()
+    interaction_record_feedback(
+        channel=email_channel, occurred_at=now, interaction_id=first.pk, engagement="open"
+    )
+    interaction_record_feedback(
+        channel=email_channel, occurred_at=now, interaction_id=first.pk, engagement="click"
+    )
+    interaction_record_feedback(
+        channel=email_channel, occurred_at=now, interaction_id=second.pk, engagement="open"
+    )
+    interaction_record_feedback(
+        channel=email_channel,
+        occurred_at=now,
+        interaction_id=third.pk,
+        opt_out_source="provider_unsubscribe",
+        opt_out_purpose="marketing",
+    )
+    interaction_record_inbound(
+        channel=email_channel,
+        sender=Identifier("email", second.customer_address),
+        body="Thanks!",
+        provider_message_id="reply-1",
+        occurred_at=now,
+    )
+    total = campaign_stats(campaign=campaign)["total"]
+    assert (total["sent"], total["opened"], total["clicked"], total["replied"], total["unsubscribed"]) == (
+        4,
+        2,
+        1,
+        1,
+        1,
+    )

@@ -1,4 +1,4 @@
-"""The demo seeds a finished campaign with stats (and a reply on the timeline naming it) and a scheduled one."""
+"""The demo seeds a finished campaign with stats (a reply on the timeline naming it) and a scheduled one."""
 
 from __future__ import annotations
 
