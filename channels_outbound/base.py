@@ -46,6 +46,9 @@ class SendResult:
     segments: int | None = None
     # The provider refused because the recipient opted out (Twilio 21610): recorded in the consent ledger.
     opted_out: bool = False
+    # The request may have reached the provider (it timed out waiting for the answer): a marketing
+    # message is then not retried (at most once) but left for the status callback to settle.
+    ambiguous: bool = False
 
 
 class OutboundSender(ABC):

@@ -31,6 +31,7 @@ class Outcome(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     RETRY = "retry"
+    UNKNOWN = "unknown"
     SKIPPED = "skipped"
     BLOCKED = "blocked"
 
@@ -181,6 +182,12 @@ def _record_result(*, interaction_id: int, result: SendResult, final_attempt: bo
             # A status callback may already have moved it further (delivered): never go back.
             if status_is_forward(interaction.status, InteractionStatus.SENT):
                 interaction.status = InteractionStatus.SENT
+            interaction.next_attempt_at = None
+        elif result.ambiguous and interaction.metadata.get("purpose") == SendPurpose.MARKETING:
+            # At most once: not retried; stays "sending" until the status callback (our id is in its
+            # URL) says what happened.
+            outcome = Outcome.UNKNOWN
+            interaction.error_code = "ambiguous"
             interaction.next_attempt_at = None
         elif result.retryable and not final_attempt:
             outcome = Outcome.RETRY

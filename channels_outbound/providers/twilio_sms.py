@@ -126,5 +126,7 @@ def twilio_error_result(exc: Exception, *, opt_out_codes: set[str]) -> SendResul
             error_code="network",
             error_message=f"{type(exc).__name__}: {exc}"[:500],
             retryable=True,
+            # Sent, but no answer in time: Twilio may have accepted it.
+            ambiguous=isinstance(exc, requests.ReadTimeout),
         )
     return None

@@ -463,10 +463,10 @@ def run_sync(*, run: CampaignRun, now: dt.datetime) -> dict[str, int]:
         cursor.execute(
             f"""
             UPDATE {table} r SET state = 'unknown', finished_at = %s, updated_at = %s,
-                   detail = 'no answer from the provider after the worker stopped mid-send'
+                   detail = 'the provider did not answer in time: not resent; its status callback settles it'
             FROM {itable} i
             WHERE r.run_id = %s AND r.state = 'sending' AND r.interaction_id = i.id
-              AND i.status = 'sending' AND i.status_changed_at < %s
+              AND i.status = 'sending' AND (i.error_code = 'ambiguous' OR i.status_changed_at < %s)
             """,  # noqa: S608 - table names and integers; values are parameters
             [now, now, run.pk, now - dt.timedelta(seconds=settings.CAMPAIGN_AMBIGUOUS_AFTER_SECONDS)],
         )

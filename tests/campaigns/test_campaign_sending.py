@@ -207,3 +207,38 @@ def test_stats_count_opens_clicks_replies_and_unsubscribes(workspace, email_chan
         1,
         1,
     )
+
+
+def test_provider_timeout_is_unknown_never_resent_then_settled_by_the_callback(
+    workspace, sms_channel, fake_twilio, settings, client
+):
+    from tests.conftest import load_payload, post_twilio
+
+    settings.TWILIO_HTTP_TIMEOUT = 0.5
+    fake_twilio.stall_next.append(2.0)  # Twilio accepts the message but answers after we gave up
+    customer = audience_create(workspace, 1)[0]
+    campaign = sms_campaign(workspace, tag_segment(workspace), [sms_channel])
+    campaign_launch(campaign=campaign)
+    tick_until_done()
+    row = CampaignRecipient.objects.select_related("interaction").get(customer=customer)
+    assert row.state == "unknown"
+    assert row.interaction is not None
+    assert (row.interaction.status, row.interaction.error_code) == ("sending", "ambiguous")
+    tick()
+    assert len(fake_twilio.messages) == 1  # at most once: never retried blindly
+    sid = fake_twilio.messages[0]["sid"]
+
+    # Twilio's status callback (our interaction id in its URL) settles it.
+    sent, _ = load_payload("twilio_status_callback_sent_then_delivered.json")
+    sent = {**sent, "MessageSid": sid, "SmsSid": sid, "To": row.interaction.customer_address}
+    assert (
+        post_twilio(client, sms_channel, "status", sent, query=f"iid={row.interaction_id}").status_code == 200
+    )
+    row.interaction.refresh_from_db()
+    assert row.interaction.status == "sent"
+    run = CampaignRun.objects.get(campaign=campaign)
+    run.completed_at = None  # as if still open, so the sync sees the late answer
+    run.save()
+    tick()
+    row.refresh_from_db()
+    assert row.state == "sent"

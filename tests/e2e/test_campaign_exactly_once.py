@@ -56,7 +56,7 @@ class Worker:
             "DATABASE_POOL_MAX": "6",
             "CAMPAIGN_CLAIM_LEASE_SECONDS": "3",
             "CAMPAIGN_REQUEUE_AFTER_SECONDS": "3",
-            "CAMPAIGN_AMBIGUOUS_AFTER_SECONDS": "8",
+            "CAMPAIGN_AMBIGUOUS_AFTER_SECONDS": "20",
             "CAMPAIGN_TICK_BUDGET_SECONDS": "1",
             **env,
         }
@@ -175,7 +175,7 @@ def test_sigkilled_worker_sends_every_recipient_once(worker: Worker, fake_twilio
     # Every sent row was exactly one call; a row is "unknown" only when the worker died between
     # claiming the message and calling Twilio, and then Twilio was never called for it.
     assert sum(calls.values()) == states["sent"]
-    assert states["unknown"] <= KILLS
+    assert states["unknown"] <= KILLS * 4  # 4 worker threads: at most 4 sends in flight per kill
     unknown_phones = set(
         CampaignRecipient.objects.filter(run=run, state="unknown").values_list(
             "interaction__customer_address", flat=True

@@ -52,6 +52,9 @@ class FakeTwilio:
     callbacks: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
     media_requests: list[tuple[str, bool]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
+    # Seconds to wait before answering the next Messages requests (after accepting them, callbacks
+    # included): a client timeout then leaves the sender unsure whether the message went out.
+    stall_next: list[float] = field(default_factory=list)
     call_duration: int = 42
     send_callbacks: bool = False  # on in end-to-end tests, where a live server can take them
     url: str = ""
@@ -97,6 +100,7 @@ class FakeTwilio:
             self.media_requests.clear()
             self.callbacks.clear()
             self.fail_next.clear()
+            self.stall_next.clear()
             self.send_callbacks = False
 
     # -- API
@@ -161,7 +165,14 @@ class FakeTwilio:
             "date_created": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
         }
         self.messages.append({"sid": sid, **form})
-        h._json(201, resource)
+        with self._lock:
+            stall = self.stall_next.pop(0) if self.stall_next else 0.0
+        if stall:
+            time.sleep(stall)
+        try:
+            h._json(201, resource)
+        except OSError:
+            pass  # the client gave up waiting; the message was accepted all the same
         if self.send_callbacks and form.get("StatusCallback"):
             final = "undelivered" if form["To"] == UNDELIVERABLE_NUMBER else "delivered"
             threading.Thread(target=self._callbacks, args=(form, sid, final), daemon=True).start()
