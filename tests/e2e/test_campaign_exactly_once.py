@@ -3,10 +3,10 @@ moments and started again), a beat stand-in sending the scheduler tick every hal
 Twilio (counting every Messages API call and posting signed status callbacks to the live server).
 
 Size: the issue asks for 10,000 recipients and 5 kills. On the shared 2-core machine this was written
-on (load average ~10) one recipient costs ~30 queries end to end (claim, guards, outbox, provider call,
-two status callbacks) at ~6 ms each, about 3 recipients a second, so the default is
-``CAMPAIGN_E2E_RECIPIENTS=400`` with 5 kills (a few minutes); set it to 10000 on a quiet machine for
-the full size (``CAMPAIGN_E2E_KILLS`` sets the kills).
+on (load average ~10-13) one recipient costs ~30 queries end to end (claim, guards, outbox, provider
+call, two status callbacks) at ~6 ms each; measured: 400 recipients with 5 SIGKILLs all sent, exactly
+one Twilio call each, in 311 s (a 4-thread worker). So the default is ``CAMPAIGN_E2E_RECIPIENTS=400``;
+set it to 10000 on a quiet machine for the full size (``CAMPAIGN_E2E_KILLS`` sets the kills).
 """
 
 from __future__ import annotations
