@@ -509,6 +509,25 @@ def run_sync(*, run: CampaignRun, now: dt.datetime) -> dict[str, int]:
     return result
 
 
+def recipients_settle_late(*, now: dt.datetime, within: dt.timedelta = dt.timedelta(days=2)) -> int:
+    """Rows left "unknown" whose message the provider has since reported sent (a status callback that
+    came after the run completed) become "sent": the stats follow the provider. One statement over the
+    partial index of unknown rows."""
+    table = CampaignRecipient._meta.db_table
+    itable = Interaction._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} r SET state = 'sent', updated_at = %s, detail = 'settled by the provider'
+            FROM {itable} i
+            WHERE r.state = 'unknown' AND r.updated_at > %s AND r.interaction_id = i.id
+              AND i.status = ANY(%s)
+            """,  # noqa: S608 - table names; values are parameters
+            [now, now - within, list(SENT_STATUSES)],
+        )
+        return cursor.rowcount
+
+
 def run_requeue_lost(*, run_id: int, now: dt.datetime, older_than: float | None = None) -> list[int]:
     """Queued messages of the run whose send task never ran (a killed worker takes its reserved task
     with it until the broker's visibility timeout) go to a new task. Safe to repeat: the outbound task
@@ -590,4 +609,5 @@ def campaigns_tick(*, budget_seconds: float | None = None) -> dict[str, Any]:
                 CampaignRun.objects.filter(pk=run.pk).update(lease_until=None)
             run.refresh_from_db(fields=["state"])
         run_sync(run=run, now=timezone.now())
-    return {"started": started, "processed": processed, "runs": len(runs)}
+    settled = recipients_settle_late(now=timezone.now())
+    return {"started": started, "processed": processed, "runs": len(runs), "settled": settled}

@@ -193,6 +193,8 @@ class CampaignRecipient(models.Model):
             ),
             models.Index(fields=["run", "state"], name="recipient_run_state_idx"),
             models.Index(fields=["campaign", "variant", "state"], name="recipient_stats_idx"),
+            # Late provider answers for rows left unknown (also in runs already completed).
+            models.Index(fields=["updated_at"], condition=Q(state="unknown"), name="recipient_unknown_idx"),
         ]
 
     def __str__(self) -> str:
