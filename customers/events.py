@@ -22,7 +22,7 @@ from .merging import customer_current
 from .models import Customer, CustomerEvent
 
 CUSTOMER_EVENT_RECORDED = "customer.event_recorded"
-EVENT_NAME_RE = re.compile(r"^[\w][\w .:/-]{0,199}$")
+EVENT_NAME_RE = re.compile(r"[\w][\w .:/-]{0,199}")
 MAX_PROPERTIES_BYTES = 16 * 1024
 # A sender's clock may run ahead a little; further than this is a bug we should not window on.
 MAX_FUTURE = dt.timedelta(hours=24)
@@ -53,7 +53,7 @@ def customer_event_record(
     after commit when created. Runs in the caller's transaction (a savepoint decides the race on the id).
     """
     name = (name or "").strip()
-    if not EVENT_NAME_RE.match(name):
+    if not EVENT_NAME_RE.fullmatch(name):
         raise EventInvalid("an event name is 1-200 letters, digits, spaces or _ . : / -", field="name")
     properties = {} if properties is None else properties
     if not isinstance(properties, dict):

@@ -53,6 +53,7 @@ from django.db.models.lookups import (
 
 from customers.consent import consent_allows_q, consent_state_q
 from customers.models import Customer, CustomerEvent, Identity
+from engagement.errors import Conflict
 from engagement.models import Interaction, Segment, SegmentKind, SegmentMember, Workspace
 from engagement.models.channels import CHANNEL_IDENTITY_KIND
 from engagement.models.conversations import Direction, InteractionKind, InteractionStatus
@@ -69,8 +70,11 @@ TRUE = Q(pk__isnull=False)
 FALSE = Q(pk__isnull=True)
 
 
-class SegmentCycle(ValueError):
-    """Segments that refer to each other in a loop (validation refuses them; a concurrent edit could not)."""
+class SegmentCycle(Conflict):
+    """Segments that refer to each other in a loop (validation refuses them; two concurrent edits could
+    still make one)."""
+
+    code = "segment_cycle"
 
 
 class JsonbTypeof(Func):
@@ -106,7 +110,8 @@ class Compiler:
 
     def segment(self, segment: Segment) -> Q:
         if segment.pk in self.stack:
-            raise SegmentCycle(" → ".join(str(s) for s in [*self.stack, segment.pk]))
+            chain = " → ".join(str(s) for s in [*self.stack, segment.pk])
+            raise SegmentCycle(f"segments refer to each other in a loop: {chain}")
         self.stack.append(segment.pk)
         try:
             if segment.kind == SegmentKind.STATIC:

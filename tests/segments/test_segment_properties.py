@@ -361,13 +361,14 @@ def _reachable(world: World, ids: set[int], purpose: str, now: dt.datetime) -> d
     }
 
 
+@pytest.mark.timeout(900)  # 2,500 customers x 150 trees, each in two query shapes, on a shared machine
 def test_compiled_query_matches_the_reference_on_random_trees(workspace: Workspace) -> None:
     ids = _build(workspace)
     world = World.load(workspace)
     assert len(world.people) == CUSTOMERS
     checked = {"trees": 0, "non_trivial": 0}
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(
         tree=_trees(list(ids.values())),
         now=st.sampled_from(NOWS),
@@ -396,8 +397,8 @@ def test_compiled_query_matches_the_reference_on_random_trees(workspace: Workspa
         )
 
     check()
-    assert checked["trees"] >= 150
-    assert checked["non_trivial"] >= 50, checked  # the trees select something, not all or nothing
+    assert checked["trees"] >= 120
+    assert checked["non_trivial"] >= 40, checked  # the trees select something, not all or nothing
 
 
 def test_saved_segments_and_the_per_customer_check_agree_with_the_reference(workspace: Workspace) -> None:
