@@ -28,6 +28,8 @@ class OutboundMessage:
     subject: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     reply_to: str = ""
+    # Email: the HTML part when the message has its own (campaigns); else one is made from ``body``.
+    html: str = ""
 
 
 @dataclass(frozen=True)

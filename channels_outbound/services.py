@@ -17,6 +17,7 @@ from engagement import events
 from engagement.models import Channel, ChannelKind, Interaction, InteractionStatus
 from engagement.models.conversations import InteractionKind
 from engagement.services.email_threading import EmailEnvelope, email_outbound_prepare
+from engagement.services.guards import RELEASE_CANCEL, RELEASE_HOLD, send_release_check
 from engagement.services.sms import sms_segment_count
 from engagement.services.timeline import interaction_follow_merges, status_is_forward
 
@@ -98,6 +99,28 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
             )
             _publish_status(interaction)
             return SendAttempt(Outcome.BLOCKED)
+        # A campaign message waits while its run is paused and is never sent once it is cancelled
+        # (engagement.services.guards.send_release_check), so pause takes effect at the provider too.
+        release = send_release_check(interaction=interaction)
+        if release == RELEASE_HOLD:
+            return SendAttempt(Outcome.SKIPPED)
+        if release == RELEASE_CANCEL:
+            interaction.status = InteractionStatus.BLOCKED
+            interaction.status_changed_at = timezone.now()
+            interaction.error_code = "campaign:cancelled"
+            interaction.error_message = "the campaign run was cancelled before this message was sent"
+            interaction.next_attempt_at = None
+            interaction.save(
+                update_fields=[
+                    "status",
+                    "status_changed_at",
+                    "error_code",
+                    "error_message",
+                    "next_attempt_at",
+                ]
+            )
+            _publish_status(interaction)
+            return SendAttempt(Outcome.BLOCKED)
         now = timezone.now()
         interaction.status = InteractionStatus.SENDING
         interaction.send_attempts += 1
@@ -139,6 +162,7 @@ def _outbound_message(interaction: Interaction, channel: Channel, envelope: Emai
         headers=envelope.headers,
         reply_to=envelope.reply_to,
         media_urls=tuple(interaction.metadata.get("media_urls") or ()),
+        html=str((interaction.metadata.get("email") or {}).get("html") or ""),
         connect_via=interaction.metadata.get("connect_via", ""),
     )
 

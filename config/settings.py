@@ -224,6 +224,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "channels_outbound.tasks.requeue_stuck_outbound",
         "schedule": OUTBOUND_RECOVER_INTERVAL_SECONDS,
     },
+    # Campaigns: start due runs, claim due recipients, sync outcomes, complete runs. Long waits live in
+    # PostgreSQL (due times + indexes); a tick older than its interval is dropped, never piled up.
+    "campaigns-tick": {
+        "task": "engagement.tasks.campaigns_tick",
+        "schedule": float(os.environ.get("CAMPAIGN_TICK_SECONDS", "1")),
+        "options": {"expires": 5},
+    },
 }
 
 AUTHENTICATION_BACKENDS = [
@@ -360,6 +367,7 @@ SPECTACULAR_SETTINGS = {
         "PreferredChannelEnum": "customers.models.PreferredChannel",
         "IdentityKindEnum": "customers.models.IdentityKind",
         "InteractionKindEnum": "engagement.models.conversations.InteractionKind",
+        "CampaignPurposeEnum": ["marketing", "transactional"],
     },
 }
 
@@ -394,6 +402,24 @@ if OUTBOUND_SEND_LEASE_SECONDS <= 2 * TWILIO_HTTP_TIMEOUT:
     raise ImproperlyConfigured("OUTBOUND_SEND_LEASE_SECONDS must exceed twice TWILIO_HTTP_TIMEOUT")
 # A queued send whose task has not run this long is handed to a new task (its broker message was lost).
 OUTBOUND_REQUEUE_AFTER_SECONDS = float(os.environ.get("OUTBOUND_REQUEUE_AFTER_SECONDS", "120"))
+
+# Campaigns (engagement/campaigns/sending.py).
+# Messages per second per sender (Twilio number/messaging service, SendGrid account) unless the channel's
+# config says "rate_per_second".
+CAMPAIGN_DEFAULT_RATE_PER_SECOND = float(os.environ.get("CAMPAIGN_DEFAULT_RATE_PER_SECOND", "50"))
+# Recipients claimed per batch; the run's state (paused/cancelled) is re-read before every batch.
+CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "50"))
+# Back-pressure: a run claims no more recipients while this many of its messages wait for a send task.
+CAMPAIGN_MAX_QUEUED = int(os.environ.get("CAMPAIGN_MAX_QUEUED", "200"))
+# A claimed recipient whose worker died is claimable again after this.
+CAMPAIGN_CLAIM_LEASE_SECONDS = float(os.environ.get("CAMPAIGN_CLAIM_LEASE_SECONDS", "60"))
+# How long one tick works on one run before handing the worker back.
+CAMPAIGN_TICK_BUDGET_SECONDS = float(os.environ.get("CAMPAIGN_TICK_BUDGET_SECONDS", "2"))
+# A queued campaign message whose send task was lost (worker killed) is handed to a new task after this.
+CAMPAIGN_REQUEUE_AFTER_SECONDS = float(os.environ.get("CAMPAIGN_REQUEUE_AFTER_SECONDS", "10"))
+# A message left "sending" (the worker died around the provider call) with no provider answer or status
+# callback after this is "unknown": never resent blindly (at most once on ambiguity).
+CAMPAIGN_AMBIGUOUS_AFTER_SECONDS = float(os.environ.get("CAMPAIGN_AMBIGUOUS_AFTER_SECONDS", "300"))
 
 # Webchat widget (channels_inbound/webchat/). Rate limits are (count, window seconds), counted in Redis.
 WEBCHAT_MAX_MESSAGE_CHARS = int(os.environ.get("WEBCHAT_MAX_MESSAGE_CHARS", "5000"))

@@ -54,3 +54,11 @@ def fetch_attachment_task(attachment_id: int) -> bool:
     from engagement.services.media import attachment_fetch
 
     return attachment_fetch(attachment_id=attachment_id)
+
+
+@shared_task(name="engagement.tasks.campaigns_tick", acks_late=True, ignore_result=True)
+def campaigns_tick() -> dict[str, Any]:
+    """The campaign scheduler (Celery beat, every second): start due runs, send due recipients."""
+    from engagement.campaigns.sending import campaigns_tick as tick
+
+    return tick()

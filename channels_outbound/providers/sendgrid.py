@@ -65,7 +65,8 @@ class SendGridSender(OutboundSender):
             subject=message.subject or channel.name,
         )
         mail.add_content(Content("text/plain", message.body))
-        mail.add_content(Content("text/html", "<p>" + escape(message.body).replace("\n", "<br>\n") + "</p>"))
+        html = message.html or "<p>" + escape(message.body).replace("\n", "<br>\n") + "</p>"
+        mail.add_content(Content("text/html", html))
         for name, value in message.headers.items():
             mail.add_header(Header(name, value))
         if message.reply_to:

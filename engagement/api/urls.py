@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import customers_api, segments_api, views, webhooks_api
+from . import campaigns_api, customers_api, segments_api, views, webhooks_api
 
 router = SimpleRouter()
 router.register("customers", customers_api.CustomerViewSet, basename="customer")
@@ -15,6 +15,7 @@ router.register("webhook-endpoints", webhooks_api.WebhookEndpointViewSet, basena
 router.register("webhook-deliveries", webhooks_api.WebhookDeliveryViewSet, basename="webhook-delivery")
 
 router.register("segments", segments_api.SegmentViewSet, basename="segment")
+router.register("campaigns", campaigns_api.CampaignViewSet, basename="campaign")
 
 urlpatterns = [
     path("messages/", views.MessageCreate.as_view(), name="message-create"),

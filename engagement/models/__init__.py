@@ -1,5 +1,14 @@
 from .attachments import Attachment
 from .automation import AutomationRule
+from .campaigns import (
+    Campaign,
+    CampaignRecipient,
+    CampaignRun,
+    CampaignSettings,
+    CampaignState,
+    RecipientState,
+    RunState,
+)
 from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
 from .outbox import OutboxEvent
@@ -11,6 +20,11 @@ __all__ = [
     "ApiKey",
     "Attachment",
     "AutomationRule",
+    "Campaign",
+    "CampaignRecipient",
+    "CampaignRun",
+    "CampaignSettings",
+    "CampaignState",
     "Channel",
     "ChannelKind",
     "Conversation",
@@ -20,7 +34,9 @@ __all__ = [
     "InteractionStatus",
     "Membership",
     "OutboxEvent",
+    "RecipientState",
     "Role",
+    "RunState",
     "Segment",
     "SegmentKind",
     "SegmentMember",

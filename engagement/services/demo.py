@@ -6,7 +6,7 @@ import secrets
 import struct
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,7 +24,7 @@ from engagement.models.automation import MatchType, Trigger
 from engagement.models.conversations import Direction, InteractionStatus
 from engagement.segments.services import segment_create
 
-from .conversations import conversation_touch
+from .conversations import conversation_find_or_open, conversation_touch
 from .email_threading import message_id_generate
 from .timeline import interaction_record_inbound
 
@@ -169,6 +169,7 @@ def demo_workspace_seed() -> DemoSeed:
     demo_voice_channel_seed(workspace=workspace, sms_channel=channel, at=now)
     demo_mms_seed(sms_channel=channel, at=now)
     demo_segment_seed(workspace=workspace, at=now)
+    demo_campaigns_seed(workspace=workspace, sms_channel=channel, at=now)
     return DemoSeed(workspace=workspace, sms_channel=channel, logins=logins)
 
 
@@ -404,3 +405,95 @@ def demo_segment_seed(*, workspace: Workspace, at: datetime) -> None:
                 ],
             },
         )
+
+
+DEMO_CAMPAIGN_DONE = "Spring sale (demo)"
+DEMO_CAMPAIGN_SCHEDULED = "Weekly tips (demo)"
+
+
+def demo_campaigns_seed(*, workspace: Workspace, sms_channel: Channel, at: datetime) -> None:
+    """A finished SMS campaign to the demo segment (launched two days ago: its audience snapshotted by the
+    real launch, each message delivered, one customer replied) and a weekly one scheduled for Monday
+    10:00 New York time. Once."""
+    from engagement.campaigns.sending import run_complete_if_done
+    from engagement.campaigns.services import campaign_create, campaign_launch
+    from engagement.models import Campaign, CampaignRecipient, CampaignSettings
+
+    if Campaign.objects.filter(workspace=workspace, name=DEMO_CAMPAIGN_DONE).exists():
+        return
+    CampaignSettings.objects.get_or_create(workspace=workspace)
+    segment = workspace.segments.get(name=DEMO_SEGMENT)
+    content = {
+        "sms": {"body": "Hi {{ first_name | default('there') }}, 20% off this weekend with code SPRING."}
+    }
+    done = campaign_create(
+        workspace=workspace,
+        name=DEMO_CAMPAIGN_DONE,
+        segment=segment,
+        channel_ids=[sms_channel.pk],
+        content=content,
+    )
+    sent_at = at - timedelta(days=2)
+    campaign_launch(campaign=done, now=sent_at)
+    rows = CampaignRecipient.objects.filter(campaign=done).select_related("customer")
+    for n, row in enumerate(rows):
+        phone = (
+            Identity.objects.filter(customer=row.customer, kind="phone")
+            .values_list("value", flat=True)
+            .first()
+        )
+        first = (row.customer.display_name.split() or ["there"])[0]
+        conversation, _ = conversation_find_or_open(customer=row.customer, channel=sms_channel, at=sent_at)
+        message = Interaction.objects.create(
+            workspace=workspace,
+            customer=row.customer,
+            conversation=conversation,
+            channel=sms_channel,
+            direction=Direction.OUTBOUND,
+            body=f"Hi {first}, 20% off this weekend with code SPRING.\nReply STOP to opt out",
+            customer_address=phone or "",
+            status=InteractionStatus.DELIVERED,
+            status_changed_at=sent_at,
+            provider_message_id=f"SBDEMOCAMP{n:02d}",
+            idempotency_key=f"campaign:{row.run_id}:{row.customer_id}",
+            metadata={
+                "purpose": "marketing",
+                "campaign_id": done.pk,
+                "campaign_name": done.name,
+                "campaign_run_id": row.run_id,
+                "campaign_recipient_id": row.pk,
+                "variant": row.variant,
+            },
+            created_at=sent_at,
+        )
+        row.state, row.channel, row.interaction = "sent", sms_channel, message
+        row.sent_at = row.finished_at = row.updated_at = sent_at
+        row.save()
+        if n == 0:
+            interaction_record_inbound(
+                channel=sms_channel,
+                sender=Identifier("phone", phone or ""),
+                body="Does SPRING work in the shop too?",
+                provider_message_id=f"SMDEMOCAMPREPLY{n:02d}",
+                occurred_at=sent_at + timedelta(hours=1),
+            )
+    run_complete_if_done(run_id=rows[0].run_id if rows else 0, now=sent_at + timedelta(minutes=5))
+    monday = (at + timedelta(days=(7 - at.weekday()) % 7 or 7)).date()
+    campaign_launch(
+        campaign=campaign_create(
+            workspace=workspace,
+            name=DEMO_CAMPAIGN_SCHEDULED,
+            segment=segment,
+            channel_ids=[sms_channel.pk],
+            content={
+                "sms": {
+                    "body": "Tip of the week for {{ first_name | default('you') }}: reply HOURS any time."
+                }
+            },
+            schedule_kind="recurring",
+            send_at=datetime(monday.year, monday.month, monday.day, 15, 0, tzinfo=UTC),
+            rrule="FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;BYMINUTE=0",
+            schedule_timezone="America/New_York",
+        ),
+        now=at,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,6 +104,7 @@ def message_send(
     idempotency_key: str | None = None,
     purpose: str = SendPurpose.TRANSACTIONAL,
     media_urls: Sequence[str] = (),
+    metadata: Mapping[str, Any] | None = None,
 ) -> tuple[Interaction, bool]:
     """Queue an outbound message on ``channel`` to ``customer`` and send it after commit.
 
@@ -116,7 +117,9 @@ def message_send(
     Every outbound path comes through here, so this is where consent is enforced
     (``customers.consent.consent_check_send``): ``purpose`` is "transactional" (agent replies,
     automations, API unless stated), "marketing" (campaigns; needs an opt-in) or "compliance" (keyword
-    confirmations, never blocked). An automation rule's answer (``automation_rule``) is also held to
+    confirmations, never blocked). ``metadata`` is stored on the interaction beside ``purpose``
+    (campaigns: ``campaign_id``, ``campaign_name``, ``campaign_run_id``; email: ``{"email": {"subject",
+    "html"}}``; ``test``: a test send). An automation rule's answer (``automation_rule``) is also held to
     :func:`automated_answer_refusal`'s hourly cap. A send consent or the cap forbids is not dropped: it
     is recorded on the timeline as a ``blocked`` interaction with the reason, and nothing goes to the
     provider.
@@ -195,15 +198,15 @@ def message_send(
             blocked_detail = automated_answer_refusal(customer=customer, channel=channel, at=now)
             if blocked_detail:
                 blocked_reason = blocked_code = AUTOMATED_ANSWER_LIMIT_REASON
-        metadata: dict[str, object] = {"purpose": purpose}
+        stored: dict[str, object] = {**(metadata or {}), "purpose": purpose}
         if media_urls:
-            metadata["media_urls"] = list(media_urls)
+            stored["media_urls"] = list(media_urls)
         outcome: dict[str, object]
         if not blocked_reason:
             outcome = {"status": InteractionStatus.QUEUED, "next_attempt_at": now}
         else:
             # Not dropped: on the timeline as "blocked" with the reason; never handed to a provider.
-            metadata["blocked_reason"] = blocked_reason
+            stored["blocked_reason"] = blocked_reason
             outcome = {
                 "status": InteractionStatus.BLOCKED,
                 "error_code": blocked_code[:32],
@@ -224,7 +227,7 @@ def message_send(
                     idempotency_key=idempotency_key,
                     author=author,  # type: ignore[misc]
                     automation_rule=automation_rule,
-                    metadata=metadata,
+                    metadata=stored,
                     created_at=now,
                     **outcome,
                 )

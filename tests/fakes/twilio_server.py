@@ -53,6 +53,9 @@ class FakeTwilio:
     callbacks: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
     media_requests: list[tuple[str, bool]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
+    # Seconds to wait before answering the next Messages requests (after accepting them, callbacks
+    # included): a client timeout then leaves the sender unsure whether the message went out.
+    stall_next: list[float] = field(default_factory=list)
     call_duration: int = 42
     send_callbacks: bool = False  # on in end-to-end tests, where a live server can take them
     # A slow provider: seconds between accepting a message (it exists at Twilio) and answering.
@@ -110,6 +113,7 @@ class FakeTwilio:
             self.fail_next.clear()
             self.resources.clear()
             self.list_requests.clear()
+            self.stall_next.clear()
             self.send_callbacks = False
             self.response_delay = 0.0
             self.fail_rate = 0.0
@@ -187,8 +191,9 @@ class FakeTwilio:
         with self._lock:
             self.resources[sid] = resource
             self.messages.append({"sid": sid, "at": time.monotonic(), **form})
-        if self.response_delay:
-            time.sleep(self.response_delay)
+            stall = self.stall_next.pop(0) if self.stall_next else 0.0
+        if self.response_delay or stall:
+            time.sleep(self.response_delay + stall)
         try:
             h._json(201, resource)
         except OSError:

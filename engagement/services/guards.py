@@ -1,0 +1,335 @@
+"""The guard pipeline every automated send passes (campaigns now; journeys and automation rules next).
+
+:func:`send_guard_check` decides, in this order, and stops at the first guard that says no:
+
+1. **consent** for the purpose (``customers.consent.consent_check_send``: marketing needs an opt-in), per
+   candidate channel, together with the address (no address on a channel → the next channel);
+2. **suppression**: the newest consent row on the channel came from a hard bounce or a spam complaint
+   (the Event Webhook records both); an erased customer; a merged-away customer is replaced by the
+   survivor (``customers.merging.customer_current``) and the survivor is checked;
+3. **membership** of the segment, re-checked now (``segment_contains``);
+4. **quiet hours** in the recipient's local time (marketing only): *hold* until the window ends;
+5. **frequency cap** per channel kind per customer (marketing only), atomic: the customer's row is locked
+   (``SELECT … FOR UPDATE``) and the caller queues the message in the same transaction, so concurrent
+   campaigns for one customer count each other's sends and the cap is never exceeded;
+6. **pacing** per sender: a token bucket in Redis shared by every campaign and journey using the
+   sender (a Twilio number or messaging service, a SendGrid account): *hold* for the wait.
+
+Channel fallback: the candidates are tried in order (the customer's preferred kind first when the caller
+asks); a channel without an address, consent or past suppression is passed over, so the first channel
+with all three is chosen. Fallback after a hard provider failure is the caller's (it calls again with
+``start_at`` moved on); a soft failure is retried on the same channel by the outbound task.
+
+Deciding only: this module records nothing; the caller (``engagement/campaigns/sending.py``) stores the
+decision on its recipient row and queues the message inside the transaction that called it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from customers.consent import SendPurpose, consent_check_send
+from customers.merging import customer_current
+from customers.models import ConsentEvent, Customer
+from customers.profile import customer_timezone
+from customers.services import customer_primary_address
+from engagement.campaigns.schedule import quiet_hours_end, zone_get
+from engagement.models import CampaignSettings, Channel, Interaction, InteractionStatus, Segment
+from engagement.models.channels import CHANNEL_IDENTITY_KIND
+from engagement.segments.services import segment_contains
+
+SUPPRESSING_SOURCES = ("hard_bounce", "spam_report")
+DEFAULT_QUIET_CHANNELS = ("sms", "voice")
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    """``action`` is "send", "skip" or "hold". For "send": ``channel``, ``address``, ``customer`` (the
+    survivor when the recipient was merged away) and ``channel_index`` (its place among the candidates).
+    For "hold": ``until`` (UTC). ``reason`` is a short code ("consent:no_marketing_consent",
+    "quiet_hours", "frequency_cap"…), ``detail`` a sentence for people."""
+
+    action: str
+    reason: str = ""
+    detail: str = ""
+    customer: Customer | None = None
+    channel: Channel | None = None
+    address: str = ""
+    channel_index: int = 0
+    until: dt.datetime | None = None
+    tried: list[str] = field(default_factory=list)
+
+
+def campaign_settings_for(*, workspace_id: int) -> CampaignSettings:
+    """The workspace's sending rules (an unsaved default row when it has none)."""
+    found = CampaignSettings.objects.filter(workspace_id=workspace_id).first()
+    return found or CampaignSettings(workspace_id=workspace_id)
+
+
+def candidate_channels(
+    *, channels: Sequence[Channel], customer: Customer, prefer_customer: bool
+) -> list[Channel]:
+    """The order channels are tried for ``customer``: the campaign's order, with the customer's preferred
+    kind moved first when ``prefer_customer``; inactive channels left out."""
+    ordered = [c for c in channels if c.is_active]
+    if prefer_customer and customer.preferred_channel:
+        ordered.sort(key=lambda c: c.kind != customer.preferred_channel)
+    return ordered
+
+
+def suppression_reason(*, customer: Customer, channel_kind: str) -> str:
+    """ "hard_bounce" / "spam_report" when the newest consent row on the channel came from one (a later
+    opt-in lifts it), else ""."""
+    newest = (
+        ConsentEvent.objects.filter(
+            workspace_id=customer.workspace_id, customer=customer, channel=channel_kind
+        )
+        .order_by("-occurred_at", "-id")
+        .values_list("source", flat=True)
+        .first()
+    )
+    return newest if newest in SUPPRESSING_SOURCES else ""
+
+
+def frequency_cap_reached(
+    *, customer: Customer, channel_kind: str, count: int, days: int, now: dt.datetime
+) -> bool:
+    """Has ``customer`` had ``count`` marketing messages on ``channel_kind`` in the last ``days`` days?
+
+    Locks the customer's row first (held until the caller's transaction ends), so two sends racing for
+    the same customer are serialized and the second one counts the first."""
+    Customer.objects.select_for_update().filter(pk=customer.pk).values_list("pk", flat=True).first()
+    sent = (
+        Interaction.objects.filter(
+            customer=customer,
+            direction="outbound",
+            channel__kind=channel_kind,
+            created_at__gte=now - dt.timedelta(days=days),
+            metadata__purpose=SendPurpose.MARKETING,
+        )
+        .exclude(status__in=[InteractionStatus.BLOCKED, InteractionStatus.FAILED])
+        .exclude(metadata__contains={"test": True})
+        .count()
+    )
+    return sent >= count
+
+
+# ---------------------------------------------------------------- pacing: a shared token bucket
+
+_BUCKET = """
+local key = KEYS[1]
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local state = redis.call('HMGET', key, 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + (now - at) * rate / 1000.0)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = math.ceil((1 - tokens) * 1000.0 / rate)
+end
+redis.call('HSET', key, 'tokens', tokens, 'at', now)
+redis.call('PEXPIRE', key, 60000)
+return wait
+"""
+
+
+@functools.cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+@functools.cache
+def _bucket_script() -> object:
+    return _redis().register_script(_BUCKET)
+
+
+def sender_key(channel: Channel) -> str:
+    """The sender a rate belongs to: a Twilio messaging service or number, a SendGrid account (the API
+    key, hashed), else the channel."""
+    config = channel.config or {}
+    if config.get("messaging_service_sid"):
+        ident = f"ms:{config['messaging_service_sid']}"
+    elif channel.provider == "sendgrid" and config.get("api_key"):
+        ident = "sg:" + hashlib.sha256(str(config["api_key"]).encode()).hexdigest()[:16]
+    else:
+        ident = f"{channel.kind}:{channel.address}"
+    return f"pace:{channel.provider}:{ident}"
+
+
+def sender_rate(channel: Channel) -> float:
+    """Messages per second for the channel's sender: ``config["rate_per_second"]`` or the default."""
+    return float((channel.config or {}).get("rate_per_second") or settings.CAMPAIGN_DEFAULT_RATE_PER_SECOND)
+
+
+def pacing_take(*, channel: Channel) -> float:
+    """Take one token from the sender's bucket: 0.0 when taken, else the seconds to wait for one.
+    Atomic in Redis (one Lua script), so every process and campaign shares the rate; the bucket holds
+    at most one second's worth, so no one-second window exceeds the rate by more than that burst."""
+    rate = sender_rate(channel)
+    burst = max(1.0, rate)
+    wait_ms = _bucket_script()(  # type: ignore[operator]
+        keys=[sender_key(channel)], args=[rate, burst, int(time.time() * 1000)]
+    )
+    return int(wait_ms) / 1000.0
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+def send_guard_check(
+    *,
+    customer: Customer,
+    channels: Sequence[Channel],
+    purpose: str,
+    segment: Segment | None = None,
+    now: dt.datetime | None = None,
+    prefer_customer_channel: bool = True,
+    start_at: int = 0,
+    rules: CampaignSettings | None = None,
+    pace: bool = True,
+) -> GuardDecision:
+    """May an automated ``purpose`` message go to ``customer`` now, and on which channel?
+
+    ``channels`` are the candidates in the caller's order; ``start_at`` skips the first candidates
+    (already tried and failed hard). Run it INSIDE the transaction that queues the message: the
+    frequency cap locks the customer's row until that transaction ends. Order and reasons: module
+    docstring. Never raises for a customer's state; returns the decision.
+    """
+    now = now or timezone.now()
+    rules = rules or campaign_settings_for(workspace_id=customer.workspace_id)
+    if customer.merged_into_id is not None:
+        survivor = customer_current(workspace=customer.workspace, customer_id=customer.pk)
+        if survivor is None:
+            return GuardDecision("skip", "suppressed:merged", "the customer was merged away and is gone")
+        customer = survivor
+    candidates = candidate_channels(
+        channels=channels, customer=customer, prefer_customer=prefer_customer_channel
+    )
+    tried: list[str] = []
+    chosen: tuple[int, Channel, str] | None = None
+    first_reason, first_detail = "", ""
+    for index, channel in enumerate(candidates):
+        if index < start_at:
+            continue
+        reason, detail, address = _channel_check(customer=customer, channel=channel, purpose=purpose)
+        if not reason:
+            chosen = (index, channel, address)
+            break
+        tried.append(f"{channel.kind}:{reason}")
+        if not first_reason:
+            first_reason, first_detail = reason, detail
+    if customer.erased_at is not None:
+        return GuardDecision("skip", "suppressed:erased", "the customer was erased", customer=customer)
+    if chosen is None:
+        if not candidates[start_at:]:
+            first_reason = first_reason or "no_channel"
+            first_detail = first_detail or "no channel left to try"
+        return GuardDecision("skip", first_reason, first_detail, customer=customer, tried=tried)
+    index, channel, address = chosen
+    base = {
+        "customer": customer,
+        "channel": channel,
+        "address": address,
+        "channel_index": index,
+        "tried": tried,
+    }
+    if segment is not None and not segment_contains(segment=segment, customer=customer, now=now):
+        return GuardDecision("skip", "left_segment", "no longer in the segment at send time", **base)  # type: ignore[arg-type]
+    marketing = purpose == SendPurpose.MARKETING
+    quiet_channels = rules.quiet_channels or DEFAULT_QUIET_CHANNELS
+    if marketing and rules.quiet_hours_enabled and channel.kind in quiet_channels:
+        zone_name, _ = customer_timezone(customer=customer)
+        zone = zone_get(zone_name or "", fallback=rules.default_timezone)
+        until = quiet_hours_end(now=now, zone=zone, start=rules.quiet_start, end=rules.quiet_end)
+        if until is not None:
+            return GuardDecision(
+                "hold",
+                "quiet_hours",
+                f"quiet hours in {zone.key} until {until:%Y-%m-%d %H:%M} UTC",
+                until=until,
+                **base,  # type: ignore[arg-type]
+            )
+    cap = (rules.frequency_caps or {}).get(channel.kind) if marketing else None
+    if cap and frequency_cap_reached(
+        customer=customer, channel_kind=channel.kind, count=int(cap["count"]), days=int(cap["days"]), now=now
+    ):
+        return GuardDecision(
+            "skip",
+            "frequency_cap",
+            f"already {cap['count']} marketing {channel.kind} messages in {cap['days']} days",
+            **base,  # type: ignore[arg-type]
+        )
+    if pace:
+        wait = pacing_take(channel=channel)
+        if wait > 0:
+            return GuardDecision(
+                "hold",
+                "pacing",
+                f"sender at its rate; {wait:.3f} s",
+                until=now + dt.timedelta(seconds=wait),
+                **base,  # type: ignore[arg-type]
+            )
+    return GuardDecision("send", **base)  # type: ignore[arg-type]
+
+
+def _channel_check(*, customer: Customer, channel: Channel, purpose: str) -> tuple[str, str, str]:
+    """(reason, detail, address): reason "" when the channel can be used."""
+    address = customer_primary_address(customer=customer, kind=CHANNEL_IDENTITY_KIND[channel.kind])
+    if not address:
+        return "no_address", f"no {CHANNEL_IDENTITY_KIND[channel.kind]} for {channel.kind}", ""
+    decision = consent_check_send(customer=customer, channel_kind=channel.kind, purpose=purpose)
+    if not decision.allowed:
+        return f"consent:{decision.reason}", decision.detail, address
+    suppressed = suppression_reason(customer=customer, channel_kind=channel.kind)
+    if suppressed and purpose != SendPurpose.COMPLIANCE:
+        return f"suppressed:{suppressed}", f"suppressed on {channel.kind} after a {suppressed}", address
+    return "", "", address
+
+
+# ---------------------------------------------------------------- the outbox's release check
+
+RELEASE_GO, RELEASE_HOLD, RELEASE_CANCEL = "go", "hold", "cancel"
+
+
+def send_release_check(*, interaction: Interaction) -> str:
+    """Called by the outbound task, under the interaction's row lock, just before the provider call:
+    "go", "hold" (the campaign run it belongs to is paused: leave it queued, the run's resume hands it
+    back) or "cancel" (the run was cancelled: never send). Messages of no campaign always "go"."""
+    run_id = (interaction.metadata or {}).get("campaign_run_id")
+    if not run_id:
+        return RELEASE_GO
+    from engagement.models import CampaignRun, RunState
+
+    state = CampaignRun.objects.filter(pk=run_id).values_list("state", flat=True).first()
+    if state == RunState.PAUSED:
+        return RELEASE_HOLD
+    if state == RunState.CANCELLED:
+        return RELEASE_CANCEL
+    return RELEASE_GO
+
+
+__all__ = [
+    "RELEASE_CANCEL",
+    "RELEASE_GO",
+    "RELEASE_HOLD",
+    "GuardDecision",
+    "campaign_settings_for",
+    "frequency_cap_reached",
+    "pacing_take",
+    "send_guard_check",
+    "send_release_check",
+    "sender_key",
+]
