@@ -276,7 +276,7 @@ def customer_list(request: ConsoleRequest) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 @console_view
 def customer_create_view(request: ConsoleRequest) -> HttpResponse:
-    form = CustomerCreateForm(request.POST or None)
+    form = CustomerCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         identifiers = [Identifier(kind, data[kind]) for kind in ("email", "phone") if data[kind]]
