@@ -124,7 +124,7 @@ def _scenario(chromium: Any, server: AsgiServer, data: dict[str, Any]) -> None:
         expect(rows.locator(".unread-dot")).to_be_visible()
         expect(page.locator("#live-region tbody tr")).to_have_count(2)
 
-        rows.locator("a").click()
+        rows.locator("a").first.click()
         timeline = page.locator(".timeline")
         expect(timeline).to_contain_text("Texting about order 1001")
         expect(timeline).to_contain_text("Emailing about order 1001 too")
