@@ -46,7 +46,7 @@ from customers.profile import IdentityTaken, customer_create, customer_timezone,
 from customers.services import Identifier
 from engagement.errors import DomainError
 from engagement.services import console_queries as q
-from engagement.services.inbox import customer_label
+from engagement.services.inbox import customer_label, thread_high_water_mark
 
 from .forms import CustomerCreateForm
 from .workspace import ConsoleRequest, admin_required, console_render, console_view
@@ -88,6 +88,7 @@ def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
     context = {
         **_profile_panel_context(request, customer),
         "customer_label": customer_label(customer, identities),
+        "live_mark": thread_high_water_mark(workspace=request.workspace),
         "timeline_limit": q.TIMELINE_LIMIT,
         "identities": identities,
         "zone": zone,
