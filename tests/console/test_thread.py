@@ -332,3 +332,29 @@ def test_thread_query_count_does_not_grow_with_channels_and_messages(
         page = agent_client.get(url).content.decode()
     assert "mail 11" in page
     assert len(many.captured_queries) <= len(one.captured_queries)
+
+
+@pytest.mark.django_db
+def test_the_bot_never_answers_after_a_human(agent: Any, workspace: Any, sms_channel: Channel) -> None:
+    from engagement.models import AutomationRule
+    from engagement.services.automation import automations_run
+
+    AutomationRule.objects.create(
+        workspace=workspace, name="Hours", match_type="contains", keywords="hours", template="9 to 5"
+    )
+    alone = inbound(sms_channel, "+14155550150", "your hours?")
+    answered = automations_run(
+        event_name="message.received", workspace_id=workspace.pk, interaction_id=alone.pk
+    )
+    assert [i.body for i in answered] == ["9 to 5"]  # nobody had answered: the bot does
+
+    first = inbound(sms_channel, "+14155550151", "hello, anyone?", at=minutes_ago(5))
+    message_send(
+        workspace=workspace, channel=sms_channel, customer=first.customer, body="Hi, Sam here", author=agent
+    )
+    later = inbound(sms_channel, "+14155550151", "and your hours?")
+    assert later.conversation_id == first.conversation_id
+    assert (
+        automations_run(event_name="message.received", workspace_id=workspace.pk, interaction_id=later.pk)
+        == []
+    )
