@@ -5,6 +5,7 @@ WORKDIR /app
 COPY . .
 # Editable install keeps BASE_DIR at /app, where templates/ and manage.py live.
 RUN pip install --no-cache-dir -c constraints.txt -e . \
+ && python tools/frontend.py \
  && DJANGO_SETTINGS_MODULE=config.settings python manage.py collectstatic --noinput \
  && useradd --create-home app && chown -R app /app/var
 USER app

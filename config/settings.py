@@ -305,6 +305,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+# npm libraries (htmx, Chart.js) copied here by tools/frontend.py (`make run` / `make test`); git-ignored.
+STATICFILES_DIRS = [BASE_DIR / "var" / "frontend"]
+(BASE_DIR / "var" / "frontend").mkdir(parents=True, exist_ok=True)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise wants it even before collectstatic
 WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))

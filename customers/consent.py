@@ -225,6 +225,28 @@ class SendDecision:
     detail: str = ""
 
 
+def consent_decide(*, state: str | None, channel_kind: str, purpose: str) -> SendDecision:
+    """The send guard's rule for a derived ``state`` of the purpose that matters (marketing for
+    marketing, transactional otherwise): the module docstring's semantics, no query."""
+    if purpose == SendPurpose.COMPLIANCE:
+        return SendDecision(True)
+    if purpose == SendPurpose.MARKETING:
+        if state == ConsentStatus.OPTED_IN:
+            return SendDecision(True)
+        if state == ConsentStatus.OPTED_OUT:
+            return SendDecision(False, "opted_out", f"the customer opted out of {channel_kind} marketing")
+        return SendDecision(
+            False, "no_marketing_consent", f"the customer never opted in to {channel_kind} marketing"
+        )
+    if state == ConsentStatus.OPTED_OUT:
+        return SendDecision(False, "opted_out", f"the customer opted out of {channel_kind} messages")
+    return SendDecision(True)
+
+
+def _purpose_state_key(purpose: str) -> str:
+    return ConsentPurpose.MARKETING if purpose == SendPurpose.MARKETING else ConsentPurpose.TRANSACTIONAL
+
+
 def consent_check_send(*, customer: Customer, channel_kind: str, purpose: str) -> SendDecision:
     """May a message of ``purpose`` go to ``customer`` on a ``channel_kind`` channel now?
 
@@ -236,19 +258,21 @@ def consent_check_send(*, customer: Customer, channel_kind: str, purpose: str) -
     customer = customer_follow_merges(customer=customer)
     if purpose == SendPurpose.COMPLIANCE:
         return SendDecision(True)
-    if purpose == SendPurpose.MARKETING:
-        state = consent_state(customer=customer, channel=channel_kind, purpose=ConsentPurpose.MARKETING)
-        if state == ConsentStatus.OPTED_IN:
-            return SendDecision(True)
-        if state == ConsentStatus.OPTED_OUT:
-            return SendDecision(False, "opted_out", f"the customer opted out of {channel_kind} marketing")
-        return SendDecision(
-            False, "no_marketing_consent", f"the customer never opted in to {channel_kind} marketing"
-        )
-    state = consent_state(customer=customer, channel=channel_kind, purpose=ConsentPurpose.TRANSACTIONAL)
-    if state == ConsentStatus.OPTED_OUT:
-        return SendDecision(False, "opted_out", f"the customer opted out of {channel_kind} messages")
-    return SendDecision(True)
+    state = consent_state(customer=customer, channel=channel_kind, purpose=_purpose_state_key(purpose))
+    return consent_decide(state=state, channel_kind=channel_kind, purpose=purpose)
+
+
+def consent_check_send_every_channel(*, customer: Customer, purpose: str) -> dict[str, SendDecision]:
+    """:func:`consent_check_send` for every channel kind at once (one query): what the console's channel
+    picker shows before an agent writes, ``{channel kind: decision}``. The send path still checks."""
+    if purpose not in SendPurpose.values:
+        raise ValueError(f"unknown send purpose {purpose!r}")
+    summary = consent_summary(customer=customer)
+    key = _purpose_state_key(purpose)
+    return {
+        kind: consent_decide(state=states.get(key), channel_kind=kind, purpose=purpose)
+        for kind, states in summary.items()
+    }
 
 
 # ---------------------------------------------------------------- the same rules, compiled to SQL

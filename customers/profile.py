@@ -234,3 +234,24 @@ def identity_add(
 
 def identity_remove(*, workspace: Workspace, customer: Customer, identity_id: int) -> bool:
     return Identity.objects.filter(workspace=workspace, customer=customer, pk=identity_id).delete()[0] > 0
+
+
+def customer_create(
+    *,
+    workspace: Workspace,
+    display_name: str = "",
+    identifiers: Iterable[Identifier] = (),
+    tags: list[str] | None = None,
+) -> Customer:
+    """A new customer, typed in by an agent, with the identifiers given (unverified claims).
+
+    One transaction: InvalidIdentifier for an identifier that does not normalize and IdentityTaken
+    (with the owner's id) when one already belongs to a customer, and then nothing is created."""
+    cleaned_tags = tags_clean(tags or [])
+    with transaction.atomic():
+        customer = Customer.objects.create(
+            workspace=workspace, display_name=display_name.strip()[:200], tags=cleaned_tags
+        )
+        for identifier in identifiers:
+            identity_add(workspace=workspace, customer=customer, identifier=identifier)
+    return customer

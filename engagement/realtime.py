@@ -70,6 +70,7 @@ def push_to_workspace(event: DomainEvent) -> None:
             "event": event.name,
             "conversation_id": event.conversation_id,
             "interaction_id": event.interaction_id,
+            "customer_id": event.customer_id,
         },
     )
 

@@ -43,3 +43,30 @@ def test_demo_seed_is_idempotent_and_joins_every_channel_on_one_timeline(client)
     assert segment_count(segment=segment) == 2  # Grace and Alan opted in; everyone wrote by SMS
     assert segment_reachable_counts(segment=segment, purpose="marketing")["sms"] == 2
     assert seed.workspace.segments.count() == 1  # seeding again adds nothing
+
+
+@pytest.mark.django_db
+def test_demo_has_no_placeholder_text_and_the_bot_never_answers_after_a_human(
+    django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks(execute=True):  # automations run, eagerly, after each commit
+        seed = demo_workspace_seed()
+    previews = list(
+        Conversation.objects.filter(workspace=seed.workspace).values_list("last_message_preview", flat=True)
+    )
+    assert all(p and not p.startswith("(") for p in previews), previews
+    for customer_id in (
+        Interaction.objects.filter(workspace=seed.workspace).values_list("customer_id", flat=True).distinct()
+    ):
+        human_at = None
+        for item in Interaction.objects.filter(customer_id=customer_id).order_by("created_at", "id"):
+            if item.direction == "outbound" and item.author_id is not None:
+                human_at = human_at or item.created_at
+            elif item.direction == "outbound" and human_at is not None:
+                assert item.automation_rule_id is None, f"the bot answered after a human: {item.body!r}"
+    # Linus wrote HOURS, which the "Opening hours" rule answers, but Alex Agent had answered him already.
+    linus = Identity.objects.get(workspace=seed.workspace, value="+15005550104").customer
+    bodies = list(
+        Interaction.objects.filter(customer=linus, direction="outbound").values_list("body", flat=True)
+    )
+    assert bodies == ["Hi Linus, we're open Monday to Friday, 9:00 to 17:00."]

@@ -66,10 +66,17 @@ class WebchatConsumer(AsyncJsonWebsocketConsumer):
         client = self.scope.get("client") or ("", 0)
         return str(client[0] or "")
 
+    def _platform_origins(self) -> tuple[str, ...]:
+        """The platform's own origins for this socket: PUBLIC_BASE_URL and the one the socket was
+        opened on (ws → http, wss → https, with its Host header)."""
+        host = _header(self.scope, b"host") or ""
+        scheme = "https" if self.scope.get("scheme") == "wss" else "http"
+        return (settings.PUBLIC_BASE_URL, f"{scheme}://{host}" if host else "")
+
     async def connect(self) -> None:
         token = self.scope["url_route"]["kwargs"]["token"]
         self.channel = await database_sync_to_async(webchat_channel_for_origin)(
-            token=token, origin=_header(self.scope, b"origin")
+            token=token, origin=_header(self.scope, b"origin"), platform_origins=self._platform_origins()
         )
         if self.channel is None:
             await self.close(code=CLOSE_FORBIDDEN)

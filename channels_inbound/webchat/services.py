@@ -19,7 +19,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import time as dtime
@@ -159,11 +159,20 @@ def origin_normalize(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
-def origin_allowed(*, channel: Channel, origin: str | None) -> bool:
-    """Is a page on ``origin`` allowed to embed this channel's widget? No origin is never allowed."""
+def origin_allowed(*, channel: Channel, origin: str | None, platform_origins: Iterable[str] = ()) -> bool:
+    """Is a page on ``origin`` allowed to embed this channel's widget? No origin is never allowed.
+
+    ``platform_origins`` are the platform's own origins for this request (its ``PUBLIC_BASE_URL`` and
+    the origin the request was addressed to): a channel whose config sets ``allow_platform_origin``
+    (the demo's, for ``/webchat/demo/``) may be embedded by the platform's own pages on any of them,
+    whatever host and port ``make run`` serves on."""
     if not origin or origin == "null":
         return False
     origin = origin_normalize(origin)
+    if channel.config.get("allow_platform_origin") is True and origin in {
+        origin_normalize(o) for o in platform_origins if o
+    }:
+        return True
     for raw in channel.config.get("allowed_origins") or []:
         allowed = origin_normalize(str(raw))
         if allowed == origin:
@@ -174,9 +183,13 @@ def origin_allowed(*, channel: Channel, origin: str | None) -> bool:
     return False
 
 
-def webchat_channel_for_origin(*, token: str, origin: str | None) -> Channel | None:
+def webchat_channel_for_origin(
+    *, token: str, origin: str | None, platform_origins: Iterable[str] = ()
+) -> Channel | None:
     channel = webchat_channel_get(token=token)
-    if channel is None or not origin_allowed(channel=channel, origin=origin):
+    if channel is None:
+        return None
+    if not origin_allowed(channel=channel, origin=origin, platform_origins=platform_origins):
         return None
     return channel
 

@@ -86,14 +86,28 @@ def widget_js(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _own_origin(request: HttpRequest) -> str:
+    """The origin this request was addressed to (scheme and validated Host)."""
+    return f"{request.scheme}://{request.get_host()}"
+
+
+def request_origin(request: HttpRequest) -> str:
+    """The page's origin. Browsers omit ``Origin`` on a same-origin GET (Fetch standard, "serializing a
+    request origin"), so a request without one that the browser marks ``Sec-Fetch-Site: same-origin``
+    comes from a page on the request's own origin; anything else without ``Origin`` has none."""
+    origin = request.headers.get("Origin", "")
+    if origin:
+        return origin
+    if request.headers.get("Sec-Fetch-Site") == "same-origin":
+        return _own_origin(request)
+    return ""
+
+
 def _channel_and_origin(request: HttpRequest, token: str) -> tuple[Channel | None, str]:
     channel = webchat_channel_get(token=token)
-    origin = request.headers.get("Origin", "")
-    if not origin and request.headers.get("Sec-Fetch-Site") == "same-origin":
-        # Browsers send no Origin on a same-origin GET (the widget on one of our own pages, such as the
-        # demo); Sec-Fetch-Site is set by the browser alone, so the page's origin is our own.
-        origin = f"{request.scheme}://{request.get_host()}"
-    if channel is None or not origin_allowed(channel=channel, origin=origin):
+    origin = request_origin(request)
+    platform = (settings.PUBLIC_BASE_URL, _own_origin(request))
+    if channel is None or not origin_allowed(channel=channel, origin=origin, platform_origins=platform):
         return None, ""
     return channel, origin
 

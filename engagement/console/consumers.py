@@ -8,6 +8,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from engagement.realtime import agent_presence_set, agent_typing_publish_now, workspace_group
+from engagement.services.inbox import thread_changed_since
 from engagement.services.tenancy import membership_for_user
 
 
@@ -47,6 +48,14 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             return
         if content.get("type") == "ping":
             await self._present(True)
+        elif content.get("type") == "catchup":
+            # The page was rendered before this socket joined the workspace's group: anything that
+            # happened in between was pushed to nobody. The page carries a high-water mark; tell it
+            # whether it is stale, so it re-fetches once (engagement/services/inbox.py).
+            stale = await database_sync_to_async(thread_changed_since)(
+                workspace_id=self.workspace_id, mark=content.get("mark")
+            )
+            await self.send_json({"event": "catchup", "stale": stale})
         elif content.get("type") == "typing" and isinstance(content.get("conversation_id"), int):
             user = self.scope["user"]
             await database_sync_to_async(agent_typing_publish_now)(
@@ -58,5 +67,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def domain_event(self, message: dict[str, Any]) -> None:
         await self.send_json(
-            {k: message[k] for k in ("event", "conversation_id", "interaction_id") if k in message}
+            {
+                k: message[k]
+                for k in ("event", "conversation_id", "interaction_id", "customer_id")
+                if k in message
+            }
         )

@@ -13,6 +13,8 @@ from engagement.services.console_queries import channel_list_for_simulator
 
 
 class ReplyForm(forms.Form):
+    channel = forms.IntegerField(required=False, min_value=1)
+    subject = forms.CharField(required=False, max_length=300)
     body = forms.CharField(
         label="Reply",
         max_length=5000,
@@ -76,3 +78,15 @@ class WebhookEndpointForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = cast(forms.MultipleChoiceField, self.fields["event_types"])
         field.choices = [(t, t) for t in EVENT_TYPES]
+
+
+class CustomerCreateForm(forms.Form):
+    display_name = forms.CharField(label="Name", max_length=200, required=False)
+    email = forms.CharField(label="Email address", max_length=320, required=False)
+    phone = forms.CharField(label="Phone number", max_length=32, required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not any(data.get(k) for k in ("display_name", "email", "phone")):
+            raise forms.ValidationError("Give at least a name, an email address or a phone number.")
+        return data

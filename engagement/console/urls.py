@@ -43,7 +43,17 @@ urlpatterns = [
         name="webhook_delivery_replay",
     ),
     path("workspace/switch/", views.workspace_switch, name="workspace_switch"),
+    path("customers/", customer_views.customer_list, name="customers"),
+    path("customers/new/", customer_views.customer_create_view, name="customer_create"),
     path("customers/<int:customer_id>/", customer_views.customer_profile, name="customer"),
+    path("customers/<int:customer_id>/thread/", views.customer_thread, name="customer_thread"),
+    path("customers/<int:customer_id>/edit/", customer_views.customer_edit_view, name="customer_edit"),
+    path(
+        "customers/<int:customer_id>/identities/",
+        customer_views.customer_identity_add_view,
+        name="customer_identity_add",
+    ),
+    path("settings/profile/", views.member_settings, name="member_settings"),
     path("customers/<int:customer_id>/merge/", customer_views.customer_merge_view, name="customer_merge"),
     path(
         "customers/<int:customer_id>/consent/", customer_views.customer_consent_view, name="customer_consent"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+import zoneinfo
 from datetime import datetime
+from typing import cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,14 +18,23 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods, require_POST
 
 from customers.identifiers import identities_reply_refusal
+from customers.lookup import customer_resolve_current_or_none
+from customers.models import Customer
 from customers.services import Identifier, InvalidIdentifier
+from engagement.errors import ValidationFailed
 from engagement.inbound import InboundMessage, inbound_events_ingest
-from engagement.models import Conversation
-from engagement.models.conversations import ConversationStatus
+from engagement.models import Conversation, Interaction
+from engagement.models.conversations import ConversationStatus, Direction
 from engagement.services import console_queries as q
+from engagement.services import inbox as inbox_service
 from engagement.services.conversation_actions import conversation_status_set
-from engagement.services.messaging import SendRejected, message_send
-from engagement.services.tenancy import api_key_create, api_key_revoke, membership_for_user
+from engagement.services.messaging import SendRejected
+from engagement.services.tenancy import (
+    api_key_create,
+    api_key_revoke,
+    membership_for_user,
+    membership_timezone_set,
+)
 
 from .forms import ApiKeyCreateForm, ConversationStatusForm, ReplyForm, SimulatorForm, WorkspaceSwitchForm
 from .workspace import SESSION_KEY, ConsoleRequest, admin_required, console_render, console_view
@@ -46,45 +56,35 @@ def _ago(at: datetime, now: datetime) -> str:
 # ---------------------------------------------------------------- inbox
 
 
-@dataclass(frozen=True)
-class InboxRow:
-    conversation: Conversation
-    customer_label: str
-    ago: str
-
-
-def _inbox_row(conversation: Conversation, now: datetime) -> InboxRow:
-    customer = conversation.customer
-    phones = getattr(customer, "phones", [])
-    label = customer.display_name or (phones[0].value if phones else f"Customer {customer.pk}")
-    return InboxRow(
-        conversation=conversation, customer_label=label, ago=_ago(conversation.last_activity_at, now)
-    )
-
-
 @require_http_methods(["GET", "HEAD"])
 @console_view
 def inbox(request: ConsoleRequest) -> HttpResponse:
+    """One row per customer with a conversation in the status tab (engagement/services/inbox.py)."""
     status = request.GET.get("status", DEFAULT_STATUS)
-    if status not in q.INBOX_STATUSES:
+    if status not in inbox_service.INBOX_STATUSES:
         status = DEFAULT_STATUS
-    conversations = q.conversation_list_for_inbox(
+    customers = inbox_service.inbox_customers(
         workspace=request.workspace, status=None if status == "all" else status
     )
-    page = Paginator(conversations, INBOX_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(customers, INBOX_PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
+    rows = inbox_service.inbox_rows(
+        workspace=request.workspace, user_id=request.membership.user_id, customers=list(page)
+    )
     context = {
         "page": page,
-        "rows": [_inbox_row(c, now) for c in page.object_list],
+        "rows": [(row, _ago(row.last_message.created_at, now) if row.last_message else "") for row in rows],
+        "now": now,
         "status": status,
         "statuses": [(value, label) for value, label in ConversationStatus.choices] + [("all", "All")],
+        "live_mark": inbox_service.thread_high_water_mark(workspace=request.workspace),
     }
     if _wants_fragment(request):
         return render(request, "console/_inbox_list.html", context)
     return console_render(request, "console/inbox.html", context)
 
 
-# ---------------------------------------------------------------- conversation
+# ---------------------------------------------------------------- the customer's thread
 
 
 def _conversation_or_404(request: ConsoleRequest, conversation_id: int) -> Conversation:
@@ -94,59 +94,107 @@ def _conversation_or_404(request: ConsoleRequest, conversation_id: int) -> Conve
     return conversation
 
 
-def _timeline_context(request: ConsoleRequest, conversation: Conversation) -> dict[str, object]:
-    interactions, truncated = q.interaction_list_for_timeline(
-        workspace=request.workspace, customer=conversation.customer
-    )
+def _timeline_context(request: ConsoleRequest, customer: Customer) -> dict[str, object]:
+    interactions, truncated = q.interaction_list_for_timeline(workspace=request.workspace, customer=customer)
     return {
-        "conversation": conversation,
         "interactions": interactions,
         "truncated": truncated,
         "timeline_limit": q.TIMELINE_LIMIT,
     }
 
 
-@require_http_methods(["GET", "HEAD", "POST"])
-@console_view
-def conversation_detail(request: ConsoleRequest, conversation_id: int) -> HttpResponse:
-    conversation = _conversation_or_404(request, conversation_id)
+def _thread(
+    request: ConsoleRequest, customer: Customer, conversation: Conversation | None, here: str
+) -> HttpResponse:
+    """The customer's thread across channels with the reply box; ``conversation`` is the one the agent
+    came from (its status buttons; its channel is the default when the form names none)."""
+    if request.method != "POST" and _wants_fragment(request):
+        inbox_service.customer_thread_mark_read(
+            workspace=request.workspace, user_id=request.membership.user_id, customer=customer
+        )
+        return render(request, "console/_timeline.html", _timeline_context(request, customer))
+    identities = q.identity_list_for_customer(workspace=request.workspace, customer=customer)
+    options = inbox_service.reply_options(
+        workspace=request.workspace, customer=customer, identities=identities
+    )
+    timeline = _timeline_context(request, customer)
+    interactions = cast(list[Interaction], timeline["interactions"])
+    last_inbound = next((i for i in reversed(interactions) if i.direction == Direction.INBOUND), None)
+    default = inbox_service.reply_option_default(options=options, last_inbound=last_inbound)
     if request.method == "POST":
         form = ReplyForm(request.POST)
         if form.is_valid():
+            fallback = default.channel.pk if default else 0
+            if conversation is not None:
+                fallback = conversation.channel_id
+            channel_id = form.cleaned_data["channel"] or fallback
             try:
-                message_send(
+                inbox_service.thread_reply_send(
                     workspace=request.workspace,
-                    channel=conversation.channel,
-                    customer=conversation.customer,
-                    conversation=conversation,
+                    customer=customer,
+                    channel_id=channel_id,
                     body=form.cleaned_data["body"],
+                    subject=form.cleaned_data["subject"],
                     author=request.user if request.user.is_authenticated else None,
+                    options=options,
                 )
             except SendRejected as exc:
                 form.add_error("body", str(exc))
             else:
                 messages.success(request, "Reply queued.")
-                return redirect("console:conversation", conversation_id=conversation.pk)
+                return redirect(here)
+        picked = form.data.get("channel", "")
     else:
-        if _wants_fragment(request):
-            return render(request, "console/_timeline.html", _timeline_context(request, conversation))
         form = ReplyForm()
-    customer = conversation.customer
-    identities = q.identity_list_for_customer(workspace=request.workspace, customer=customer)
+        picked = ""
+    inbox_service.customer_thread_mark_read(
+        workspace=request.workspace, user_id=request.membership.user_id, customer=customer
+    )
+    if conversation is None:
+        conversation = q.conversation_newest_for_customer(workspace=request.workspace, customer=customer)
+    selected = next((o for o in options if str(o.channel.pk) == picked and o.allowed), default)
     context = {
-        **_timeline_context(request, conversation),
+        **timeline,
+        "conversation": conversation,
         "customer": customer,
+        "customer_label": inbox_service.customer_label(customer, identities),
         "identities": identities,
         # Said before the agent types: this sender cannot receive (a sender ID, a short code…).
         "reply_refusal": identities_reply_refusal(
             identities=[(i.kind, i.value) for i in identities],
             channel_kind=conversation.channel.kind,
             channel_address=conversation.channel.address,
-        ),
+        )
+        if conversation is not None
+        else "",
         "conversation_ids": q.conversation_ids_for_customer(workspace=request.workspace, customer=customer),
         "form": form,
+        "options": options,
+        "selected": selected,
+        "here": here,
+        "live_mark": inbox_service.thread_high_water_mark(workspace=request.workspace),
+        "identity_kinds": [("email", "Email address"), ("phone", "Phone number")],
     }
     return console_render(request, "console/conversation.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@console_view
+def conversation_detail(request: ConsoleRequest, conversation_id: int) -> HttpResponse:
+    conversation = _conversation_or_404(request, conversation_id)
+    return _thread(request, conversation.customer, conversation, request.path)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@console_view
+def customer_thread(request: ConsoleRequest, customer_id: int) -> HttpResponse:
+    """The thread of any customer, also one who never wrote: an agent starts a conversation here."""
+    customer = customer_resolve_current_or_none(workspace_id=request.workspace.pk, customer_id=customer_id)
+    if customer is None:
+        raise Http404("No such customer")
+    if customer.pk != customer_id:
+        return redirect("console:customer_thread", customer_id=customer.pk)
+    return _thread(request, customer, None, request.path)
 
 
 @require_POST
@@ -251,3 +299,26 @@ def workspace_switch(request: HttpRequest) -> HttpResponse:
             return redirect("console:inbox")
     messages.error(request, "You are not a member of that workspace.")
     return redirect("console:inbox")
+
+
+# ---------------------------------------------------------------- the member's own settings
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@console_view
+def member_settings(request: ConsoleRequest) -> HttpResponse:
+    """The member's time zone (blank: the workspace's)."""
+    error = ""
+    if request.method == "POST":
+        try:
+            membership_timezone_set(membership=request.membership, timezone=request.POST.get("timezone", ""))
+        except ValidationFailed as exc:
+            error = str(exc)
+        else:
+            messages.success(request, "Time zone saved.")
+            return redirect("console:member_settings")
+    return console_render(
+        request,
+        "console/member_settings.html",
+        {"zones": sorted(zoneinfo.available_timezones()), "error": error},
+    )

@@ -14,8 +14,10 @@ from typing import Any, Concatenate, cast
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from engagement.models import Membership, Role, Workspace
+from engagement.services.inbox import member_timezone
 from engagement.services.tenancy import membership_for_user, memberships_for
 from engagement.webhooks.services import webhook_endpoints_disabled_by_failure
 
@@ -60,7 +62,10 @@ def console_view[**P](
         console_request = cast(ConsoleRequest, request)
         console_request.membership = membership
         console_request.workspace = membership.workspace
-        return view(console_request, *args, **kwargs)
+        # Times on every console page in the member's zone (Membership.timezone, else the workspace's);
+        # templates mark the zone next to each time.
+        with timezone.override(member_timezone(membership=membership)):
+            return view(console_request, *args, **kwargs)
 
     return login_required(wrapped)
 

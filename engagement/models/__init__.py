@@ -13,7 +13,7 @@ from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
 from .outbox import OutboxEvent
 from .segments import Segment, SegmentKind, SegmentMember
-from .tenancy import ApiKey, Membership, Role, Workspace
+from .tenancy import ApiKey, CustomerReadMarker, Membership, Role, Workspace
 from .webhooks import DeliveryState, DisabledReason, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Channel",
     "ChannelKind",
     "Conversation",
+    "CustomerReadMarker",
     "DeliveryState",
     "DisabledReason",
     "Interaction",

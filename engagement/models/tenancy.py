@@ -13,6 +13,8 @@ class Workspace(models.Model):
         max_length=2, default="US", help_text="ISO country used to read phone numbers written without +"
     )
     help_text = models.TextField(blank=True, default="")
+    # IANA zone the console shows times in for members who chose none (Membership.timezone).
+    timezone = models.CharField(max_length=64, default="UTC")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -32,6 +34,8 @@ class Membership(models.Model):
     # Voice: inbound calls whose caller presses 1 ring the phones of the members on duty (E.164).
     phone = models.CharField(max_length=20, blank=True, default="")
     on_duty = models.BooleanField(default=False)
+    # IANA zone the console shows this member times in; "" means the workspace's.
+    timezone = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -39,6 +43,28 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.workspace} as {self.role}"
+
+
+class CustomerReadMarker(models.Model):
+    """How far one member has read one customer's thread: the newest inbound interaction they saw.
+
+    The inbox shows a customer as unread for a member while the customer's newest inbound message is
+    newer (a higher id) than the marker. Written by ``engagement.services.inbox.customer_thread_mark_read``.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    interaction_id = models.BigIntegerField(default=0)
+    read_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "customer"], name="uniq_read_marker"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.customer_id} up to {self.interaction_id}"
 
 
 class ApiKey(models.Model):

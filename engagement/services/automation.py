@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import re
 
+from django.db.models import Q
 from django.template import Context, Template, TemplateSyntaxError
 
 from engagement import events
 from engagement.models import AutomationRule, Channel, Conversation, Interaction
 from engagement.models.automation import Action, MatchType
 from engagement.models.channels import CHANNEL_IDENTITY_KIND
+from engagement.models.conversations import Direction
 
 from .messaging import SendRejected, message_send
 
@@ -48,6 +50,25 @@ def interaction_is_automated(*, interaction: Interaction) -> bool:
     return isinstance(email, dict) and bool(email.get("auto_reply"))
 
 
+def human_has_answered(*, interaction: Interaction) -> bool:
+    """Whether a person (an agent: an outbound interaction with an author) already wrote in the message's
+    conversation, or to the customer on any channel since the message. The bot then stays silent: it
+    never answers after a human has, so an agent's conversation is not interrupted by a canned reply."""
+    answered = Q(created_at__gte=interaction.created_at)
+    if interaction.conversation_id is not None:
+        answered |= Q(conversation_id=interaction.conversation_id)
+    return (
+        Interaction.objects.filter(
+            workspace_id=interaction.workspace_id,
+            customer_id=interaction.customer_id,
+            direction=Direction.OUTBOUND,
+            author__isnull=False,
+        )
+        .filter(answered)
+        .exists()
+    )
+
+
 def template_render(*, template: str, interaction: Interaction) -> str:
     context = Context(
         {
@@ -83,6 +104,8 @@ def automations_run(*, event_name: str, workspace_id: int, interaction_id: int) 
     carries the idempotency key ``automation:<rule>:<interaction>``. A message that was itself sent by
     a program (an email marked automated: auto-reply, bounce, list mail; RFC 3834 section 2) is never
     answered, whichever event brought it here; answers are also capped per hour in ``message_send``.
+    Nor is a message a person has answered, or one in a conversation an agent already wrote in
+    (:func:`human_has_answered`): the bot never speaks after a human.
     """
     interaction = (
         Interaction.objects.select_related("channel", "customer", "conversation", "workspace")
@@ -93,6 +116,7 @@ def automations_run(*, event_name: str, workspace_id: int, interaction_id: int) 
         interaction is None
         or interaction.channel is None
         or interaction_is_automated(interaction=interaction)
+        or human_has_answered(interaction=interaction)
     ):
         return []
     sent: list[Interaction] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import models
 from django.db.models import Prefetch, QuerySet
 
 from customers.models import Customer, Identity, IdentityKind
@@ -38,6 +39,20 @@ def conversation_get(*, workspace: Workspace, conversation_id: int) -> Conversat
     return (
         Conversation.objects.select_related("customer", "channel")
         .filter(workspace=workspace, pk=conversation_id)
+        .first()
+    )
+
+
+def conversation_newest_for_customer(*, workspace: Workspace, customer: Customer) -> Conversation | None:
+    """The customer's newest unresolved conversation, else their newest one (the thread's status bar)."""
+    return (
+        Conversation.objects.filter(workspace=workspace, customer=customer)
+        .select_related("channel")
+        .order_by(
+            models.Case(models.When(status=ConversationStatus.RESOLVED, then=1), default=0),
+            "-last_activity_at",
+            "-id",
+        )
         .first()
     )
 

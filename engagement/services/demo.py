@@ -7,6 +7,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -40,6 +41,14 @@ DEMO_CUSTOMERS = [
     ("Katherine Johnson", "+15005550103", ["Can I change my delivery address?"]),
     ("Linus Pauling", "+15005550104", ["HOURS"]),
 ]
+
+# What Alex Agent answered to each demo customer's first message (the rest get a generic answer).
+DEMO_ANSWERS = {
+    "Hi, is my order shipped?": "Hi Grace, yes - order 1001 left our warehouse this morning.",
+    "What are your opening hours?": "Hi Alan, we're open Monday to Friday, 9:00 to 17:00.",
+    "Can I change my delivery address?": "Hi Katherine, yes - send us the new address.",
+    "HOURS": "Hi Linus, we're open Monday to Friday, 9:00 to 17:00.",
+}
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,7 @@ def demo_workspace_seed() -> DemoSeed:
             },
         )
         webchat_origins = sorted({settings.PUBLIC_BASE_URL, "http://127.0.0.1:8000", "http://localhost:8000"})
-        Channel.objects.get_or_create(
+        webchat, _ = Channel.objects.get_or_create(
             workspace=workspace,
             kind="webchat",
             address="website",
@@ -95,6 +104,8 @@ def demo_workspace_seed() -> DemoSeed:
                 "provider": "webchat",
                 "config": {
                     "allowed_origins": webchat_origins,
+                    # /webchat/demo/ is served by the platform itself, on whatever host and port.
+                    "allow_platform_origin": True,
                     "identity_secret": secrets.token_urlsafe(32),
                     "title": "Chat with Demo Co",
                     "greeting": "Hi! Ask us anything - we usually answer within minutes.",
@@ -102,6 +113,9 @@ def demo_workspace_seed() -> DemoSeed:
                 },
             },
         )
+        if webchat.config.get("allow_platform_origin") is not True:  # seeded by an older version
+            webchat.config = {**webchat.config, "allow_platform_origin": True}
+            webchat.save(update_fields=["config"])
         AutomationRule.objects.get_or_create(
             workspace=workspace,
             name="Welcome a new chat",
@@ -136,34 +150,22 @@ def demo_workspace_seed() -> DemoSeed:
         )
 
     now = timezone.now()
+    agent = User.objects.filter(username="agent").first()
     for i, (name, phone, messages) in enumerate(DEMO_CUSTOMERS):
         for j, body in enumerate(messages):
             at = now - timedelta(hours=len(DEMO_CUSTOMERS) - i, minutes=10 - j)
-            interaction, created = interaction_record_inbound(
-                channel=channel,
-                sender=Identifier("phone", phone),
-                body=body,
-                provider_message_id=f"SMDEMO{i:02d}{j:02d}",
-                occurred_at=at,
-                sender_name=name,
-            )
-            if created and j == 0 and interaction.conversation is not None:
-                reply_at = at + timedelta(minutes=2)
-                Interaction.objects.create(
+            # One transaction per message with its answer: automations run after commit, and find the
+            # agent's answer there, so the bot never answers after a human (automation.human_has_answered).
+            with transaction.atomic():
+                _demo_message_seed(
                     workspace=workspace,
-                    customer=interaction.customer,
-                    conversation=interaction.conversation,
                     channel=channel,
-                    direction=Direction.OUTBOUND,
-                    body=f"Hi {name.split()[0]}, thanks for your message - we're on it.",
-                    customer_address=phone,
-                    status=InteractionStatus.DELIVERED,
-                    status_changed_at=reply_at,
-                    provider_message_id=f"SBDEMO{i:02d}{j:02d}",
-                    created_at=reply_at,
-                )
-                conversation_touch(
-                    conversation=interaction.conversation, at=reply_at, preview="(reply)", reopen=False
+                    agent=agent,
+                    index=(i, j),
+                    name=name,
+                    phone=phone,
+                    body=body,
+                    at=at,
                 )
     demo_email_thread_seed(workspace=workspace, at=now)
     demo_voice_channel_seed(workspace=workspace, sms_channel=channel, at=now)
@@ -171,6 +173,47 @@ def demo_workspace_seed() -> DemoSeed:
     demo_segment_seed(workspace=workspace, at=now)
     demo_campaigns_seed(workspace=workspace, sms_channel=channel, at=now)
     return DemoSeed(workspace=workspace, sms_channel=channel, logins=logins)
+
+
+def _demo_message_seed(
+    *,
+    workspace: Workspace,
+    channel: Channel,
+    agent: Any,
+    index: tuple[int, int],
+    name: str,
+    phone: str,
+    body: str,
+    at: datetime,
+) -> None:
+    """One SMS of a demo customer; the first of each gets Alex Agent's answer two minutes later."""
+    i, j = index
+    interaction, created = interaction_record_inbound(
+        channel=channel,
+        sender=Identifier("phone", phone),
+        body=body,
+        provider_message_id=f"SMDEMO{i:02d}{j:02d}",
+        occurred_at=at,
+        sender_name=name,
+    )
+    if created and j == 0 and interaction.conversation is not None:
+        reply_at = at + timedelta(minutes=2)
+        answer = DEMO_ANSWERS.get(body, f"Hi {name.split()[0]}, thanks for your message - we're on it.")
+        Interaction.objects.create(
+            workspace=workspace,
+            customer=interaction.customer,
+            conversation=interaction.conversation,
+            channel=channel,
+            direction=Direction.OUTBOUND,
+            body=answer,
+            author=agent,
+            customer_address=phone,
+            status=InteractionStatus.DELIVERED,
+            status_changed_at=reply_at,
+            provider_message_id=f"SBDEMO{i:02d}{j:02d}",
+            created_at=reply_at,
+        )
+        conversation_touch(conversation=interaction.conversation, at=reply_at, preview=answer, reopen=False)
 
 
 @dataclass(frozen=True)
@@ -225,6 +268,7 @@ def demo_email_thread_seed(*, workspace: Workspace, at: datetime) -> None:
         conversation=first.conversation,
         channel=channel,
         direction=Direction.OUTBOUND,
+        author=get_user_model().objects.filter(username="agent").first(),
         body="Hi Grace,\n\nsorry about that - we corrected the invoice; you will only pay for one keyboard.",
         customer_address="grace@example.com",
         status=InteractionStatus.DELIVERED,

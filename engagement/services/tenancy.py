@@ -72,3 +72,21 @@ def membership_for_user(
     if workspace_id is not None:
         return qs.filter(workspace_id=workspace_id).first()
     return qs.order_by("workspace__name", "workspace_id").first()
+
+
+def membership_timezone_set(*, membership: Membership, timezone: str) -> Membership:
+    """The zone the console shows this member times in; "" falls back to the workspace's.
+    ValidationFailed for a name that is not an IANA zone."""
+    import zoneinfo
+
+    from engagement.errors import ValidationFailed
+
+    timezone = timezone.strip()
+    if timezone:
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationFailed(f"unknown time zone {timezone!r}", field="timezone") from exc
+    membership.timezone = timezone
+    membership.save(update_fields=["timezone"])
+    return membership

@@ -95,7 +95,7 @@ def _scenario(
         # Live in the agent's inbox, without a reload.
         row = agent.locator("tr", has_text="Hello from the shop page")
         expect(row).to_be_visible()
-        row.locator("a").click()
+        row.locator("a").first.click()  # the customer's name; the second link is their profile
         expect(agent.locator(".timeline")).to_contain_text("Hello from the shop page")
 
         agent.fill("textarea[name=body]", "Hi! How can I help?")

@@ -123,7 +123,8 @@ def test_rejected_send_is_shown_as_a_form_error(agent_client: Client, sms_channe
     sms_channel.save()
     Identity.objects.filter(customer_id=item.customer_id).delete()
     resp = agent_client.post(f"/conversations/{item.conversation_id}/", {"body": "hi"})
-    assert "customer has no phone" in resp.content.decode()
+    # The channel picker knows before sending: the reason it showed is the form error, nothing is stored.
+    assert "cannot send on SMS: no phone number on file" in resp.content.decode()
     assert not Interaction.objects.filter(direction="outbound").exists()
 
 

@@ -141,3 +141,37 @@ def test_a_same_origin_page_without_an_origin_header_gets_the_config(client, wor
     other = webchat_channel_create(factories.workspace_create(), origins=["https://shop.example.com"])
     other_path = f"/webchat/{other.webhook_token}/config/"
     assert client.get(other_path, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 403
+
+
+def test_the_demo_config_answers_a_same_origin_request_without_an_origin_header(client: Client) -> None:
+    """Browsers send no Origin on a same-origin GET (the demo page's config request); the platform's own
+    origin is allowed for the demo channel whatever host and port it is served on."""
+    from engagement.services.demo import demo_workspace_seed
+
+    demo_workspace_seed()
+    demo = Channel.objects.get(workspace__slug="demo", kind="webchat")
+    url = f"/webchat/{demo.webhook_token}/config/"
+    same_origin = client.get(url, headers={"Sec-Fetch-Site": "same-origin"}, HTTP_HOST="demo.local:8123")
+    assert same_origin.status_code == 200
+    assert same_origin["Access-Control-Allow-Origin"] == "http://demo.local:8123"
+    assert same_origin.json()["title"] == "Chat with Demo Co"
+    # With the Origin a browser sends on a POST or a websocket from the demo page: allowed as well.
+    assert (
+        client.get(url, headers={"Origin": "http://demo.local:8123"}, HTTP_HOST="demo.local:8123").status_code
+        == 200
+    )
+    # No Origin and not marked same-origin (a cross-site page cannot drop both): refused, as before.
+    assert client.get(url).status_code == 403
+    assert client.get(url, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    # Another site naming the platform's host in nothing but Host: refused.
+    cross = client.get(url, headers={"Origin": "https://evil.example"}, HTTP_HOST="demo.local:8123")
+    assert cross.status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_customer_channel_is_not_opened_to_the_platform_origin(
+    client: Client, webchat_channel: Channel
+) -> None:
+    url = f"/webchat/{webchat_channel.webhook_token}/config/"
+    assert client.get(url, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 403
+    assert client.get(url, headers={"Origin": "http://testserver"}).status_code == 403

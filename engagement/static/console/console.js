@@ -19,7 +19,11 @@
       if (r.redirected || r.status === 401 || r.status === 403) { window.location.reload(); return null; }
       return r.ok ? r.text() : null;
     }).then(function (html) {
-      if (html !== null && html !== undefined) { region.innerHTML = html; if (stick) toBottom(); }
+      if (html !== null && html !== undefined) {
+        region.innerHTML = html;
+        if (stick) toBottom();
+        region.dispatchEvent(new CustomEvent("console:refreshed"));
+      }
     }).catch(function () {}).then(function () {
       inFlight = false;
       if (again) { again = false; refresh(); }
@@ -27,8 +31,13 @@
   }
 
   function relevant(msg) {
+    if (msg.event === "catchup") return msg.stale === true;
     if (mode === "inbox") return true;
     if (mode !== "conversation") return false;
+    var customer = body.getAttribute("data-customer-id");
+    if (customer && msg.customer_id !== undefined && msg.customer_id !== null) {
+      return String(msg.customer_id) === customer;
+    }
     if (msg.event === "conversation.opened") return true; // maybe the same customer on another channel
     var ids = (body.getAttribute("data-conversation-ids") || "").split(",");
     return ids.indexOf(String(msg.conversation_id)) !== -1;
@@ -41,6 +50,11 @@
     socket = ws;
     ws.onopen = function () {
       if (attempts > 0) refresh(); // we may have missed events while disconnected
+      else {
+        // Events between the page's render and this connect reached nobody: the page carries a
+        // high-water mark and the server says whether anything is newer ({event: "catchup"}).
+        ws.send(JSON.stringify({ type: "catchup", mark: body.getAttribute("data-live-mark") || "" }));
+      }
       attempts = 0;
     };
     ws.onmessage = function (e) {
@@ -68,6 +82,8 @@
   window.setInterval(function () { sendFrame({ type: "ping" }); }, 25000);
   // Webchat: "<agent> is typing…" for the visitor while the reply box is being written in.
   var reply = document.querySelector("form.reply textarea[name=body]");
+  // After a live refresh, htmx wires the new fragment's hx- attributes.
+  region && region.addEventListener("console:refreshed", function () { if (window.htmx) window.htmx.process(region); });
   var conversationMatch = window.location.pathname.match(/\/conversations\/(\d+)\//);
   if (reply && conversationMatch) {
     var conversationId = parseInt(conversationMatch[1], 10), lastTyping = 0, idleTimer = null;
