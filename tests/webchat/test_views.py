@@ -143,6 +143,7 @@ def test_a_same_origin_page_without_an_origin_header_gets_the_config(client, wor
     assert client.get(other_path, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 403
 
 
+@pytest.mark.django_db
 def test_the_demo_config_answers_a_same_origin_request_without_an_origin_header(client: Client) -> None:
     """Browsers send no Origin on a same-origin GET (the demo page's config request); the platform's own
     origin is allowed for the demo channel whatever host and port it is served on."""
