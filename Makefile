@@ -7,9 +7,10 @@ UV := $(VENV)/bin/uv
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-# Django 6 needs Python 3.12+: take the first interpreter that qualifies.
-PYTHON ?= $(shell for c in python3.14 python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
-	if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then command -v $$c; break; fi; done)
+# Django 6 needs Python 3.12+: the first interpreter that qualifies (looked for only when .venv is made).
+PYTHON ?=
+FIND_PYTHON := for c in python3.14 python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+	if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then command -v $$c; break; fi; done
 
 # Packages are installed by uv (pinned in constraints.txt, bootstrapped by the venv's own pip), which is
 # several times faster than pip; pip does the work itself when uv cannot be had. uv reads neither pip's
@@ -21,9 +22,10 @@ export UV_PYTHON_DOWNLOADS ?= never
 .PHONY: run test lint bench setup clean
 
 $(PY):
-	@test -n "$(PYTHON)" || { echo "Python 3.12+ is required (Django 6)"; exit 1; }
-	@echo "[setup] creating $(VENV) with $(PYTHON)"
-	@$(PYTHON) -m venv $(VENV)
+	@py="$(PYTHON)"; [ -n "$$py" ] || py=$$($(FIND_PYTHON)); \
+	if [ -z "$$py" ]; then echo "Python 3.12+ is required (Django 6)"; exit 1; fi; \
+	echo "[setup] creating $(VENV) with $$py"; \
+	"$$py" -m venv $(VENV)
 
 # install(extras-spec, what): uv when it can be had, else pip; every version from constraints.txt.
 define install

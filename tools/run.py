@@ -1,10 +1,16 @@
 """``make run``: the whole platform in one terminal.
 
 Starts the embedded PostgreSQL and Redis when ``DATABASE_URL`` / ``REDIS_URL`` are not set, migrates,
-seeds the demo workspace (idempotent), then runs the ASGI web server, a Celery worker and Celery beat, their
-output prefixed with their name. Once all three are up it prints the console URL and the demo logins, last,
-where a person sees them. Ctrl-C stops every process it started, the embedded services included; their
+seeds the demo workspace (idempotent), and runs the ASGI web server and a Celery worker with beat inside it,
+their output prefixed with their name. Once everything is up it prints the console URL and the demo logins,
+last, where a person sees them. Ctrl-C stops every process it started, the embedded services included; their
 data stays under var/.
+
+Where the time goes on a first run: Python start-up (every process imports Django and compiles its
+bytecode), the migrations, initdb. So migrations and the seed share one Django process, beat runs inside
+the worker (one process fewer), and the web server and the worker start while the migrations run, as soon
+as that process has set Django up (by then the shared bytecode is compiled, so they do not compile it
+again each).
 """
 
 from __future__ import annotations
@@ -27,17 +33,18 @@ import devenv
 ROOT = devenv.ROOT
 PY = sys.executable
 
-# Migrations and the demo seed in one Django process: one start-up instead of two (seconds on a cold
-# interpreter). System checks run first, as `manage.py migrate` does.
+SET_UP = "[run] django is set up"
+# Migrations and the demo seed in one Django process; system checks first, as `manage.py migrate` does.
 PREPARE = (
     "import django; django.setup()\n"
+    f"print({SET_UP!r}, flush=True)\n"
     "from django.core.management import call_command\n"
     "call_command('migrate', interactive=False, skip_checks=False)\n"
     "call_command('seed_demo')\n"
 )
 
-# A line each process prints once it is ready to work (the web server is asked on /healthz instead).
-READY_MARKERS = {"worker": " ready.", "beat": "beat: Starting..."}
+# Lines the worker prints once it consumes tasks and once its beat schedules them.
+READY_MARKERS = (" ready.", "beat: Starting...")
 
 _out_lock = threading.Lock()
 
@@ -58,21 +65,6 @@ def _forward(name: str, stream: IO[bytes], on_line: Callable[[str], None]) -> No
         line = raw.decode(errors="replace").rstrip("\r\n")
         on_line(line)
         _say(label + line)
-
-
-def _prepare(env: dict[str, str]) -> list[str]:
-    """Migrate and seed; the seed's output is shown as it comes, its login lines are returned."""
-    proc = subprocess.Popen([PY, "-c", PREPARE], cwd=ROOT, env=env, stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    logins: list[str] = []
-    for raw in proc.stdout:
-        line = raw.decode(errors="replace").rstrip("\r\n")
-        if line.lstrip().startswith("login "):
-            logins.append(line.strip())
-        _say(line)
-    if proc.wait() != 0:
-        raise subprocess.CalledProcessError(proc.returncode, "migrate + seed_demo")
-    return logins
 
 
 def _web_answers(url: str) -> bool:
@@ -114,67 +106,79 @@ def main() -> int:
     env = {**os.environ, **services.env, "PYTHONUNBUFFERED": "1"}
     env.setdefault("PUBLIC_BASE_URL", base_url)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    commands = {
+        "web": [PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", port],
+        # Beat inside the worker (-B): one Python start-up fewer. One local worker has nobody to
+        # synchronise with at start-up (mingle costs a second).
+        "worker": [
+            PY,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-B",
+            "-s",
+            str(devenv.VAR / "celerybeat-schedule"),
+            "-l",
+            "info",
+            "-c",
+            "2",
+            "--without-mingle",
+        ],
+    }
     procs: dict[str, subprocess.Popen[bytes]] = {}
     readers: list[threading.Thread] = []
-    try:
-        _step("applying database migrations and seeding the demo workspace")
-        logins = _prepare(env)
-        _step("starting the web server, a Celery worker and Celery beat")
-        commands = {
-            "web": [PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", port],
-            # One local worker: nobody to synchronise with at start-up (mingle costs a second).
-            "worker": [
-                PY,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-l",
-                "info",
-                "-c",
-                "2",
-                "--without-mingle",
-            ],
-            "beat": [
-                PY,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "beat",
-                "-l",
-                "info",
-                "-s",
-                str(devenv.VAR / "celerybeat-schedule"),
-            ],
-        }
-        ready = {name: threading.Event() for name in READY_MARKERS}
-        last_output = [time.monotonic()]
+    seen = {marker: threading.Event() for marker in READY_MARKERS}
+    last_output = [time.monotonic()]
 
-        def watcher(name: str) -> Callable[[str], None]:
-            def on_line(line: str) -> None:
-                last_output[0] = time.monotonic()
-                if name in READY_MARKERS and READY_MARKERS[name] in line:
-                    ready[name].set()
+    def on_worker_line(line: str) -> None:
+        last_output[0] = time.monotonic()
+        for marker, event in seen.items():
+            if marker in line:
+                event.set()
 
-            return on_line
+    def on_web_line(_: str) -> None:
+        last_output[0] = time.monotonic()
 
+    def start_servers() -> None:
+        _step("starting the web server and a Celery worker (with beat)")
         for name, cmd in commands.items():
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             procs[name] = proc
             assert proc.stdout is not None
-            reader = threading.Thread(target=_forward, args=(name, proc.stdout, watcher(name)), daemon=True)
+            on_line = on_worker_line if name == "worker" else on_web_line
+            reader = threading.Thread(target=_forward, args=(name, proc.stdout, on_line), daemon=True)
             reader.start()
             readers.append(reader)
 
-        def all_alive() -> bool:
-            return all(p.poll() is None for p in procs.values())
+    def all_alive() -> bool:
+        return all(p.poll() is None for p in procs.values())
+
+    prepare: subprocess.Popen[bytes] | None = None
+    try:
+        _step("applying database migrations and seeding the demo workspace")
+        prepare = subprocess.Popen([PY, "-c", PREPARE], cwd=ROOT, env=env, stdout=subprocess.PIPE)
+        assert prepare.stdout is not None
+        logins: list[str] = []
+        for raw in prepare.stdout:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            if line == SET_UP:
+                start_servers()
+                continue
+            if line.lstrip().startswith("login "):
+                logins.append(line.strip())
+            _say(line)
+        if prepare.wait() != 0:
+            print("[run] migrate + seed_demo failed", file=sys.stderr, flush=True)
+            return 1
+        if not procs:
+            start_servers()
 
         deadline = time.monotonic() + 180
         while all_alive() and time.monotonic() < deadline and not _web_answers(f"{base_url}/healthz"):
             time.sleep(0.3)
-        for event in ready.values():
+        for event in seen.values():
             while all_alive() and time.monotonic() < deadline and not event.wait(0.3):
                 pass
         # Let the start-up chatter settle so that the banner is what stays on screen.
@@ -190,15 +194,12 @@ def main() -> int:
         return 1
     except KeyboardInterrupt:
         return 0
-    except subprocess.CalledProcessError as exc:
-        print(f"[run] {exc.cmd} failed (exit {exc.returncode})", file=sys.stderr, flush=True)
-        return 1
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
+        running = [p for p in [prepare, *procs.values()] if p is not None and p.poll() is None]
+        for p in running:
+            p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for p in procs.values():
+        for p in running:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
