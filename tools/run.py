@@ -6,15 +6,16 @@ their output prefixed with their name. Once everything is up it prints the conso
 last, where a person sees them. Ctrl-C stops every process it started, the embedded services included; their
 data stays under var/.
 
-Where the time goes on a first run: Python start-up (every process imports Django and compiles its
-bytecode), the migrations, initdb. So migrations and the seed share one Django process, beat runs inside
-the worker (one process fewer), and the web server and the worker start while the migrations run, as soon
-as that process has set Django up (by then the shared bytecode is compiled, so they do not compile it
-again each).
+Where the time goes: Python start-up (every process imports Django and, on a first run, compiles its
+bytecode), the migrations, initdb. So migrations and the seed share one Django process, which also runs the
+system checks (the worker skips its own), beat runs inside the worker (one process fewer), and the web
+server and the worker start alongside the migrations: at once when the bytecode is there, else as soon as
+that process has set Django up (so that three processes do not compile the same bytecode at once).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -67,6 +68,14 @@ def _forward(name: str, stream: IO[bytes], on_line: Callable[[str], None]) -> No
         _say(label + line)
 
 
+def _bytecode_compiled() -> bool:
+    """Whether an earlier run left Django's bytecode (Python writes it on first import)."""
+    spec = importlib.util.find_spec("django")
+    if spec is None or spec.origin is None:
+        return False
+    return any((Path(spec.origin).parent / "db" / "models" / "__pycache__").glob("*.pyc"))
+
+
 def _web_answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own local server
@@ -106,6 +115,7 @@ def main() -> int:
     env = {**os.environ, **services.env, "PYTHONUNBUFFERED": "1"}
     env.setdefault("PUBLIC_BASE_URL", base_url)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    envs = {"web": env, "worker": {**env, "CELERY_SKIP_CHECKS": "1"}}
     commands = {
         "web": [PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", port],
         # Beat inside the worker (-B): one Python start-up fewer. One local worker has nobody to
@@ -144,7 +154,9 @@ def main() -> int:
     def start_servers() -> None:
         _step("starting the web server and a Celery worker (with beat)")
         for name, cmd in commands.items():
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=envs[name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
             procs[name] = proc
             assert proc.stdout is not None
             on_line = on_worker_line if name == "worker" else on_web_line
@@ -160,11 +172,14 @@ def main() -> int:
         _step("applying database migrations and seeding the demo workspace")
         prepare = subprocess.Popen([PY, "-c", PREPARE], cwd=ROOT, env=env, stdout=subprocess.PIPE)
         assert prepare.stdout is not None
+        if _bytecode_compiled():
+            start_servers()
         logins: list[str] = []
         for raw in prepare.stdout:
             line = raw.decode(errors="replace").rstrip("\r\n")
             if line == SET_UP:
-                start_servers()
+                if not procs:
+                    start_servers()
                 continue
             if line.lstrip().startswith("login "):
                 logins.append(line.strip())
