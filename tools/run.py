@@ -197,8 +197,8 @@ def main() -> int:
             while all_alive() and time.monotonic() < deadline and not event.wait(0.3):
                 pass
         # Let the start-up chatter settle so that the banner is what stays on screen.
-        settle_until = time.monotonic() + 3
-        while time.monotonic() < settle_until and time.monotonic() - last_output[0] < 0.5:
+        settle_until = time.monotonic() + 1.5
+        while time.monotonic() < settle_until and time.monotonic() - last_output[0] < 0.3:
             time.sleep(0.1)
         if all_alive():
             _say(_banner(base_url, logins, time.monotonic() - started_at))
