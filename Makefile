@@ -16,8 +16,6 @@ FIND_PYTHON := for c in python3.14 python3.13 python3.12 python3 $$(ls -d $$HOME
 # several times faster than pip; pip does the work itself when uv cannot be had. uv reads neither pip's
 # configuration nor its CA settings: it trusts the system's certificate store here (SSL_CERT_FILE and
 # SSL_CERT_DIR are honoured), so it also works behind a TLS-inspecting proxy. Another index: UV_DEFAULT_INDEX.
-# Bytecode is compiled at install, as pip does: every process then starts several times faster, even where
-# PYTHONDONTWRITEBYTECODE keeps Python from caching it on first import.
 export UV_SYSTEM_CERTS ?= 1
 export UV_PYTHON_DOWNLOADS ?= never
 
@@ -38,7 +36,7 @@ define install
 	fi
 	@echo "[setup] installing $(2)"
 	@if [ -x $(UV) ]; then \
-		$(UV) pip install --python $(PY) --compile-bytecode -c constraints.txt -e "$(1)" \
+		$(UV) pip install --python $(PY) -c constraints.txt -e "$(1)" \
 			|| { echo "[setup] uv failed: retrying with pip"; \
 			     $(PY) -m pip install --disable-pip-version-check -c constraints.txt -e "$(1)"; }; \
 	else \

@@ -7,10 +7,10 @@ last, where a person sees them. Ctrl-C stops every process it started, the embed
 data stays under var/.
 
 Where the time goes: Python start-up (every process imports Django and, on a first run, compiles its
-bytecode), the migrations, initdb. So migrations and the seed share one Django process, which also runs the
-system checks (the worker skips its own), beat runs inside the worker (one process fewer), and the web
-server and the worker start alongside the migrations: at once when the bytecode is there, else as soon as
-that process has set Django up (so that three processes do not compile the same bytecode at once).
+bytecode), the migrations, initdb. So the system checks, migrations and the seed share one Django process
+(the worker skips its own checks), beat runs inside the worker (one process fewer), and the web server and
+the worker start alongside the migrations: at once when the bytecode is there, else as soon as that process
+has imported and compiled what they share (so that three processes do not compile the same code at once).
 """
 
 from __future__ import annotations
@@ -35,12 +35,17 @@ ROOT = devenv.ROOT
 PY = sys.executable
 
 SET_UP = "[run] django is set up"
-# Migrations and the demo seed in one Django process; system checks first, as `manage.py migrate` does.
+# The system checks (as `manage.py migrate` runs them), the migrations and the demo seed in one Django
+# process. It writes the bytecode of what it imports (most of what the web server and the worker import
+# too) even where PYTHONDONTWRITEBYTECODE is set, as pip's install-time compile would, into the venv and
+# the (git-ignored) __pycache__ folders: later starts then skip compiling it.
 PREPARE = (
+    "import sys; sys.dont_write_bytecode = False\n"
     "import django; django.setup()\n"
-    f"print({SET_UP!r}, flush=True)\n"
     "from django.core.management import call_command\n"
-    "call_command('migrate', interactive=False, skip_checks=False)\n"
+    "call_command('check', databases=['default'])\n"
+    f"print({SET_UP!r}, flush=True)\n"
+    "call_command('migrate', interactive=False)\n"
     "call_command('seed_demo')\n"
 )
 
@@ -61,6 +66,8 @@ def _step(text: str) -> None:
 
 def _forward(name: str, stream: IO[bytes], on_line: Callable[[str], None]) -> None:
     """Copy a child's output line by line with its name in front, so its pipe never fills up."""
+    # Ctrl-C must reach the main thread, which stops everything, not a thread blocked on a pipe.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     label = f"{name:<6}| "
     for raw in stream:
         line = raw.decode(errors="replace").rstrip("\r\n")
@@ -105,8 +112,13 @@ def _banner(base_url: str, logins: list[str], seconds: float) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     started_at = time.monotonic()
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: the children and the services too
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
     base_url = f"http://{host}:{port}"
