@@ -223,7 +223,9 @@ def main() -> int:
         for event in seen.values():
             while all_alive() and time.monotonic() < deadline and not event.wait(0.3):
                 pass
-        # Let the start-up chatter settle so that the banner is what stays on screen.
+        # Let the start-up chatter settle (the last health check's access log line too), so that the
+        # banner is what stays on screen.
+        last_output[0] = time.monotonic()
         settle_until = time.monotonic() + 1.5
         while time.monotonic() < settle_until and time.monotonic() - last_output[0] < 0.3:
             time.sleep(0.1)
