@@ -73,28 +73,21 @@ def _forward(name: str, stream: IO[bytes], on_line: Callable[[str], None]) -> No
 
 
 def _child_env(env: dict[str, str]) -> dict[str, str]:
-    """The children's environment, with a bytecode cache even where PYTHONDONTWRITEBYTECODE is set.
+    """The children's environment: they write their bytecode cache even where PYTHONDONTWRITEBYTECODE is set.
 
-    Without one, each process compiles its ~1,300 modules at every start (seconds of CPU each); so the
-    cache is kept, but under var/ (PYTHONPYCACHEPREFIX), out of the sources and .venv as the setting wants.
+    Without it each process compiles its ~1,300 modules again at every start (seconds of CPU each). The
+    cache goes where Python keeps it (.venv, the git-ignored __pycache__ folders), as pip's install-time
+    compile would have put it.
     """
-    env = dict(env)
-    if env.get("PYTHONDONTWRITEBYTECODE"):
-        del env["PYTHONDONTWRITEBYTECODE"]
-        env.setdefault("PYTHONPYCACHEPREFIX", str(devenv.VAR / "pycache"))
-    return env
+    return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def _bytecode_cached(env: dict[str, str]) -> bool:
-    """Whether an earlier run left Django's bytecode where the children will look for it."""
+def _bytecode_cached() -> bool:
+    """Whether an earlier run left Django's bytecode."""
     spec = importlib.util.find_spec("django")
     if spec is None or spec.origin is None:
         return False
     source = Path(spec.origin).parent / "db" / "models" / "__init__.py"
-    prefix = env.get("PYTHONPYCACHEPREFIX")
-    if prefix:  # the layout of sys.pycache_prefix: the source's absolute folder under the prefix
-        name = f"{source.stem}.{sys.implementation.cache_tag}.pyc"
-        return (Path(prefix) / source.parent.relative_to(source.anchor) / name).exists()
     return Path(importlib.util.cache_from_source(str(source))).exists()
 
 
@@ -199,7 +192,7 @@ def main() -> int:
         _step("applying database migrations and seeding the demo workspace")
         prepare = subprocess.Popen([PY, "-c", PREPARE], cwd=ROOT, env=env, stdout=subprocess.PIPE)
         assert prepare.stdout is not None
-        if _bytecode_cached(env):
+        if _bytecode_cached():
             start_servers()
         logins: list[str] = []
         for raw in prepare.stdout:
