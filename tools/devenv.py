@@ -108,8 +108,19 @@ def start_postgres() -> tuple[str, bool]:
             os.chown(PG_DIR, entry.pw_uid, entry.pw_gid)
         if not (data / "PG_VERSION").exists():
             _log(f"initialising embedded PostgreSQL in {data}")
+            # --no-sync: no waiting for the new files to reach the disk (seconds), as the server runs with
+            # fsync=off anyway; a development database, not one to survive an OS crash.
             subprocess.run(
-                [_pg_bin("initdb"), "-D", str(data), "--auth=trust", "--encoding=utf8", "-U", "postgres"],
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(data),
+                    "--auth=trust",
+                    "--encoding=utf8",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                ],
                 check=True,
                 stdout=subprocess.DEVNULL,
                 **kwargs,  # type: ignore[call-overload]
