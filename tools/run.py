@@ -1,7 +1,7 @@
 """``make run``: the whole platform in one terminal.
 
 Starts the embedded PostgreSQL and Redis when ``DATABASE_URL`` / ``REDIS_URL`` are not set, migrates,
-seeds the demo workspace (idempotent), then runs the ASGI web server, a Celery worker and Celery beat.
+seeds the demo workspace (idempotent), then runs the web tier (tools/front.py), a Celery worker and beat.
 Ctrl-C stops every process it started, the embedded services included; their data stays under var/.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import devenv
+import front
 
 ROOT = devenv.ROOT
 PY = sys.executable
@@ -44,7 +45,7 @@ def main() -> int:
         subprocess.run([PY, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True)
         subprocess.run([PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True)
         commands = {
-            "web": [PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", port],
+            **front.web_commands(PY, host, port, devenv.VAR),  # one origin: HTTP and websockets
             "worker": [PY, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "2"],
             "beat": [
                 PY,
