@@ -102,6 +102,10 @@ def web_commands(python: str, host: str, port: str, var_dir: Path) -> dict[str, 
             "--blocking-threads",
             "4",
             "--no-ws",
+            # A worker that does not stop within 5 s is killed, so granian exits well before make run
+            # gives up waiting for it (15 s) and no orphaned worker is left behind.
+            "--workers-kill-timeout",
+            "5",
             "config.wsgi:application",
         ],
         "websockets": [
