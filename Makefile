@@ -78,6 +78,11 @@ run test: frontend
 bench: $(DEV_STAMP)
 	$(PY) tools/devenv.py exec -- $(PY) bench/run.py
 
+# 10 minutes of mixed load on loopback; memory of every process must stay flat (not part of CI).
+.PHONY: soak
+soak: $(STAMP)
+	$(PY) tools/devenv.py exec -- $(PY) bench/soak.py
+
 clean:
 	-$(PY) tools/devenv.py clean
 	rm -rf $(VENV)

@@ -24,6 +24,11 @@ from typing import Any
 from bench import harness
 from bench.harness import BenchResult, Context
 
+AIM_PCT = 20.0  # webchat messages/s at least 20% of the bare echo consumer's
+AIM_P99_MS = 200.0  # visitor → agent console p99 at half the measured maximum
+LOAD_FRACTION = 0.5
+PACED_SECONDS = 15.0
+
 ORIGIN = "https://bench-shop.example"
 APP = "bench.webchat_asgi:application"
 
@@ -159,6 +164,36 @@ class Load:
         )
         return latencies, time.perf_counter() - started
 
+    async def webchat_paced(self, label: str, total: int, rate: float) -> list[float]:
+        """Open loop: message k is due at k / ``rate`` seconds, sent by visitor k mod n once that visitor
+        has its previous ack; latencies (to the ack, and in ``sent_at`` for the agent) count from when the
+        message was due, so a backlog shows up as latency."""
+        latencies: list[float] = []
+        count = len(self.visitors)
+        start = time.perf_counter() + 0.05
+
+        async def one(index: int, ws: Any) -> None:
+            for k in range(index, total, count):
+                client_id = f"{label}-{index:03d}-{k:05d}"
+                due = start + k / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                self.sent_at[client_id] = due
+                await ws.send(json.dumps({"type": "message", "client_id": client_id, "body": f"Bench {k}"}))
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if frame.get("type") == "ack" and frame.get("client_id") == client_id:
+                        self.acked[client_id] = (int(frame["message"]["id"]), time.perf_counter())
+                        latencies.append(time.perf_counter() - due)
+                        break
+                    if frame.get("type") == "error":
+                        self.errors.append(f"{client_id}: {frame}")
+                        break
+
+        await asyncio.gather(*(one(i, ws) for i, ws in enumerate(self.visitors)))
+        return latencies
+
     async def echo_round(self, total: int) -> tuple[list[float], float]:
         latencies: list[float] = []
 
@@ -226,7 +261,8 @@ def run(ctx: Context) -> BenchResult:
     connections = max(ctx.concurrency * 2, 32)
     errors: list[str] = []
     background = harness.machine_busy_pct()
-    measured = {"echo": [], "webchat": [], "agent": []}  # type: dict[str, list[float]]
+    measured = {"echo": [], "webchat": [], "agent": [], "paced_ack": [], "paced_agent": []}  # type: dict[str, list[float]]
+    paced: dict[str, Any] = {"rate": 0.0, "count": 0}
     elapsed = {"echo": 0.0, "webchat": 0.0}
     usage: dict[str, harness.CpuUsage] = {}
     missing_at_agent = 0
@@ -263,6 +299,20 @@ def run(ctx: Context) -> BenchResult:
                     agent, missing = await load.agent_latencies(sent)
                     measured["agent"] += agent
                     missing_at_agent += missing
+                # Latency at half the measured maximum, open loop.
+                max_rate = len(measured["webchat"]) / elapsed["webchat"] if elapsed["webchat"] else 0.0
+                paced["rate"] = round(LOAD_FRACTION * max_rate, 1)
+                paced["count"] = max(50, min(ctx.requests, int(paced["rate"] * PACED_SECONDS)))
+                harness.log(
+                    f"webchat at {LOAD_FRACTION:.0%} load: {paced['count']} at {paced['rate']} msgs/s"
+                )
+                measured["paced_ack"] = await load.webchat_paced(
+                    "paced", paced["count"], paced["rate"] or 1.0
+                )
+                sent = [c for c in load.sent_at if c.startswith("paced-")]
+                agent, missing = await load.agent_latencies(sent)
+                measured["paced_agent"] = agent
+                missing_at_agent += missing
                 errors.extend(load.errors[:5])
             finally:
                 await load.close()
@@ -270,7 +320,7 @@ def run(ctx: Context) -> BenchResult:
         asyncio.run(main())
         server_log = server.log_tail(15)
 
-    acked_total = ctx.warmup + len(measured["webchat"])
+    acked_total = ctx.warmup + len(measured["webchat"]) + len(measured["paced_ack"])
     check = _database_check(seeded["channel_id"], acked_total)
     check["missing_at_agent"] = missing_at_agent
     if not check["ok"] or missing_at_agent or len(measured["webchat"]) != ctx.requests:
@@ -283,6 +333,12 @@ def run(ctx: Context) -> BenchResult:
 
     echo_rate, chat_rate = rate("echo"), rate("webchat")
     ratio = round(100.0 * chat_rate / echo_rate, 1) if echo_rate else 0.0
+    paced_agent = _percentiles(measured["paced_agent"])
+    p99_agent = paced_agent["p99"]
+    latency_met = (
+        p99_agent is not None and p99_agent < AIM_P99_MS and len(measured["paced_ack"]) == paced["count"]
+    )
+    rate_met = ratio >= AIM_PCT
     scenarios: dict[str, dict[str, Any]] = {
         "echo": {
             "messages": len(measured["echo"]),
@@ -294,6 +350,13 @@ def run(ctx: Context) -> BenchResult:
             "msgs_per_s": chat_rate,
             "visitor_to_ack_ms": _percentiles(measured["webchat"]),
             "visitor_to_agent_ms": _percentiles(measured["agent"]),
+        },
+        "webchat_at_half_load": {
+            "rate_msgs_per_s": paced["rate"],
+            "messages": paced["count"],
+            "acked": len(measured["paced_ack"]),
+            "visitor_to_ack_ms": _percentiles(measured["paced_ack"]),
+            "visitor_to_agent_ms": paced_agent,
         },
     }
     cpu = {name: usage[name].as_dict(len(measured[name])) for name in usage}
@@ -309,6 +372,10 @@ def run(ctx: Context) -> BenchResult:
         "scenarios": scenarios,
         "cpu": cpu,
         "webchat_vs_echo_rate_pct": ratio,
+        "aim_pct": AIM_PCT,
+        "aim_met": rate_met,
+        "aim_p99_ms": AIM_P99_MS,
+        "aim_p99_met": latency_met,
         "database_check": check,
     }
     e_ms: Any = scenarios["echo"]["round_trip_ms"]
@@ -321,7 +388,12 @@ def run(ctx: Context) -> BenchResult:
         f"  echo     {echo_rate:>8.1f} msgs/s   round trip p50 {e_ms['p50']} ms   p99 {e_ms['p99']} ms",
         f"  webchat  {chat_rate:>8.1f} msgs/s   visitor→ack p50 {ack_ms['p50']} ms   p99 {ack_ms['p99']} ms",
         f"           visitor→agent console p50 {agent_ms['p50']} ms   p99 {agent_ms['p99']} ms",
-        f"  webchat / echo rate = {ratio:.1f}%",
+        f"  webchat / echo rate = {ratio:.1f}%; aim at least {AIM_PCT:.0f}%"
+        f" -> {'MET' if rate_met else 'NOT MET'}",
+        f"  at {LOAD_FRACTION:.0%} of the measured maximum ({paced['rate']} msgs/s, open loop,"
+        f" {paced['count']} messages): visitor→agent console p50 {paced_agent['p50']} ms"
+        f"   p99 {p99_agent} ms;"
+        f" aim p99 < {AIM_P99_MS:.0f} ms -> {'MET' if latency_met else 'NOT MET'}",
         *(
             f"  {name:<8} server CPU {c.get('server_cpu_ms_per_request', 0):.2f} ms/msg"
             f"   postgres {c.get('postgres_cpu_ms_per_request', 0):.2f} ms/msg"

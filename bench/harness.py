@@ -65,7 +65,7 @@ def database_drop(server_url: str, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def redis_pick_empty_db(redis_url: str, candidates: Sequence[int] = range(15, 7, -1)) -> str:
+def redis_pick_empty_db(redis_url: str, candidates: Sequence[int] = range(15, 9, -1)) -> str:
     """A Redis URL on the same server whose logical database is empty, so queued tasks and keys of the
     benchmark never reach the worker of a dev server or of the tests (they use database 0)."""
     import redis
@@ -105,6 +105,7 @@ class Server:
     port: int
     log_path: Path
     database: str = ""  # its PostgreSQL database, whose backends' CPU is measured with it
+    kind: str = "uvicorn-asgi"  # which of SERVER_KINDS
 
     @property
     def base_url(self) -> str:
@@ -125,49 +126,144 @@ def _get_ok(url: str) -> bool:
         return False
 
 
+# How each server under test is started. ``{app}`` is the application it serves; every server gets the
+# same number of worker processes. Each is run the way its documentation recommends for production.
+SERVER_KINDS: dict[str, dict[str, Any]] = {
+    "uvicorn-asgi": {
+        "app": "config.asgi:application",
+        "cmd": [
+            "-m",
+            "uvicorn",
+            "{app}",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--workers",
+            "{workers}",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+    },
+    "granian-asgi": {
+        "app": "config.asgi:application",
+        "cmd": [
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--workers",
+            "{workers}",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "{app}",
+        ],
+    },
+    "granian-wsgi": {
+        "app": "config.wsgi:application",
+        "cmd": [
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--workers",
+            "{workers}",
+            "--blocking-threads",
+            "{threads}",
+            "--no-ws",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "{app}",
+        ],
+    },
+    "gunicorn-sync": {
+        "app": "config.wsgi:application",
+        "cmd": [
+            "-m",
+            "gunicorn",
+            "--bind",
+            "{host}:{port}",
+            "--workers",
+            "{workers}",
+            "--log-level",
+            "warning",
+            "{app}",
+        ],
+    },
+    "gunicorn-gthread": {
+        "app": "config.wsgi:application",
+        "cmd": [
+            "-m",
+            "gunicorn",
+            "--bind",
+            "{host}:{port}",
+            "--workers",
+            "{workers}",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "{threads}",
+            "--log-level",
+            "warning",
+            "{app}",
+        ],
+    },
+}
+
+
 @contextlib.contextmanager
-def uvicorn_server(
+def app_server(
     env: dict[str, str],
     *,
+    kind: str = "uvicorn-asgi",
     workers: int = 2,
+    threads: int = 4,
     name: str = "server",
-    app: str = "config.asgi:application",
+    app: str | None = None,
     startup_timeout: float = 90.0,
 ) -> Iterator[Server]:
-    """Run ``uvicorn <app>`` (the product's ASGI application by default) as the product does; stop it on
-    exit. Its output goes to ``bench/results/<name>.log``."""
+    """Run one of ``SERVER_KINDS`` on a free loopback port serving ``app`` (the kind's product application
+    by default); wait for ``/healthz`` and for every worker; stop its whole process group on exit.
+    Its output goes to ``bench/results/<name>.log``."""
+    spec = SERVER_KINDS[kind]
     host, port = "127.0.0.1", free_port()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     log_path = RESULTS_DIR / f"{name}.log"
     server_env = {**env, "PUBLIC_BASE_URL": f"http://{host}:{port}"}
-    cmd = [
-        PY,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    values = {
+        "app": app or spec["app"],
+        "host": host,
+        "port": str(port),
+        "workers": str(workers),
+        "threads": str(threads),
+    }
+    cmd = [PY, *(part.format(**values) for part in spec["cmd"])]
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=server_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
         database = urlsplit(env.get("DATABASE_URL", "")).path.lstrip("/")
-        server = Server(proc=proc, host=host, port=port, log_path=log_path, database=database)
+        server = Server(proc=proc, host=host, port=port, log_path=log_path, database=database, kind=kind)
         try:
             deadline = time.monotonic() + startup_timeout
             while not _get_ok(f"{server.base_url}/healthz"):
                 if proc.poll() is not None:
-                    raise RuntimeError(f"uvicorn exited with {proc.returncode}:\n{server.log_tail()}")
+                    raise RuntimeError(f"{kind} exited with {proc.returncode}:\n{server.log_tail()}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"uvicorn did not answer /healthz in {startup_timeout} s")
+                    raise RuntimeError(f"{kind} did not answer /healthz in {startup_timeout} s")
                 time.sleep(0.2)
             # Every worker must be up before timing starts, not only the first one to answer.
             deadline = time.monotonic() + startup_timeout
@@ -177,6 +273,38 @@ def uvicorn_server(
             yield server
         finally:
             _stop(proc)
+
+
+# The server that serves the product's HTTP (console, API, webhooks), as tools/run.py and
+# docker-compose.yml run it; websockets go to the ASGI application under uvicorn on the same origin.
+PRODUCT_HTTP_KIND = "granian-wsgi"
+# The candidates for serving a bare Django view; the fastest in a run is that run's baseline.
+BASELINE_KINDS = ("granian-wsgi", "gunicorn-gthread", "gunicorn-sync", "granian-asgi", "uvicorn-asgi")
+
+
+@contextlib.contextmanager
+def baseline_servers(
+    env: dict[str, str], *, workers: int = 2, product: Server | None = None, name: str = "baseline"
+) -> Iterator[dict[str, Server]]:
+    """Every kind of ``BASELINE_KINDS`` serving the product's application (its ``GET /healthz`` is the bare
+    view), all at once so their rounds can interleave. ``product``, when given, stands for its own kind."""
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for kind in BASELINE_KINDS:
+            if product is not None and product.kind == kind:
+                servers[kind] = product
+            else:
+                servers[kind] = stack.enter_context(
+                    app_server(env, kind=kind, workers=workers, name=f"{name}-{kind}")
+                )
+        yield servers
+
+
+def uvicorn_server(
+    env: dict[str, str], *, workers: int = 2, name: str = "server", app: str = "config.asgi:application"
+) -> contextlib.AbstractContextManager[Server]:
+    """The ASGI application under uvicorn (websockets, and the ASGI baseline)."""
+    return app_server(env, kind="uvicorn-asgi", workers=workers, name=name, app=app)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -581,6 +709,7 @@ async def _load(
     request_timeout: float,
     expected_status: int,
     worker_pids: Sequence[int],
+    rate: float | None = None,
 ) -> LoadResult:
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
@@ -597,6 +726,13 @@ async def _load(
                 break
             sent += 1
             t0 = time.perf_counter()
+            if rate:
+                # Open loop: request i is due at t_start + i / rate; its latency counts from then, so a
+                # request that waits for a free connection is charged its wait (no coordinated omission).
+                due = t_start + i / rate
+                if due > t0:
+                    await asyncio.sleep(due - t0)
+                t0 = due
             try:
                 if conn is None:
                     conn = await _connect(host, port)
@@ -650,11 +786,14 @@ def run_load(
     max_seconds: float = 120.0,
     request_timeout: float = 30.0,
     expected_status: int = 200,
+    rate: float | None = None,
 ) -> tuple[LoadResult, CpuUsage]:
     """Send the pre-built ``requests`` over ``concurrency`` keep-alive connections, each request once.
 
     The connections are opened (and spread evenly over the server's workers) before the clock starts.
     Stops by itself after the last request or after ``max_seconds`` (what is left is counted ``not_sent``).
+    With ``rate`` (requests/s) the load is open-loop: request i is sent at ``i / rate`` seconds (or as soon
+    as a connection is free) and its latency counts from when it was due, as wrk2 measures.
     Returns the raw result and the CPU used meanwhile by the server, PostgreSQL and this process.
     """
     try:
@@ -677,6 +816,7 @@ def run_load(
                 request_timeout,
                 expected_status,
                 workers,
+                rate,
             )
         )
     return result, cpu_delta(before, cpu_snapshot(server.proc.pid, server.database))

@@ -55,15 +55,23 @@ class SendPurpose(models.TextChoices):
     COMPLIANCE = "compliance", "Compliance"
 
 
+# The choices' values once (``Choices.values`` builds a new list on every access; a CSV import checks
+# every consent cell).
+_STATUSES = frozenset(ConsentStatus.values)
+_CHANNELS = frozenset(ConsentChannel.values)
+_PURPOSES = frozenset(ConsentPurpose.values)
+_SOURCES = frozenset(ConsentSource.values)
+
+
 def consent_check_values(*, channel: str, status: str, source: str, purpose: str = "") -> None:
     """ValueError unless every value is one the ledger knows (what :func:`consent_record` checks)."""
-    if status not in ConsentStatus.values:
+    if status not in _STATUSES:
         raise ValueError(f"unknown consent status {status!r}")
-    if channel not in ConsentChannel.values:
+    if channel not in _CHANNELS:
         raise ValueError(f"unknown consent channel {channel!r}")
-    if purpose and purpose not in ConsentPurpose.values:
+    if purpose and purpose not in _PURPOSES:
         raise ValueError(f"unknown consent purpose {purpose!r}")
-    if source not in ConsentSource.values:
+    if source not in _SOURCES:
         raise ValueError(f"unknown consent source {source!r}")
 
 

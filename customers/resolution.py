@@ -132,7 +132,13 @@ def customer_resolve_identifiers(
     # needs a transaction: outside one, go straight to the savepoint path.
     lock = len(idents) > 1
     known: dict[tuple[str, str], Identity] | None = None
-    if not lock or connection.in_atomic_block:
+    if len(idents) == 1:
+        found, known = _resolve_one(
+            workspace=workspace, ident=idents[0], channel_kind=channel_kind, display_name=display_name
+        )
+        if found is not None:
+            return found
+    elif connection.in_atomic_block:
         known = _lookup(workspace, idents, lock=lock)
         found = _resolve_known(
             idents=idents, known=known, channel_kind=channel_kind, display_name=display_name
@@ -173,6 +179,50 @@ def identity_touch_fields(
     if fields or identity.last_seen_at <= now - LAST_SEEN_RESOLUTION:
         fields["last_seen_at"] = now
     return fields
+
+
+def _one_statement() -> str:
+    """Look one identifier up with its customer (raw SQL: the ORM's query building cost four times the
+    database's work on this path). Built once from the models' columns."""
+    identity_cols = ", ".join(f"i.{f.column}" for f in Identity._meta.concrete_fields)
+    customer_cols = ", ".join(f"c.{f.column}" for f in Customer._meta.concrete_fields)
+    return (
+        f"SELECT {identity_cols}, {customer_cols} FROM {Identity._meta.db_table} i"  # noqa: S608 - our models' names
+        f" JOIN {Customer._meta.db_table} c ON c.id = i.customer_id"
+        " WHERE i.workspace_id = %s AND i.kind = %s AND i.value = %s"
+    )
+
+
+_ONE_STATEMENT: list[str] = []
+
+
+def _resolve_one(
+    *, workspace: Workspace, ident: Identifier, channel_kind: str, display_name: str
+) -> tuple[Resolution | None, dict[tuple[str, str], Identity]]:
+    """The common case of one identifier, no savepoint: a known identity (touched only when something
+    changes, one UPDATE) and its customer. Otherwise (unknown, or a nameless customer to name) returns no
+    resolution and what is known, for :func:`_resolve` to decide."""
+    if not _ONE_STATEMENT:
+        _ONE_STATEMENT.append(_one_statement())
+    with connection.cursor() as cursor:
+        cursor.execute(_ONE_STATEMENT[0], [workspace.pk, ident.kind, ident.value])
+        row = cursor.fetchone()
+    if row is None:
+        return None, {}
+    identity_fields, customer_fields = Identity._meta.concrete_fields, Customer._meta.concrete_fields
+    identity = Identity.from_db("default", [f.attname for f in identity_fields], row[: len(identity_fields)])
+    customer = Customer.from_db("default", [f.attname for f in customer_fields], row[len(identity_fields) :])
+    Identity.customer.field.set_cached_value(identity, customer)
+    known = {(ident.kind, ident.value): identity}
+    if display_name and not customer.display_name:
+        return None, known
+    fields = identity_touch_fields(
+        identity=identity, ident=ident, channel_kind=channel_kind, now=timezone.now()
+    )
+    if fields:
+        # One statement, atomic by itself: no savepoint needed around it.
+        Identity.objects.filter(pk=identity.pk).update(**fields)
+    return Resolution(customer=customer), known
 
 
 def _resolve_known(

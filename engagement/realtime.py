@@ -12,7 +12,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import redis
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -158,10 +157,8 @@ def agent_typing_publish_now(*, workspace_id: int, conversation_id: int, author:
     )
     if row is None or row[0] is None:
         return False
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(
-            webchat_visitor_group(row[0], row[1]),
-            {"type": "webchat.typing", "author": author[:100], "typing": typing},
-        )
+    group_send_now(
+        webchat_visitor_group(row[0], row[1]),
+        {"type": "webchat.typing", "author": author[:100], "typing": typing},
+    )
     return True

@@ -1,7 +1,8 @@
 """``make run``: the whole platform in one terminal.
 
 Starts the embedded PostgreSQL and Redis when ``DATABASE_URL`` / ``REDIS_URL`` are not set, migrates,
-seeds the demo workspace (idempotent), and runs the ASGI web server, a Celery worker with beat inside it and the outbox relay,
+seeds the demo workspace (idempotent), and runs the web tier (tools/front.py: one origin for HTTP and
+websockets), a Celery worker with beat inside it and the outbox relay,
 their output prefixed with their name. Once everything is up it prints the console URL and the demo logins,
 last, where a person sees them. Ctrl-C stops every process it started, the embedded services included; their
 data stays under var/.
@@ -30,6 +31,7 @@ from typing import IO
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import devenv
+import front
 
 ROOT = devenv.ROOT
 PY = sys.executable
@@ -135,9 +137,9 @@ def main() -> int:
     env = _child_env({**os.environ, **services.env, "PYTHONUNBUFFERED": "1"})
     env.setdefault("PUBLIC_BASE_URL", base_url)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    envs = {"web": env, "worker": {**env, "CELERY_SKIP_CHECKS": "1"}, "relay": env}
+    envs = {"worker": {**env, "CELERY_SKIP_CHECKS": "1"}}
     commands = {
-        "web": [PY, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", port],
+        **front.web_commands(PY, host, port, devenv.VAR),  # one origin: HTTP and websockets
         # Beat inside the worker (-B): one Python start-up fewer. One local worker has nobody to
         # synchronise with at start-up (mingle costs a second).
         "worker": [
@@ -177,7 +179,7 @@ def main() -> int:
         _step("starting the web server, a Celery worker (with beat) and the outbox relay")
         for name, cmd in commands.items():
             proc = subprocess.Popen(
-                cmd, cwd=ROOT, env=envs[name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                cmd, cwd=ROOT, env=envs.get(name, env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
             procs[name] = proc
             assert proc.stdout is not None

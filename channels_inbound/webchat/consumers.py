@@ -202,7 +202,11 @@ class WebchatConsumer(AsyncJsonWebsocketConsumer):
             return webchat_message_payload(interaction=interaction), created
 
         try:
-            payload, created = await database_sync_to_async(receive)()
+            # Not thread-sensitive: by default every consumer of a process runs its database work on
+            # one shared thread, so a process stored one message at a time and the rate was bounded by
+            # one transaction's latency. Each message is one transaction of its own (a pooled
+            # connection per thread), and a consumer still handles its own frames in order.
+            payload, created = await database_sync_to_async(receive, thread_sensitive=False)()
         except WebchatError as exc:
             await self._error(exc, client_id=client_id)
             return

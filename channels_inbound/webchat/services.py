@@ -26,8 +26,6 @@ from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest
@@ -50,6 +48,7 @@ from engagement.models import Attachment, Channel, ChannelKind, Interaction, Int
 from engagement.models.conversations import Direction, InteractionKind
 from engagement.realtime import (
     agents_online_count,
+    group_send_now,
     presence_count,
     redis_client,
     visitor_key,
@@ -645,7 +644,4 @@ def visitor_is_online(*, channel_id: int, visitor_id: str) -> bool:
 
 def webchat_push_now(*, channel_id: int, visitor_id: str, message: dict[str, Any]) -> None:
     """Send ``message`` to every open widget of the visitor, immediately (call after commit)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    async_to_sync(layer.group_send)(visitor_group(channel_id, visitor_id), message)
+    group_send_now(visitor_group(channel_id, visitor_id), message)

@@ -257,3 +257,26 @@ def test_csv_import_falls_back_to_row_by_row_when_the_bulk_write_loses_a_race(wo
     imp = customer_import_run(import_id=imp.pk)
     assert (imp.created_count, imp.failed_count, [e["row"] for e in imp.errors]) == (1, 1, [2])
     assert Identity.objects.filter(value="a@example.com").exists()
+
+
+def test_csv_import_set_based_insert_refuses_an_identifier_taken_meanwhile(workspace):
+    """The staging table's insert skips an identifier another writer created after the batch looked
+    it up, and says so, so the batch goes row by row through resolution instead."""
+    from django.db import IntegrityError, transaction
+    from django.utils import timezone
+
+    from customers import imports
+
+    taken = factories.customer_create(workspace, ("email", "taken@example.com"))
+    fresh = factories.customer_create(workspace, ("email", "fresh@example.com"))
+    now = timezone.now()
+    rows = [
+        (workspace.pk, fresh.pk, "email", "new@example.com", False, "", now, "", now),
+        (workspace.pk, fresh.pk, "email", "taken@example.com", False, "", now, "", now),
+    ]
+    with pytest.raises(IntegrityError, match="1 identifier"), transaction.atomic():
+        imports._identities_insert(rows)
+    assert Identity.objects.get(value="taken@example.com").customer_id == taken.pk
+    assert not Identity.objects.filter(value="new@example.com").exists()
+    imports._identities_insert(rows[:1])
+    assert Identity.objects.get(value="new@example.com").customer_id == fresh.pk
