@@ -378,6 +378,11 @@ SPECTACULAR_SETTINGS = {
         "IdentityKindEnum": "customers.models.IdentityKind",
         "InteractionKindEnum": "engagement.models.conversations.InteractionKind",
         "CampaignPurposeEnum": ["marketing", "transactional"],
+        "SegmentKindEnum": "engagement.models.segments.SegmentKind",
+        "CampaignStateEnum": "engagement.models.campaigns.CampaignState",
+        "CampaignRunStateEnum": "engagement.models.campaigns.RunState",
+        "CampaignRecipientStateEnum": "engagement.models.campaigns.RecipientState",
+        "WebhookDeliveryStateEnum": "engagement.models.webhooks.DeliveryState",
     },
 }
 

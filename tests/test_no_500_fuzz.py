@@ -196,10 +196,9 @@ def stored_and_applied(provider_event_id: str) -> None:
 def applied_or_kept(provider_event_id: str, before_kept: int) -> None:
     """A 2xx to an authentic request: the event was stored and applied, or (issue 9's principle) the
     request could not be normalized and is kept as received with its error for an admin."""
-    if ProviderEvent.objects.filter(provider_event_id=provider_event_id).exists():
-        stored_and_applied(provider_event_id)
-    else:
-        assert InboundRequest.objects.filter(processed_at__isnull=True).count() == before_kept + 1
+    if InboundRequest.objects.filter(processed_at__isnull=True).count() == before_kept + 1:
+        return  # not normalizable or not applicable (e.g. a From that is only a NUL): kept with its error
+    stored_and_applied(provider_event_id)
 
 
 _ids = count()
