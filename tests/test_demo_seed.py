@@ -70,3 +70,18 @@ def test_demo_has_no_placeholder_text_and_the_bot_never_answers_after_a_human(
         Interaction.objects.filter(customer=linus, direction="outbound").values_list("body", flat=True)
     )
     assert bodies == ["Hi Linus, we're open Monday to Friday, 9:00 to 17:00."]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_command_runs_outside_a_test_transaction_and_twice():
+    """``make run`` seeds a fresh database with the command, in autocommit: nothing may rely on the test
+    transaction (select_for_update outside a transaction fails), and a second run adds nothing."""
+    from django.core.management import call_command
+
+    from engagement.models import Campaign
+
+    call_command("seed_demo")
+    call_command("seed_demo")
+    names = sorted(Campaign.objects.filter(workspace__slug="demo").values_list("name", "state"))
+    assert len(names) == 2, names
+    assert any(state == "completed" for _, state in names), names

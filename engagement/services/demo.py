@@ -455,6 +455,7 @@ DEMO_CAMPAIGN_DONE = "Spring sale (demo)"
 DEMO_CAMPAIGN_SCHEDULED = "Weekly tips (demo)"
 
 
+@transaction.atomic  # all or nothing: a half-seeded campaign would be skipped as done next time
 def demo_campaigns_seed(*, workspace: Workspace, sms_channel: Channel, at: datetime) -> None:
     """A finished SMS campaign to the demo segment (launched two days ago: its audience snapshotted by the
     real launch, each message delivered, one customer replied) and a weekly one scheduled for Monday

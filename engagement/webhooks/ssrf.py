@@ -149,7 +149,12 @@ def webhook_target_check(*, url: str, allow_private: bool, resolve: Resolver | N
         reason = address_refusal(address, allow_private=allow_private)
         if reason is not None:
             shown = host if host == raw else f"{host} ({raw})"
-            raise WebhookTargetRefused(f"the URL's host {shown} is {reason}", field="url")
+            hint = (
+                ""
+                if allow_private or reason == "a cloud metadata address"
+                else " (for local development, set WEBHOOKS_ALLOW_PRIVATE_TARGETS=1)"
+            )
+            raise WebhookTargetRefused(f"the URL's host {shown} is {reason}{hint}", field="url")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
