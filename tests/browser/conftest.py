@@ -118,6 +118,14 @@ def asgi_server(transactional_db: None) -> Iterator[AsgiServer]:
 
 
 @pytest.fixture
+def outbox_relay_for_server(asgi_server: AsgiServer) -> Iterator[subprocess.Popen[bytes]]:
+    """The outbox relay on the test database: committed events reach the console's websocket live."""
+    relay = outbox_relay_start(_server_env(asgi_server.url))
+    yield relay
+    process_stop(relay)
+
+
+@pytest.fixture
 def celery_worker_for_server(asgi_server: AsgiServer) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker on the test database (agent replies are sent by it)."""
     log = open(ROOT / "var" / "e2e-worker.log", "ab")  # noqa: SIM115 - closed in teardown

@@ -171,7 +171,9 @@ def _scenario(chromium: Any, server: AsgiServer, data: dict[str, Any]) -> None:
         context.close()
 
 
-def test_the_webchat_demo_page_works_same_origin(asgi_server: AsgiServer) -> None:
+def test_the_webchat_demo_page_works_same_origin(
+    asgi_server: AsgiServer, outbox_relay_for_server: object
+) -> None:
     """/webchat/demo/ on the platform's own origin (not in allowed_origins: the server's port is
     random): the bubble shows and a visitor's message reaches the console live."""
     from engagement.services.demo import DEMO_PASSWORD, demo_workspace_seed
