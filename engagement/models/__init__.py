@@ -2,7 +2,7 @@ from .attachments import Attachment
 from .automation import AutomationRule
 from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
-from .tenancy import ApiKey, Membership, Role, Workspace
+from .tenancy import ApiKey, IdempotencyRecord, Membership, Role, Workspace
 
 __all__ = [
     "ApiKey",
@@ -11,6 +11,7 @@ __all__ = [
     "Channel",
     "ChannelKind",
     "Conversation",
+    "IdempotencyRecord",
     "Interaction",
     "InteractionStatus",
     "Membership",
