@@ -291,6 +291,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "engagement.api.pagination.ContractCursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "engagement.api.exceptions.exception_handler",
+    # No ?format= override: JSON (and problem+json) is the only representation; one fewer parameter.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 # The API contract (ARCHITECTURE.md "API contract"): rate limits per key and on bad keys per address,

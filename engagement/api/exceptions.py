@@ -22,7 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -164,6 +165,14 @@ def _drf_problem(exc: drf.APIException) -> Response:
     return problem_response(
         status=exc.status_code, code=code, title=title, detail=message, extra=extra, headers=headers
     )
+
+
+def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """``handler404``: a URL under ``/api/`` that matches no route is a 404 problem, not an HTML page."""
+    if request.path.startswith("/api/"):
+        body = problem_body(status=404, code="not_found", title="Not found", detail="no such URL in the API")
+        return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
+    return page_not_found(request, exception or Http404())
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

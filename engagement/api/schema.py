@@ -1,10 +1,9 @@
 """OpenAPI: every operation documents the shared problem responses (RFC 9457) it can answer with.
 
 ``ContractAutoSchema`` is the project's ``DEFAULT_SCHEMA_CLASS``: to each operation's own responses it adds
-400 (invalid input, unknown query parameter), 401, 403 (``scope_missing``…), 429 (rate limited), and
-404 where the path has a parameter; ``POST`` adds 409 and 422 (``Idempotency-Key`` reused, rules). The
-body is ``Problem`` under ``application/problem+json``. It also documents the ``Idempotency-Key`` header
-on every ``POST`` and the ``RateLimit`` headers.
+400 (invalid input, unknown query parameter), 401, 403 (``scope_missing``…), 404 and 429 (rate limited);
+``POST`` adds 409 and 422 (``Idempotency-Key`` in flight or reused, the rules). The body is ``Problem``
+under ``application/problem+json``. It also documents the ``Idempotency-Key`` header on every ``POST``.
 """
 
 from __future__ import annotations
@@ -89,9 +88,8 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 
 class ContractAutoSchema(AutoSchema):
     def _problem_statuses(self) -> list[int]:
-        statuses = [400, 401, 403, 429]
-        if "{" in self.path:
-            statuses.append(404)
+        # 404 everywhere: a path id, or an id in the body (a send's channel_id), may name nothing here.
+        statuses = [400, 401, 403, 404, 429]
         if self.method == "POST":
             statuses += [409, 422]
         return sorted(statuses)

@@ -28,12 +28,8 @@ def _load() -> Any:
     return schemathesis.openapi.from_dict(raw)
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
-
-
-@pytest.fixture
-def api_schema() -> Any:
-    return _load()
+schema = _load()
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
