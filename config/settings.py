@@ -195,6 +195,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "channels_outbound.tasks.requeue_stuck_outbound",
         "schedule": 60.0,
     },
+    "purge-idempotency-records": {
+        "task": "engagement.tasks.idempotency_records_purge",
+        "schedule": 3600.0,
+    },
 }
 
 AUTHENTICATION_BACKENDS = [

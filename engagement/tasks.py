@@ -39,3 +39,11 @@ def fetch_attachment_task(attachment_id: int) -> bool:
     from engagement.services.media import attachment_fetch
 
     return attachment_fetch(attachment_id=attachment_id)
+
+
+@shared_task(name="engagement.tasks.idempotency_records_purge")
+def idempotency_records_purge_task() -> int:
+    """Hourly (beat): delete ``Idempotency-Key`` records past their 24 hours."""
+    from engagement.api.idempotency import idempotency_records_purge
+
+    return idempotency_records_purge()

@@ -401,3 +401,19 @@ def test_schema_documents_problems_and_idempotency(db):
     names = {p["name"] for p in schema["paths"]["/api/v1/conversations/"]["get"]["parameters"]}
     assert {"status", "channel", "customer", "cursor", "page_size"} <= names
     _ = settings
+
+
+@pytest.mark.django_db
+def test_expired_idempotency_records_are_purged(api, workspace):
+    from engagement.tasks import idempotency_records_purge_task
+
+    for key in ("old", "new"):
+        api.post(
+            "/api/v1/customers/",
+            {"identifiers": [{"kind": "email", "value": f"{key}@example.com"}]},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+    IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=25))
+    assert idempotency_records_purge_task() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
