@@ -417,3 +417,29 @@ def test_expired_idempotency_records_are_purged(api, workspace):
     IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=25))
     assert idempotency_records_purge_task() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicates_get_the_first_result(live_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    workspace = factories.workspace_create()
+    _, secret = api_key_create(workspace=workspace, name="race")
+    payload = {"identifiers": [{"kind": "email", "value": "race@example.com"}], "display_name": "R"}
+
+    def post(_: int) -> httpx.Response:
+        return httpx.post(
+            f"{live_server.url}/api/v1/customers/",
+            json=payload,
+            headers={"Authorization": f"Bearer {secret}", "Idempotency-Key": "race-1"},
+            timeout=30,
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(post, range(4)))
+    assert [a.status_code for a in answers] == [201] * 4, [a.content for a in answers]
+    assert all(a.json() == answers[0].json() for a in answers)  # jsonb keeps members, not their order
+    assert Customer.objects.filter(workspace=workspace).count() == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 3
