@@ -18,6 +18,11 @@ from .query import query_params_check
 from .scopes import scope_required, scopes_allow
 
 
+def is_resource_path(path: str) -> bool:
+    """Resources live under ``/api/v1/``; ``/api/schema/`` and the docs pages are not resources."""
+    return "/api/v1/" in path
+
+
 def request_workspace(request: Request) -> Workspace | None:
     if isinstance(request.auth, ApiKey):
         return request.auth.workspace
@@ -43,8 +48,8 @@ class HasScope(BasePermission):
     ``scope_missing`` naming the scope)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        if not isinstance(request.auth, ApiKey):
-            return True
+        if not isinstance(request.auth, ApiKey) or not is_resource_path(request.path):
+            return True  # the schema and docs are open to any valid key
         required = scope_required(request=request, view=view)
         if not scopes_allow(granted=list(request.auth.scopes or []), required=required):
             exc = PermissionDenied(f"this API key lacks the scope {required}")
@@ -58,5 +63,6 @@ class KnownQueryParameters(BasePermission):
     """Unknown query parameters are a 400 problem that names them (``engagement.api.query``)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        query_params_check(request=request, view=view)
+        if is_resource_path(request.path):  # not the schema view (?format=, ?lang= are its own)
+            query_params_check(request=request, view=view)
         return True

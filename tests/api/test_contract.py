@@ -443,3 +443,11 @@ def test_concurrent_duplicates_get_the_first_result(live_server):
     assert all(a.json() == answers[0].json() for a in answers)  # jsonb keeps members, not their order
     assert Customer.objects.filter(workspace=workspace).count() == 1
     assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 3
+
+
+@pytest.mark.django_db
+def test_any_valid_key_reads_the_schema(workspace):
+    _, secret = api_key_create(workspace=workspace, name="narrow", scopes=["channels:read"])
+    resp = _client(secret).get("/api/schema/", {"format": "json"})
+    assert resp.status_code == 200, resp.content
+    assert b'"openapi":' in resp.content
