@@ -96,6 +96,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "engagement.middleware.InputBoundaryMiddleware",
+    "engagement.api.ratelimit.RateLimitHeadersMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -238,6 +239,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": float(os.environ.get("CAMPAIGN_TICK_SECONDS", "1")),
         "options": {"expires": 5},
     },
+    "purge-idempotency-records": {
+        "task": "engagement.tasks.idempotency_records_purge",
+        "schedule": 3600.0,
+    },
 }
 
 AUTHENTICATION_BACKENDS = [
@@ -350,17 +355,45 @@ REST_FRAMEWORK = {
         "engagement.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["engagement.api.permissions.HasWorkspace"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "engagement.api.permissions.HasWorkspace",
+        "engagement.api.permissions.HasScope",
+        "engagement.api.permissions.KnownQueryParameters",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["engagement.api.ratelimit.KeyRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "engagement.api.renderers.ProblemJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PARSER_CLASSES": [
         "engagement.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "engagement.api.schema.ContractAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "engagement.api.pagination.ContractCursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "engagement.api.exceptions.exception_handler",
+    # No ?format= override: JSON (and problem+json) is the only representation; one fewer parameter.
+    "URL_FORMAT_OVERRIDE": None,
+}
+
+# The API contract (ARCHITECTURE.md "API contract"): rate limits per key and on bad keys per address,
+# Idempotency-Key retention, and the resource area of each URL segment an API key's scopes name.
+API_RATE_LIMIT_REQUESTS = int(os.environ.get("API_RATE_LIMIT_REQUESTS", "600"))
+API_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("API_RATE_LIMIT_WINDOW_SECONDS", "60"))
+API_AUTH_FAILURE_LIMIT = int(os.environ.get("API_AUTH_FAILURE_LIMIT", "50"))
+API_AUTH_FAILURE_WINDOW_SECONDS = int(os.environ.get("API_AUTH_FAILURE_WINDOW_SECONDS", "300"))
+API_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+API_IDEMPOTENCY_WAIT_SECONDS = 5
+API_SCOPE_PATH_AREAS = {
+    "customer-imports": "imports",
+    "customer-merges": "customers",
+    "merge-suggestions": "customers",
+    "customer-attributes": "customers",
+    "interactions": "messages",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -377,13 +410,21 @@ SPECTACULAR_SETTINGS = {
         "PreferredChannelEnum": "customers.models.PreferredChannel",
         "IdentityKindEnum": "customers.models.IdentityKind",
         "InteractionKindEnum": "engagement.models.conversations.InteractionKind",
-        "CampaignPurposeEnum": ["marketing", "transactional"],
         "SegmentKindEnum": "engagement.models.segments.SegmentKind",
         "CampaignStateEnum": "engagement.models.campaigns.CampaignState",
         "CampaignRunStateEnum": "engagement.models.campaigns.RunState",
         "CampaignRecipientStateEnum": "engagement.models.campaigns.RecipientState",
         "WebhookDeliveryStateEnum": "engagement.models.webhooks.DeliveryState",
+        "InteractionStatusEnum": "engagement.models.conversations.InteractionStatus",
+        "ConversationStatusEnum": "engagement.models.conversations.ConversationStatus",
+        "ConsentStatusEnum": "customers.models.ConsentStatus",
+        "ImportStatusEnum": "customers.models.ImportStatus",
+        "SuggestionStatusEnum": "customers.models.SuggestionStatus",
+        "MessagePurposeEnum": [("transactional", "transactional"), ("marketing", "marketing")],
+        "ConsentPurposeEnum": "customers.models.ConsentPurpose",
     },
+    # OpenAPI 3.1 (the contract); every 4xx comes from engagement.api.schema.
+    "OAS_VERSION": "3.1.0",
 }
 
 LOGGING = {

@@ -83,10 +83,15 @@ class InputBoundaryMiddleware(MiddlewareMixin):
     ) -> HttpResponse | None:
         if getattr(view_func, "input_unchecked", False):
             problem = text_problem(request.path)
-            return _refuse(f"the URL path {problem}") if problem else None
+            return _refuse(f"the URL path {problem}", request.path) if problem else None
         problem = request_input_problem(request)
-        return _refuse(problem) if problem else None
+        return _refuse(problem, request.path) if problem else None
 
 
-def _refuse(message: str) -> HttpResponse:
+def _refuse(message: str, path: str = "") -> HttpResponse:
+    if path.startswith("/api/"):  # the API answers RFC 9457 problem details (engagement.api.exceptions)
+        from engagement.api.exceptions import PROBLEM_CONTENT_TYPE, problem_body
+
+        body = problem_body(status=400, code="input_invalid", title="Invalid input", detail=message)
+        return JsonResponse(body, status=400, content_type=PROBLEM_CONTENT_TYPE)
     return JsonResponse({"error": message, "code": "input_invalid"}, status=400)

@@ -62,3 +62,11 @@ def campaigns_tick() -> dict[str, Any]:
     from engagement.campaigns.sending import campaigns_tick as tick
 
     return tick()
+
+
+@shared_task(name="engagement.tasks.idempotency_records_purge")
+def idempotency_records_purge_task() -> int:
+    """Hourly (beat): delete ``Idempotency-Key`` records past their 24 hours."""
+    from engagement.api.idempotency import idempotency_records_purge
+
+    return idempotency_records_purge()

@@ -10,6 +10,8 @@ from rest_framework.request import Request
 from engagement.models import ApiKey
 from engagement.services.tenancy import KEY_PREFIX, api_key_authenticate
 
+from .ratelimit import auth_failure_record
+
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
@@ -21,6 +23,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         key = api_key_authenticate(secret=secret.strip())
         if key is None:
+            auth_failure_record(request=request._request)
             raise exceptions.AuthenticationFailed("invalid or revoked API key")
         return AnonymousUser(), key
 

@@ -217,6 +217,8 @@ class CampaignViewSet(
     Errors are RFC 9457 problem details with a machine-readable ``code`` (``campaign_invalid``,
     ``content_invalid`` with ``problems``, ``approval_required``, ``campaign_state``…)."""
 
+    extra_query_params = ("run", "state", "variant", "page_size")
+
     serializer_class = CampaignSerializer
     permission_classes = [*viewsets.GenericViewSet.permission_classes, CanRunCampaigns]
 

@@ -7,6 +7,7 @@ other methods ``410``; both bodies carry ``merged_into``.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,8 @@ import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import QuerySet, prefetch_related_objects
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -67,6 +69,8 @@ from customers.profile import (
 from customers.resolution import customer_resolve_identifiers
 from engagement.models import Interaction, Workspace
 
+from .base import ContractMixin, ContractViewSet
+from .exceptions import problem_response
 from .parsers import JSONParser
 from .serializers import InteractionSerializer
 
@@ -260,6 +264,43 @@ class AttributeDefinitionSerializer(serializers.ModelSerializer):
         fields = ["id", "key", "label", "type"]
 
 
+class CustomerUpsertOutSerializer(CustomerOutSerializer):
+    created = serializers.BooleanField(help_text="Whether a new customer was created.")
+    merges = serializers.ListField(child=serializers.IntegerField(), help_text="Merge record ids made.")
+    suggestions = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Merge suggestion ids raised."
+    )
+
+    class Meta(CustomerOutSerializer.Meta):
+        fields = [*CustomerOutSerializer.Meta.fields, "created", "merges", "suggestions"]
+        read_only_fields = fields
+
+
+class ConsentOutSerializer(serializers.Serializer):
+    state = serializers.DictField(
+        child=serializers.DictField(child=serializers.CharField(allow_null=True)),
+        help_text="{channel: {purpose: status or null}}; purpose '' is every purpose.",
+    )
+    history = ConsentEventSerializer(many=True)
+
+
+class EraseInSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class EraseOutSerializer(serializers.Serializer):
+    erasure_id = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Rows erased, per kind.")
+
+
+class RefreshOutSerializer(serializers.Serializer):
+    touched = serializers.IntegerField(help_text="Pending suggestions recorded or refreshed.")
+
+
+class ImportInSerializer(serializers.Serializer):
+    csv = serializers.CharField(help_text="The CSV text (or send multipart 'file').", max_length=10_000_000)
+
+
 # ---------------------------------------------------------------- customers
 
 
@@ -292,9 +333,14 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
+_PLUS_AS_SPACE = re.compile(r"^ \d[\d\s]*$")
+
+
 class CustomerFilter(django_filters.FilterSet):
     identity = django_filters.CharFilter(
-        field_name="identities__value", lookup_expr="iexact", label="Any identity value (phone, email…)"
+        method="filter_identity",
+        label="Any identity value (phone, email…). Encode a phone's + as %2B; an unencoded + arrives as a "
+        "space, and a value of a space then digits is read as +digits.",
     )
     tag = django_filters.CharFilter(method="filter_tag", label="Has this tag")
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
@@ -302,6 +348,13 @@ class CustomerFilter(django_filters.FilterSet):
     class Meta:
         model = Customer
         fields = ["identity", "tag", "created_after"]
+
+    def filter_identity(self, queryset: QuerySet[Customer], name: str, value: str) -> QuerySet[Customer]:
+        # "?identity=+1500…" unencoded: the + arrives as a space (which the form field strips).
+        raw = str(self.data.get("identity", value))
+        if _PLUS_AS_SPACE.match(raw):
+            value = "+" + raw.strip()
+        return queryset.filter(identities__value__iexact=value)
 
     def filter_tag(self, queryset: QuerySet[Customer], name: str, value: str) -> QuerySet[Customer]:
         return queryset.filter(tags__contains=[value])
@@ -316,6 +369,7 @@ def _profile_kwargs(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class CustomerViewSet(
+    ContractMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -328,6 +382,8 @@ class CustomerViewSet(
 
     serializer_class = CustomerOutSerializer
     filterset_class = CustomerFilter
+    scope_area = "customers"
+    scope_areas = {"consent": "consent"}
     pagination_class = CustomerPagination
 
     def get_queryset(self) -> QuerySet[Customer]:
@@ -355,16 +411,26 @@ class CustomerViewSet(
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, CustomerMoved):
-            body = {"detail": "this customer was merged into another one", "merged_into": exc.survivor_id}
-            if self.request.method in ("GET", "HEAD"):
+            moved = self.request.method in ("GET", "HEAD")
+            code = status.HTTP_301_MOVED_PERMANENTLY if moved else status.HTTP_410_GONE
+            headers = {}
+            if moved:
                 old = f"/customers/{self.kwargs.get('pk')}/"
                 path = self.request.get_full_path().replace(old, f"/customers/{exc.survivor_id}/", 1)
-                return Response(body, status=status.HTTP_301_MOVED_PERMANENTLY, headers={"Location": path})
-            return Response(body, status=status.HTTP_410_GONE)
+                headers["Location"] = path
+            return problem_response(
+                status=code,
+                code="customer_merged",
+                title="Customer merged",
+                detail="this customer was merged into another one",
+                extra={"merged_into": exc.survivor_id},
+                headers=headers,
+            )
         return super().handle_exception(exc)
 
     @extend_schema(
-        request=CustomerUpsertSerializer, responses={200: CustomerOutSerializer, 201: CustomerOutSerializer}
+        request=CustomerUpsertSerializer,
+        responses={200: CustomerUpsertOutSerializer, 201: CustomerUpsertOutSerializer},
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         ser = CustomerUpsertSerializer(data=request.data)
@@ -426,7 +492,8 @@ class CustomerViewSet(
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(InteractionSerializer(page, many=True).data)
 
-    @extend_schema(request=IdentifierInSerializer, responses=IdentityOutSerializer(many=True))
+    @extend_schema(methods=["GET"], responses=IdentityOutSerializer(many=True))
+    @extend_schema(methods=["POST"], request=IdentifierInSerializer, responses={201: IdentityOutSerializer})
     @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
     def identities(self, request: Request, pk: str | None = None) -> Response:
         customer = self.get_object()
@@ -444,6 +511,7 @@ class CustomerViewSet(
         identities = Identity.objects.filter(workspace=workspace, customer=customer).order_by("kind", "value")
         return Response(IdentityOutSerializer(identities, many=True).data)
 
+    @extend_schema(responses={204: None})
     @action(
         detail=True, methods=["delete"], url_path=r"identities/(?P<identity_id>\d+)", filterset_class=None
     )
@@ -455,7 +523,10 @@ class CustomerViewSet(
             raise NotFound("no such identity on this customer")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=MergeRequestSerializer, responses=MergeRecordSerializer)
+    @extend_schema(
+        request=MergeRequestSerializer,
+        responses={201: MergeRecordSerializer, 200: OpenApiResponse(OpenApiTypes.OBJECT, "The preview")},
+    )
     @action(detail=True, methods=["post"], filterset_class=None)
     def merge(self, request: Request, pk: str | None = None) -> Response:
         survivor = self.get_object()
@@ -491,7 +562,8 @@ class CustomerViewSet(
         records = merge_list_for_customer(workspace=_workspace(request), customer=customer)
         return Response(MergeRecordSerializer(records, many=True).data)
 
-    @extend_schema(request=ConsentWriteSerializer)
+    @extend_schema(methods=["GET"], responses=ConsentOutSerializer)
+    @extend_schema(methods=["POST"], request=ConsentWriteSerializer, responses={201: ConsentOutSerializer})
     @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
     def consent(self, request: Request, pk: str | None = None) -> Response:
         customer = self.get_object()
@@ -517,11 +589,13 @@ class CustomerViewSet(
             body, status=status.HTTP_201_CREATED if request.method == "POST" else status.HTTP_200_OK
         )
 
+    @extend_schema(responses=OpenApiResponse(OpenApiTypes.OBJECT, "Everything held about the customer"))
     @action(detail=True, methods=["get"], filterset_class=None)
     def export(self, request: Request, pk: str | None = None) -> Response:
         customer = self.get_object()
         return Response(customer_export(workspace=_workspace(request), customer=customer))
 
+    @extend_schema(request=EraseInSerializer, responses=EraseOutSerializer)
     @action(detail=True, methods=["post"], filterset_class=None)
     def erase(self, request: Request, pk: str | None = None) -> Response:
         customer = self.get_object()
@@ -538,7 +612,9 @@ class CustomerViewSet(
 # ---------------------------------------------------------------- merges, suggestions, imports, attributes
 
 
-class CustomerMergeViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class CustomerMergeViewSet(mixins.RetrieveModelMixin, ContractViewSet):
+    scope_area = "customers"
+
     serializer_class = MergeRecordSerializer
 
     def get_queryset(self) -> QuerySet[CustomerMerge]:
@@ -554,7 +630,8 @@ class CustomerMergeViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         return Response(MergeRecordSerializer(record).data)
 
 
-class MergeSuggestionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class MergeSuggestionViewSet(mixins.ListModelMixin, ContractViewSet):
+    scope_area = "customers"
     serializer_class = SuggestionSerializer
     pagination_class = None
 
@@ -568,7 +645,7 @@ class MergeSuggestionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             SuggestionSerializer(merge_suggestion_list(workspace=_workspace(request)), many=True).data
         )
 
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses=RefreshOutSerializer)
     @action(detail=False, methods=["post"])
     def refresh(self, request: Request) -> Response:
         return Response({"touched": merge_suggestions_find(workspace=_workspace(request))})
@@ -590,11 +667,12 @@ class MergeSuggestionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return Response(SuggestionSerializer(suggestion).data)
 
 
-class CustomerImportViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+class CustomerImportViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, ContractViewSet):
     """``POST`` a CSV (multipart ``file``, or JSON ``{"csv": "..."}``); poll ``GET`` for progress and
     the per-row error report. Columns: see ``customers/imports.py``."""
 
     serializer_class = ImportSerializer
+    scope_area = "imports"
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     def get_queryset(self) -> QuerySet[CustomerImport]:
@@ -602,6 +680,7 @@ class CustomerImportViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, 
             return CustomerImport.objects.none()
         return CustomerImport.objects.filter(workspace=_workspace(self.request))
 
+    @extend_schema(request=ImportInSerializer, responses={202: ImportSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         upload = request.FILES.get("file")
         if upload is not None:
@@ -619,7 +698,8 @@ class CustomerImportViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, 
         return Response(ImportSerializer(imp).data, status=status.HTTP_202_ACCEPTED)
 
 
-class AttributeDefinitionViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+class AttributeDefinitionViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, ContractViewSet):
+    scope_area = "customers"
     serializer_class = AttributeDefinitionSerializer
     pagination_class = None
 

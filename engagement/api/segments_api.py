@@ -146,6 +146,8 @@ class SegmentViewSet(
     """Segments: a rule tree (dynamic) or a list (static) over the workspace's customers. Invalid rules
     answer 400 with the path of the bad node (``$.rules[1].rule``) in ``detail`` and ``field``."""
 
+    extra_query_params = ("purpose", "page_size")
+
     serializer_class = SegmentSerializer
     pagination_class = None
     permission_classes = [*viewsets.GenericViewSet.permission_classes, CanEditSegments]

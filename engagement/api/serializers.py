@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from customers.models import Customer, Identity
 from engagement.models import Interaction
+from engagement.models.conversations import CallOutcome
 
 
 class IdentitySerializer(serializers.ModelSerializer):
@@ -23,6 +24,11 @@ class CustomerSerializer(serializers.ModelSerializer):
 class InteractionSerializer(serializers.ModelSerializer):
     channel = serializers.CharField(source="channel.kind", read_only=True, allow_null=True)
     channel_id = serializers.IntegerField(read_only=True, allow_null=True)
+    call_outcome = serializers.ChoiceField(
+        choices=[("", "Not a call, or no outcome yet"), *CallOutcome.choices],
+        read_only=True,
+        allow_blank=True,
+    )
 
     class Meta:
         model = Interaction

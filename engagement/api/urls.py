@@ -1,9 +1,12 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import campaigns_api, customers_api, segments_api, views, webhooks_api
+from . import campaigns_api, conversations_api, customers_api, segments_api, views, webhooks_api
 
 router = SimpleRouter()
+router.register("channels", conversations_api.ChannelViewSet, basename="channel")
+router.register("conversations", conversations_api.ConversationViewSet, basename="conversation")
+router.register("interactions", conversations_api.InteractionViewSet, basename="interaction")
 router.register("customers", customers_api.CustomerViewSet, basename="customer")
 router.register("customer-merges", customers_api.CustomerMergeViewSet, basename="customer-merge")
 router.register("merge-suggestions", customers_api.MergeSuggestionViewSet, basename="merge-suggestion")
@@ -19,7 +22,6 @@ router.register("campaigns", campaigns_api.CampaignViewSet, basename="campaign")
 
 urlpatterns = [
     path("messages/", views.MessageCreate.as_view(), name="message-create"),
-    path("interactions/<int:pk>/", views.InteractionDetail.as_view(), name="interaction-detail"),
     path("webhook-event-types/", webhooks_api.WebhookEventTypeList.as_view(), name="webhook-event-types"),
     *router.urls,
 ]

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from customers.lookup import CustomerNotFound, customer_resolve_current
-from engagement.models import Channel, Interaction, Workspace
+from engagement.models import Channel, Workspace
 from engagement.services.messaging import message_send, message_send_to_address
 
+from .base import ContractAPIView
 from .serializers import InteractionSerializer, MessageCreateSerializer
 
 
@@ -36,14 +36,9 @@ def _idempotency_header(request: Request) -> str | None:
         raise ValidationError({"Idempotency-Key": exc.detail}) from exc
 
 
-class InteractionDetail(generics.RetrieveAPIView):
-    serializer_class = InteractionSerializer
+class MessageCreate(ContractAPIView):
+    scope_area = "messages"
 
-    def get_queryset(self) -> QuerySet[Interaction]:
-        return Interaction.objects.filter(workspace=_workspace(self.request)).select_related("channel")
-
-
-class MessageCreate(generics.GenericAPIView):
     serializer_class = MessageCreateSerializer
 
     @extend_schema(request=MessageCreateSerializer, responses={202: InteractionSerializer})

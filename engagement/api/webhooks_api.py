@@ -126,6 +126,9 @@ class WebhookEndpointViewSet(
 ):
     """Endpoints that receive the workspace's events, signed per the Standard Webhooks specification."""
 
+    scope_area = "webhooks"
+    extra_query_params = ("state", "page_size")
+
     serializer_class = WebhookEndpointSerializer
     lookup_value_regex = r"\d+"
     pagination_class = NewestFirst
@@ -201,6 +204,8 @@ class WebhookEndpointViewSet(
 class WebhookDeliveryViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """One delivery with its body and every attempt; replay sends it again."""
 
+    scope_area = "webhooks"
+
     serializer_class = WebhookDeliveryDetailSerializer
     lookup_value_regex = r"\d+"
 
@@ -224,6 +229,8 @@ class WebhookDeliveryViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet)
 
 class WebhookEventTypeList(APIView):
     """The public event types an endpoint may subscribe to."""
+
+    scope_area = "webhooks"
 
     @extend_schema(
         responses=inline_serializer(

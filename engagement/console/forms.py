@@ -9,6 +9,7 @@ from django import forms
 from customers.services import InvalidIdentifier, phone_normalize
 from engagement.models import Channel, Workspace
 from engagement.models.conversations import ConversationStatus
+from engagement.scopes import SCOPE_CHOICES
 from engagement.services.console_queries import channel_list_for_simulator
 
 
@@ -33,6 +34,12 @@ class WorkspaceSwitchForm(forms.Form):
 
 class ApiKeyCreateForm(forms.Form):
     name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"placeholder": "e.g. CRM sync"}))
+    scopes = forms.MultipleChoiceField(
+        choices=SCOPE_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the key may do, per area; write includes read.",
+        error_messages={"required": "Pick at least one scope."},
+    )
 
 
 class SimulatorForm(forms.Form):

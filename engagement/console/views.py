@@ -259,6 +259,7 @@ def api_keys(request: ConsoleRequest) -> HttpResponse:
             workspace=request.workspace,
             name=form.cleaned_data["name"],
             created_by=request.user if request.user.is_authenticated else None,
+            scopes=form.cleaned_data["scopes"],
         )
         created = {"key": key, "secret": secret}
         form = ApiKeyCreateForm()

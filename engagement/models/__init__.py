@@ -13,7 +13,7 @@ from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
 from .outbox import OutboxEvent
 from .segments import Segment, SegmentKind, SegmentMember
-from .tenancy import ApiKey, CustomerReadMarker, Membership, Role, Workspace
+from .tenancy import ApiKey, CustomerReadMarker, IdempotencyRecord, Membership, Role, Workspace
 from .webhooks import DeliveryState, DisabledReason, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "CustomerReadMarker",
     "DeliveryState",
     "DisabledReason",
+    "IdempotencyRecord",
     "Interaction",
     "InteractionStatus",
     "Membership",

@@ -10,7 +10,9 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
+from engagement.errors import ValidationFailed
 from engagement.models import ApiKey, Membership, Workspace
+from engagement.scopes import ALL_SCOPES, scopes_normalize
 
 KEY_PREFIX = "eng_"
 
@@ -20,9 +22,19 @@ def _hash(secret: str) -> str:
 
 
 def api_key_create(
-    *, workspace: Workspace, name: str, created_by: AbstractBaseUser | None = None
+    *,
+    workspace: Workspace,
+    name: str,
+    created_by: AbstractBaseUser | None = None,
+    scopes: list[str] | tuple[str, ...] | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key and return it with its secret. The secret is not stored and cannot be shown again."""
+    """Create a key and return it with its secret. The secret is not stored (only its SHA-256) and
+    cannot be shown again. ``scopes``: ``"<area>:read|write"`` (``engagement.api.scopes``); None gives
+    every scope (the console asks the admin to pick). Raises ``ValidationFailed`` on an unknown scope."""
+    try:
+        granted = scopes_normalize(list(ALL_SCOPES if scopes is None else scopes))
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="scopes") from exc
     public = secrets.token_hex(6)
     secret = f"{KEY_PREFIX}{public}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
@@ -32,6 +44,7 @@ def api_key_create(
             prefix=public,
             key_hash=_hash(secret),
             created_by=created_by,  # type: ignore[misc]
+            scopes=granted,
         )
     return key, secret
 

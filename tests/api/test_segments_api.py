@@ -78,7 +78,7 @@ def test_invalid_rules_answer_400_naming_the_node(api: APIClient) -> None:
     body = resp.json()
     assert resp["Content-Type"] == "application/problem+json"
     assert body["code"] == "segment_rules_invalid"
-    assert body["field"] == "$.rules[1].rule"
+    assert body["errors"][0]["field"] == "$.rules[1].rule"
     assert body["detail"].startswith("$.rules[1].rule: 'value' must be a tag")
     resp = api.post("/api/v1/segments/preview-count/", {"rules": {"type": "nope"}}, format="json")
     assert resp.status_code == 400
@@ -163,7 +163,7 @@ def test_another_workspaces_segments_are_invisible(api: APIClient, workspace: Wo
 
 
 def test_schema_lists_the_segment_endpoints(api: APIClient) -> None:
-    schema = api.get("/api/schema/?format=json").json()
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     for path in (
         "/api/v1/segments/",
         "/api/v1/segments/{id}/",

@@ -239,13 +239,13 @@ def test_the_api_refuses_a_reply_to_a_sender_id_with_a_code(client, sms_channel,
 
     assert resp.status_code == 400, resp.json()
     assert resp.json().get("code") == "recipient_unreachable", resp.json()
-    assert "alphanumeric sender ID" in resp.json()["error"]
+    assert "alphanumeric sender ID" in resp.json()["detail"]
     assert not Interaction.objects.filter(direction="outbound").exists()
     # A typo is not mistaken for a sender ID nobody wrote from.
     typo = api.post(
         "/api/v1/messages/", {"channel_id": sms_channel.pk, "to": "not a phone", "body": "x"}, format="json"
     )
-    assert "not a phone number" in typo.json()["error"]
+    assert "not a phone number" in typo.json()["detail"]
 
 
 def test_a_short_code_channel_may_reply_to_a_short_code(

@@ -19,7 +19,9 @@ def _secret(html: str) -> str | None:
 
 @pytest.mark.django_db
 def test_admin_creates_a_key_that_authenticates_until_revoked(admin_client: Client, workspace, sms_channel):
-    resp = admin_client.post("/settings/api-keys/", {"name": "CRM sync"})
+    resp = admin_client.post(
+        "/settings/api-keys/", {"name": "CRM sync", "scopes": ["customers:read", "messages:write"]}
+    )
     assert resp.status_code == 200
     assert resp["Cache-Control"] == "no-store"
     html = resp.content.decode()
@@ -29,6 +31,7 @@ def test_admin_creates_a_key_that_authenticates_until_revoked(admin_client: Clie
     assert key.name == "CRM sync"
     assert secret.startswith(f"eng_{key.prefix}_")
     assert key.key_hash != secret
+    assert key.scopes == ["customers:read", "messages:write"]
 
     listing = admin_client.get("/settings/api-keys/").content.decode()
     assert "CRM sync" in listing
@@ -50,6 +53,23 @@ def test_admin_creates_a_key_that_authenticates_until_revoked(admin_client: Clie
     assert key.revoked_at is not None
     assert api.get("/api/v1/customers/", headers=headers).status_code in (401, 403)
     assert "Revoked" in admin_client.get("/settings/api-keys/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_key_needs_at_least_one_scope_and_gets_only_those(admin_client: Client, workspace) -> None:
+    resp = admin_client.post("/settings/api-keys/", {"name": "no scopes"})
+    assert "Pick at least one scope." in resp.content.decode()
+    assert not ApiKey.objects.exists()
+    assert 'value="conversations:write"' in resp.content.decode()
+    resp = admin_client.post("/settings/api-keys/", {"name": "reader", "scopes": ["channels:read"]})
+    secret = _secret(resp.content.decode())
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert Client().get("/api/v1/channels/", headers=headers).status_code == 200
+    denied = Client().get("/api/v1/customers/", headers=headers)
+    assert denied.status_code == 403
+    assert denied.json()["required_scope"] == "customers:read"
+    bogus = admin_client.post("/settings/api-keys/", {"name": "x", "scopes": ["everything:write"]})
+    assert _secret(bogus.content.decode()) is None
 
 
 @pytest.mark.django_db

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from customers.models import ConsentEvent
 from engagement.services.tenancy import api_key_create
 from tests import factories
+from tests.api.problems import field_messages
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +48,7 @@ def test_a_far_future_opt_in_is_refused_and_cannot_outrank_a_later_opt_out(api, 
     customer = factories.customer_create(workspace, ("phone", "+14155550100"))
     resp = _consent(api, customer, "opted_in", "9999-12-31T00:00:00Z")
     assert resp.status_code == 400, resp.content
-    assert "future" in str(resp.json()["occurred_at"])
+    assert "future" in str(field_messages(resp)["occurred_at"])
     assert not ConsentEvent.objects.filter(customer=customer).exists()
     assert _send_marketing(api, sms, customer)["status"] == "blocked"
 

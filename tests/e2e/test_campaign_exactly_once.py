@@ -32,7 +32,7 @@ from engagement.campaigns.services import campaign_launch, campaign_pause, campa
 from engagement.models import CampaignRecipient, CampaignRun, CampaignSettings
 from tests import factories
 from tests.campaigns.helpers import audience_create, sms_campaign, tag_segment
-from tests.conftest import database_url_for_tests, wait_for
+from tests.conftest import database_url_for_tests, outbox_relay_start, process_stop, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 
@@ -122,10 +122,12 @@ class Beat(threading.Thread):
 
 
 @pytest.fixture
-def worker(live_server: Any) -> Iterator[Worker]:
+def worker(live_server: Any, settings: Any) -> Iterator[Worker]:
     celery_app.conf.task_always_eager = False
+    settings.OUTBOX_RELAY_INLINE = False  # the relay process hands committed events on, as in production
     redis.Redis.from_url(settings.REDIS_URL).flushdb()  # no task or bucket left by an earlier test
     w = Worker(live_server.url)
+    relay = outbox_relay_start(w.env, log_name="e2e-campaign-relay.log")
     w.start()
     beat = Beat()
     beat.start()
@@ -133,6 +135,7 @@ def worker(live_server: Any) -> Iterator[Worker]:
     beat.stopped.set()
     beat.join(5)
     w.stop()
+    process_stop(relay)
 
 
 def provider_calls(fake: Any) -> collections.Counter[str]:

@@ -283,7 +283,7 @@ def test_api_refuses_private_targets_with_the_guard_on(api, settings):
     for url in ["http://127.0.0.1:9000/hook", "http://169.254.169.254/latest/", "http://[::ffff:10.0.0.1]/"]:
         resp = api.post("/api/v1/webhook-endpoints/", {"url": url}, format="json")
         assert resp.status_code == 400, url
-        assert "url" in resp.json()
+        assert resp.json()["errors"][0]["field"] == "url"
     assert not WebhookEndpoint.objects.exists()
 
 
