@@ -13,6 +13,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 handler404 = "engagement.api.exceptions.api_not_found"
+handler400 = "engagement.api.exceptions.api_bad_request"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

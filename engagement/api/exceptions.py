@@ -23,6 +23,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import page_not_found
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -173,6 +174,16 @@ def api_not_found(request: HttpRequest, exception: Exception | None = None) -> H
         body = problem_body(status=404, code="not_found", title="Not found", detail="no such URL in the API")
         return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
     return page_not_found(request, exception or Http404())
+
+
+def api_bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """``handler400``: a request Django itself refuses (too many form fields, a suspicious header) is a
+    400 problem under ``/api/``, not an HTML page."""
+    if request.path.startswith("/api/"):
+        detail = str(exception) if exception else "the request could not be read"
+        body = problem_body(status=400, code="bad_request", title="Bad request", detail=detail)
+        return JsonResponse(body, status=400, content_type=PROBLEM_CONTENT_TYPE)
+    return django_bad_request(request, exception or Exception())
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

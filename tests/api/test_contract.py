@@ -453,3 +453,14 @@ def test_any_valid_key_reads_the_schema(workspace):
     resp = _client(secret).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert resp.status_code == 200, resp.content
     assert json.loads(resp.content)["openapi"] == "3.1.0"
+
+
+@pytest.mark.django_db
+def test_a_request_django_refuses_is_a_400_problem_under_the_api(api):
+    """Django refuses more form fields than DATA_UPLOAD_MAX_NUMBER_FIELDS before any view runs; under
+    /api/ the answer is still problem details (found by schemathesis)."""
+    fields = "&".join(f"customer_ids={i}" for i in range(1500))
+    resp = api.post("/api/v1/customers/", fields, content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 400
+    assert resp["Content-Type"].startswith("application/problem+json")
+    assert resp.json()["code"] == "bad_request"
