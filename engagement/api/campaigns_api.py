@@ -81,28 +81,12 @@ class CampaignSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Campaign
+        # The editable fields are the service's own list (engagement.campaigns.services.CONTENT_FIELDS).
         fields = [
             "id",
-            "name",
-            "description",
+            *CONTENT_FIELDS,
             "state",
-            "purpose",
-            "segment",
-            "channel_ids",
-            "prefer_customer_channel",
-            "content",
-            "variants",
-            "holdout_percent",
-            "schedule_kind",
-            "send_at",
-            "rrule",
-            "schedule_timezone",
-            "local_date",
-            "local_time",
-            "fallback_timezone",
-            "late_policy",
             "next_run_at",
-            "attribution_hours",
             "created_by_id",
             "approved_by_id",
             "approved_at",
