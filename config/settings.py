@@ -16,6 +16,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from config.log_filters import CELERY_TASK_LOGGERS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -431,9 +433,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Periodic tasks beat sends more often than once a minute (the campaigns tick: every second) write
+    # no INFO line per run, which would scroll `make run`'s banner away; their warnings and errors show.
+    "filters": {"quiet_periodic_tasks": {"()": "config.log_filters.QuietFrequentTasks"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "twilio.http_client": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "twilio.http_client": {"level": "WARNING"},
+        **{name: {"filters": ["quiet_periodic_tasks"]} for name in CELERY_TASK_LOGGERS},
+    },
 }
 
 if PRODUCTION:
