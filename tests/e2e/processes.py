@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
+
 ROOT = Path(__file__).resolve().parents[2]
-VAR = ROOT / "var"
+VAR = Path(settings.VAR_DIR)  # ENGAGEMENT_VAR_DIR
 
 
 def free_port() -> int:
