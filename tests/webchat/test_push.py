@@ -31,6 +31,7 @@ def test_webchat_pushes_and_the_typing_indicator_reuse_the_kept_connection(
     message, _ = webchat_message_receive(
         channel=webchat_channel, visitor=visitor, client_id="client-push-1", body="hi"
     )
+    assert message.conversation_id is not None
     layer = get_channel_layer()
     assert layer is not None
     inbox = async_to_sync(layer.new_channel)()
