@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import calls, customer_views, segment_views, views, webhook_views
+from . import calls, customer_views, search_views, segment_views, views, webhook_views
 
 app_name = "console"
 
@@ -10,6 +10,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.inbox, name="inbox"),
     path("home/", segment_views.home, name="home"),
+    path("search/", search_views.search_page, name="search"),
+    path("search/suggest/", search_views.search_suggest, name="search_suggest"),
     path("segments/", segment_views.segment_list, name="segments"),
     path("segments/new/", segment_views.segment_new, name="segment_new"),
     path("segments/<int:segment_id>/", segment_views.segment_detail, name="segment"),

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import Q
 
@@ -164,6 +166,9 @@ class Interaction(models.Model):
                 condition=Q(status__in=["queued", "sending"]),
                 name="outbound_pending_idx",
             ),
+            # Full-text search over bodies (engagement/services/search.py:interaction_search_vector is
+            # the same expression; the query must spell it identically for PostgreSQL to use this).
+            GinIndex(SearchVector("body", config="simple"), name="interaction_body_fts"),
         ]
 
     def __str__(self) -> str:
