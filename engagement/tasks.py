@@ -70,3 +70,12 @@ def idempotency_records_purge_task() -> int:
     from engagement.api.idempotency import idempotency_records_purge
 
     return idempotency_records_purge()
+
+
+@shared_task(name="engagement.tasks.sla_breaches_detect", ignore_result=True)
+def sla_breaches_detect_task() -> int:
+    """Beat, every ``SLA_DETECT_INTERVAL_SECONDS``: record SLA clocks past due, one ``sla.breached``
+    each (engagement/services/sla.py)."""
+    from engagement.services.sla import sla_breaches_detect
+
+    return sla_breaches_detect()
