@@ -79,3 +79,11 @@ def sla_breaches_detect_task() -> int:
     from engagement.services.sla import sla_breaches_detect
 
     return sla_breaches_detect()
+
+
+@shared_task(name="engagement.tasks.csat_reply_record", ignore_result=True)
+def csat_reply_record_task(interaction_id: int) -> bool:
+    """An inbound SMS/webchat message that may answer a satisfaction survey (engagement/services/csat.py)."""
+    from engagement.services.csat import csat_reply_record
+
+    return csat_reply_record(interaction_id=interaction_id) is not None

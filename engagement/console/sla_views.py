@@ -12,6 +12,7 @@ from engagement.errors import DomainError
 from engagement.models import BusinessHours, SlaPolicy
 from engagement.models.channels import ChannelKind
 from engagement.sanitize import digits_parse
+from engagement.services.csat import DEFAULT_QUESTION, csat_settings_for, csat_settings_set
 from engagement.services.sla import business_hours_set, sla_policy_save
 
 from .workspace import ConsoleRequest, admin_required, console_render, console_view
@@ -49,7 +50,15 @@ def sla_settings(request: ConsoleRequest) -> HttpResponse:
     if request.method == "POST":
         form = request.POST
         try:
-            if form.get("form") == "hours":
+            if form.get("form") == "csat":
+                csat_settings_set(
+                    workspace=workspace,
+                    enabled=form.get("enabled") == "1",
+                    question=form.get("question", ""),
+                    reply_window_hours=_minutes(form.get("reply_window_hours", "")) or 72,
+                )
+                messages.success(request, "Satisfaction survey settings saved.")
+            elif form.get("form") == "hours":
                 weekly = {}
                 for day, _ in WEEKDAYS:
                     start, end = form.get(f"open_{day}", "").strip(), form.get(f"close_{day}", "").strip()
@@ -88,6 +97,8 @@ def sla_settings(request: ConsoleRequest) -> HttpResponse:
         "days": days,
         "channel_kinds": ChannelKind.choices,
         "zone": workspace.timezone or "UTC",
+        "csat": csat_settings_for(workspace=workspace),
+        "default_question": DEFAULT_QUESTION,
     }
     return console_render(request, "console/sla_settings.html", context)
 

@@ -60,6 +60,8 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["workspace", "-last_activity_at"], name="conv_inbox_idx"),
             models.Index(fields=["customer", "channel", "status"], name="conv_customer_idx"),
+            # Reports: conversations opened in a date range (engagement/reports/).
+            models.Index(fields=["workspace", "created_at"], name="conv_ws_created_idx"),
         ]
 
     def __str__(self) -> str:
@@ -169,6 +171,12 @@ class Interaction(models.Model):
             # Full-text search over bodies (engagement/services/search.py:interaction_search_vector is
             # the same expression; the query must spell it identically for PostgreSQL to use this).
             GinIndex(SearchVector("body", config="simple"), name="interaction_body_fts"),
+            # Reports: volume by day/week, channel and direction as an index-only scan (engagement/reports/).
+            models.Index(
+                fields=["workspace", "created_at"],
+                include=["channel", "direction", "kind", "conversation"],
+                name="interaction_ws_created_idx",
+            ),
         ]
 
     def __str__(self) -> str:

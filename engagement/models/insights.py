@@ -116,6 +116,19 @@ class ConversationResolution(models.Model):
         return f"resolution {self.pk} of {self.conversation_id}"
 
 
+class CsatSettings(models.Model):
+    """Whether the workspace sends a satisfaction survey after each resolution (off by default), its
+    question, and how long an SMS/webchat digit counts as the answer."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="csat_settings")
+    enabled = models.BooleanField(default=False)
+    question = models.CharField(max_length=300, blank=True, default="")
+    reply_window_hours = models.PositiveIntegerField(default=72)
+
+    def __str__(self) -> str:
+        return f"CSAT settings of {self.workspace_id}"
+
+
 class CsatSource(models.TextChoices):
     SMS = "sms", "SMS reply"
     EMAIL_LINK = "email_link", "Email link"
