@@ -114,7 +114,7 @@ def conversation_resolution_record(
         customer_id=conversation.customer_id,
         channel_id=conversation.channel_id,
         assignee_id=conversation.assignee_id,
-        resolved_by=resolved_by if resolved_by is not None and resolved_by.is_authenticated else None,
+        resolved_by_id=resolved_by.pk if resolved_by is not None and resolved_by.is_authenticated else None,
         opened_at=previous.resolved_at if previous else conversation.created_at,
         resolved_at=now,
     )

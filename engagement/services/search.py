@@ -24,6 +24,7 @@ import contextlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib.postgres.search import SearchVector
 from django.db import connection, transaction
@@ -38,7 +39,7 @@ from engagement.models import Interaction, Workspace
 # pg_trgm's default word_similarity_threshold is 0.6, which misses a dropped letter in a short name
 # ("grce" shares 3 of its 5 trigrams with "grace"); 0.45 still keeps unrelated names out.
 WORD_SIMILARITY_THRESHOLD = 0.45
-RANK_CANDIDATES = 2000
+RANK_CANDIDATES = 500
 QUERY_MIN_LENGTH = 2
 QUERY_MAX_LENGTH = 200
 MAX_LIMIT = 50
@@ -141,7 +142,7 @@ def customer_search(*, workspace: Workspace, query: str, limit: int = 10) -> lis
     Three queries (threshold, hits, customers with their identities)."""
     query = search_query_clean(query)
     limit = max(1, min(limit, MAX_LIMIT))
-    params = {
+    params: dict[str, Any] = {
         "ws": workspace.pk,
         "q": query,
         "like": _like_pattern(query),
@@ -226,7 +227,7 @@ def interaction_search(
         raise SearchQueryInvalid("the query has no word to look for", field="q")
     limit = max(1, min(limit, MAX_LIMIT))
     filters = []
-    params: dict[str, object] = {
+    params: dict[str, Any] = {
         "ws": workspace.pk,
         "tsq": tsq,
         "candidates": RANK_CANDIDATES,

@@ -52,7 +52,7 @@ def _seed() -> tuple[Any, Any]:
             occurred_at=timezone.now() - timedelta(hours=n + 1),
             sender_name=name,
         )
-    conversation = Conversation.objects.get(pk=interaction.conversation_id)
+    conversation = Conversation.objects.get(pk=interaction.conversation_id or 0)
     conversation_status_set(workspace=workspace, conversation=conversation, status="resolved")
     return workspace, agent
 

@@ -68,7 +68,7 @@ def test_sms_survey_once_per_resolution_and_the_digit_is_the_answer(
     with django_capture_on_commit_callbacks(execute=True):
         _resolve(workspace, cid)
     resolution = ConversationResolution.objects.get()
-    survey = Interaction.objects.get(pk=resolution.csat_interaction_id)
+    survey = Interaction.objects.get(pk=resolution.csat_interaction_id or 0)
     assert survey.body == "How did we do? Reply 1-5 (5 = very satisfied)."
     assert survey.idempotency_key == f"csat:{resolution.pk}"
     assert survey.conversation_id == cid
@@ -91,7 +91,7 @@ def test_sms_survey_once_per_resolution_and_the_digit_is_the_answer(
         reply.pk,
     )
     # The digit opened a new conversation: closed again, nothing for an agent to do.
-    assert Conversation.objects.get(pk=reply.conversation_id).status == "resolved"
+    assert Conversation.objects.get(pk=reply.conversation_id or 0).status == "resolved"
     survey.refresh_from_db()
     assert survey.metadata["csat"]["score"] == 4
     assert OutboxEvent.objects.filter(name="csat.received").count() == 1
@@ -126,7 +126,7 @@ def test_opted_out_customer_gets_no_survey(
     resolution = ConversationResolution.objects.get()
     assert resolution.csat_skipped == "consent"
     assert resolution.csat_sent_at is None
-    assert Interaction.objects.get(pk=resolution.csat_interaction_id).status == "blocked"
+    assert Interaction.objects.get(pk=resolution.csat_interaction_id or 0).status == "blocked"
     assert fake_twilio.messages == []
 
 
@@ -140,7 +140,7 @@ def test_email_survey_links_to_the_signed_page(workspace: Workspace) -> None:
     )
     _resolve(workspace, conversation.pk)
     resolution = ConversationResolution.objects.get()
-    survey = Interaction.objects.get(pk=resolution.csat_interaction_id)
+    survey = Interaction.objects.get(pk=resolution.csat_interaction_id or 0)
     assert survey.metadata["email"]["subject"] == "How did we do?"
     link = re.search(r"http\S+/csat/(\S+)/\?score=5", survey.body)
     assert link is not None
@@ -170,7 +170,7 @@ def test_webchat_survey_and_reply(workspace: Workspace) -> None:
     )
     _resolve(workspace, conversation.pk)
     resolution = ConversationResolution.objects.get()
-    survey = Interaction.objects.get(pk=resolution.csat_interaction_id)
+    survey = Interaction.objects.get(pk=resolution.csat_interaction_id or 0)
     assert "Reply with a number from 1 (poor) to 5 (great)" in survey.body
     reply = Interaction.objects.create(
         workspace=workspace,
