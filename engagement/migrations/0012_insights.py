@@ -85,9 +85,19 @@ class Migration(migrations.Migration):
             model_name='conversation',
             index=models.Index(fields=['workspace', 'created_at'], name='conv_ws_created_idx'),
         ),
-        migrations.AddIndex(
-            model_name='interaction',
-            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.search.SearchVector('body', config='simple'), name='interaction_body_fts'),
+        # Full-text search (engagement/services/search.py): a stored generated tsvector column, kept out
+        # of the model on purpose (Django would then select it with every interaction it reads), and its
+        # GIN index. Adding a stored generated column rewrites the table once.
+        migrations.RunSQL(
+            sql=[
+                "ALTER TABLE engagement_interaction ADD COLUMN search_vector tsvector"
+                " GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, COALESCE(body, ''))) STORED",
+                "CREATE INDEX interaction_search_gin ON engagement_interaction USING gin (search_vector)",
+            ],
+            reverse_sql=[
+                "DROP INDEX IF EXISTS interaction_search_gin",
+                "ALTER TABLE engagement_interaction DROP COLUMN IF EXISTS search_vector",
+            ],
         ),
         migrations.AddIndex(
             model_name='interaction',

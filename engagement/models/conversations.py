@@ -6,8 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import Q
 
@@ -141,6 +139,10 @@ class Interaction(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField()
+    # Not a model field: the table also has ``search_vector`` (tsvector, GENERATED ALWAYS AS
+    # to_tsvector('simple', COALESCE(body, '')) STORED) with the GIN index ``interaction_search_gin``,
+    # created by migration 0012 and read only by engagement/services/search.py's SQL. Kept out of the
+    # model so that reading interactions never carries it.
 
     class Meta:
         constraints = [
@@ -168,9 +170,6 @@ class Interaction(models.Model):
                 condition=Q(status__in=["queued", "sending"]),
                 name="outbound_pending_idx",
             ),
-            # Full-text search over bodies (engagement/services/search.py:interaction_search_vector is
-            # the same expression; the query must spell it identically for PostgreSQL to use this).
-            GinIndex(SearchVector("body", config="simple"), name="interaction_body_fts"),
             # Reports: volume by day/week, channel and direction as an index-only scan (engagement/reports/).
             models.Index(
                 fields=["workspace", "created_at"],
