@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from engagement.errors import DomainError
-from engagement.services.search import RANK_CANDIDATES, SearchResults, workspace_search
+from engagement.services.search import ALL_MATCHES_CAP, COMMON_CANDIDATES, SearchResults, workspace_search
 
 from .workspace import ConsoleRequest, console_render, console_view
 
@@ -36,7 +36,7 @@ def search_page(request: ConsoleRequest) -> HttpResponse:
     return console_render(
         request,
         "console/search.html",
-        {"q": query, "results": results, "error": error, "rank_candidates": RANK_CANDIDATES},
+        {"q": query, "results": results, "error": error, "cap": ALL_MATCHES_CAP, "common": COMMON_CANDIDATES},
     )
 
 

@@ -12,12 +12,14 @@
   COALESCE(body, ''))``, not a model field so ordinary reads never carry it; migration 0012) and its
   GIN index ``interaction_search_gin``. Every word of
   the query must match; the last one also as a prefix, so the box finds while the agent types. The
-  newest :data:`RANK_CANDIDATES` matches are ranked (``ts_rank_cd``) and the best ``limit`` returned
-  with a highlighted fragment (``ts_headline``): ranking every match of a very common word over a
-  million messages would cost seconds, while the newest matches are what an agent looks for. The
-  stored vector makes both plans PostgreSQL picks cheap: the GIN index for a rare word, the primary key
-  backwards with the vector checked per row for a common one (recomputing ``to_tsvector`` per row, as an
-  expression index needs, cost 600 ms for a common word at a million messages).
+  best ``limit`` by ``ts_rank_cd`` are returned with a highlighted fragment (``ts_headline``). A word
+  with :data:`COMMON_CANDIDATES` matches among the newest :data:`RECENT_WINDOW` interactions is ranked
+  among those (the primary key walked backwards, the stored vector checked per row); otherwise every
+  match up to :data:`ALL_MATCHES_CAP` is ranked (found through the GIN index). Ranking every match of a
+  very common word over a million messages would cost seconds, and the newest matches are what an agent
+  looks for. The plans are pinned with ``SET LOCAL`` planner switches: PostgreSQL cannot estimate a word
+  absent from its statistics, nor a prefix (``bench/bench_search.py``: left to itself it walked a
+  million rows backwards for a name nobody wrote, and fetched 50,000 rows for a common prefix).
 
 Both are scoped to the workspace; merged-away customers are never returned (their identities and
 timeline moved to the survivor).
@@ -43,7 +45,10 @@ from engagement.models import Interaction, Workspace
 # pg_trgm's default word_similarity_threshold is 0.6, which misses a dropped letter in a short name
 # ("grce" shares 3 of its 5 trigrams with "grace"); 0.45 still keeps unrelated names out.
 WORD_SIMILARITY_THRESHOLD = 0.45
-RANK_CANDIDATES = 1000
+# Up to this many matches are all ranked; a word with more is ranked among its newest COMMON_CANDIDATES.
+ALL_MATCHES_CAP = 5000
+COMMON_CANDIDATES = 300
+RECENT_WINDOW = 5000  # interactions (of every workspace): where a common word is looked for first
 QUERY_MIN_LENGTH = 2
 QUERY_MAX_LENGTH = 200
 MAX_LIMIT = 50
@@ -180,21 +185,38 @@ class MessageHit:
     headline: SafeString  # HTML: the message's text escaped, matched words in <mark>
 
 
-_MESSAGE_SQL = """
+# Which interactions to rank, in steps whose plans are pinned (PostgreSQL cannot estimate how many rows
+# a word absent from its statistics, or a prefix, matches; a wrong guess either walks the whole table
+# backwards for a name nobody wrote, or fetches every row of a word everybody wrote):
+# 1. the newest COMMON_CANDIDATES matches among the newest RECENT_WINDOW interactions (primary key walked
+#    backwards, the stored vector checked per row): enough of them means a common word, done;
+# 2. else every match from the GIN index (bitmap scan), up to ALL_MATCHES_CAP;
+# 3. more than that (a word common in older messages only): the newest COMMON_CANDIDATES, walking back.
+_RECENT_MATCHES_SQL = """
+SELECT i.id FROM engagement_interaction i
+ WHERE i.workspace_id = %(ws)s AND i.search_vector @@ to_tsquery('simple'::regconfig, %(tsq)s) {filters}
+   AND i.id > (SELECT coalesce(max(id), 0) FROM engagement_interaction) - %(window)s
+ ORDER BY i.id DESC
+ LIMIT %(candidates)s
+"""
+_MATCHES_SQL = """
+SELECT i.id FROM engagement_interaction i
+ WHERE i.workspace_id = %(ws)s AND i.search_vector @@ to_tsquery('simple'::regconfig, %(tsq)s) {filters}
+ LIMIT %(cap)s
+"""
+_NEWEST_MATCHES_SQL = """
+SELECT i.id FROM engagement_interaction i
+ WHERE i.workspace_id = %(ws)s AND i.search_vector @@ to_tsquery('simple'::regconfig, %(tsq)s) {filters}
+ ORDER BY i.id DESC
+ LIMIT %(candidates)s
+"""
+_RANK_SQL = """
 WITH q AS (SELECT to_tsquery('simple'::regconfig, %(tsq)s) AS q),
-candidates AS (
-    SELECT i.id, i.body, i.search_vector
-      FROM engagement_interaction i, q
-     WHERE i.workspace_id = %(ws)s
-       AND i.search_vector @@ q.q
-       {filters}
-     ORDER BY i.id DESC
-     LIMIT %(candidates)s
-),
 best AS (
-    SELECT c.id, c.body, ts_rank_cd(c.search_vector, q.q) AS rank
-      FROM candidates c, q
-     ORDER BY rank DESC, c.id DESC
+    SELECT i.id, i.body, ts_rank_cd(i.search_vector, q.q) AS rank
+      FROM engagement_interaction i, q
+     WHERE i.id = ANY(%(ids)s)
+     ORDER BY rank DESC, i.id DESC
      LIMIT %(limit)s
 )
 SELECT b.id, b.rank,
@@ -215,10 +237,11 @@ def interaction_search(
     customer_id: int | None = None,
 ) -> list[MessageHit]:
     """Interactions of ``workspace`` whose body matches every word of ``query`` (the last as a prefix),
-    best ranked first among the newest :data:`RANK_CANDIDATES` matches; optionally on one channel or of
-    one customer. Each hit carries its interaction (with ``channel`` and ``customer``), its rank and a
-    highlighted fragment. Raises :class:`SearchQueryInvalid` for a query too short, too long, or with no
-    word in it. Two queries."""
+    best ranked first among all matches (up to :data:`ALL_MATCHES_CAP`), else among the newest
+    :data:`COMMON_CANDIDATES`; optionally on one channel or of one customer. Each hit carries its
+    interaction (with ``channel`` and ``customer``), its rank and a highlighted fragment. Raises
+    :class:`SearchQueryInvalid` for a query too short, too long, or with no word in it. Five to eleven
+    queries (most are planner settings)."""
     query = search_query_clean(query)
     tsq = tsquery_from_text(query)
     if not tsq:
@@ -228,7 +251,7 @@ def interaction_search(
     params: dict[str, Any] = {
         "ws": workspace.pk,
         "tsq": tsq,
-        "candidates": RANK_CANDIDATES,
+        "candidates": COMMON_CANDIDATES,
         "limit": limit,
         "start": _START,
         "stop": _STOP,
@@ -239,8 +262,26 @@ def interaction_search(
     if customer_id is not None:
         filters.append("AND i.customer_id = %(customer)s")
         params["customer"] = customer_id
-    with connection.cursor() as cursor:
-        cursor.execute(_MESSAGE_SQL.format(filters=" ".join(filters)), params)
+    where = " ".join(filters)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # SET LOCAL: these planner switches last until the end of this transaction only.
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(_RECENT_MATCHES_SQL.format(filters=where), {**params, "window": RECENT_WINDOW})
+        ids = [int(row[0]) for row in cursor.fetchall()]
+        if len(ids) < COMMON_CANDIDATES:
+            cursor.execute("SET LOCAL enable_bitmapscan = on")
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            cursor.execute(_MATCHES_SQL.format(filters=where), {**params, "cap": ALL_MATCHES_CAP + 1})
+            ids = [int(row[0]) for row in cursor.fetchall()]
+            if len(ids) > ALL_MATCHES_CAP:
+                cursor.execute("SET LOCAL enable_indexscan = on")
+                cursor.execute("SET LOCAL enable_bitmapscan = off")
+                cursor.execute(_NEWEST_MATCHES_SQL.format(filters=where), params)
+                ids = [int(row[0]) for row in cursor.fetchall()]
+        if not ids:
+            return []
+        cursor.execute(_RANK_SQL, {**params, "ids": ids})
         rows = [(int(pk), float(rank), str(headline or "")) for pk, rank, headline in cursor.fetchall()]
     if not rows:
         return []

@@ -138,7 +138,9 @@ def test_console_search_page_and_dropdown(
     html = dropdown.content.decode()
     assert f'data-search-message="{message.pk}"' in html
     assert "<mark>invoice</mark>" in html
-    assert len(ctx.captured_queries) <= 12
+    # session, user, memberships (2), customers (3: threshold, hits, identities), messages (at most 10:
+    # planner settings, matches, rank, interactions), webhooks notice; whatever the number of hits.
+    assert len(ctx.captured_queries) <= 20
 
     short = agent_client.get("/search/", {"q": "g"})
     assert short.status_code == 200
