@@ -38,7 +38,7 @@ def activity(workspace: Workspace, sms_channel: Channel, agent: Any) -> dict[str
     )
     Interaction.objects.filter(pk=reply.pk).update(created_at=grace_msg.created_at + timedelta(minutes=10))
     grace_conv = Conversation.objects.get(pk=conversation_pk(grace_msg))
-    Conversation.objects.filter(pk=grace_conv.pk).update(assignee=agent)
+    Conversation.objects.filter(pk=grace_conv.pk).update(assignee=agent, created_at=grace_msg.created_at)
     grace_conv.refresh_from_db()
     conversation_status_set(workspace=workspace, conversation=grace_conv, status="resolved", actor=agent)
     resolution = ConversationResolution.objects.get()
@@ -63,11 +63,14 @@ def test_volume_first_response_resolution_agent_load_csat(
     assert {d["label"] for d in volume.chart["datasets"]} == {"sms inbound", "sms outbound"}
 
     first = report_get(workspace=workspace, name="first_response", filters=_filters())
-    assert first.rows == [[today, 2, 1, 600.0, 600.0, 600.0]]
+    opened_on = activity["grace"].created_at.date().isoformat()  # 30 minutes ago: yesterday just after 0:00
+    assert first.rows[-1][0] in (opened_on, today)
+    assert sum(r[1] for r in first.rows) == 2
+    assert [r[2:] for r in first.rows if r[2]] == [[1, 600.0, 600.0, 600.0]]
 
     resolution = report_get(workspace=workspace, name="resolution", filters=_filters())
     assert resolution.rows[0][:3] == [today, 1, 1]
-    assert resolution.rows[0][3] > 0
+    assert 1790 < resolution.rows[0][3] < 1900  # opened 30 minutes before it was resolved
 
     load = report_get(workspace=workspace, name="agent_load", filters=_filters())
     agent = activity["agent"]
