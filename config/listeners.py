@@ -9,7 +9,12 @@ from channels_outbound.listeners import outbound_delivery_listener
 from customers.listeners import import_run_listener
 from engagement import events
 from engagement.inbound import inbound_ingestor_register
-from engagement.listeners import attachment_fetch_listener, automation_listener, realtime_listener
+from engagement.listeners import (
+    attachment_fetch_listener,
+    automation_listener,
+    csat_reply_listener,
+    realtime_listener,
+)
 from engagement.services.automation import AUTOMATION_TRIGGERS
 from engagement.webhooks.catalog import DOMAIN_EVENTS as WEBHOOK_DOMAIN_EVENTS
 from engagement.webhooks.services import webhooks_listener
@@ -38,6 +43,10 @@ LISTENERS: tuple[events.Listener, ...] = (
     # A customer CSV import runs in a task.
     events.Listener(
         name="customer import", handler=import_run_listener, names=frozenset({events.IMPORT_QUEUED})
+    ),
+    # CSAT: a customer's "1"-"5" after a survey is its answer (engagement/services/csat.py).
+    events.Listener(
+        name="csat replies", handler=csat_reply_listener, names=frozenset({events.MESSAGE_RECEIVED})
     ),
     # Outbound webhooks: records one delivery row per interested endpoint (engagement/webhooks/).
     events.Listener(name="outbound webhooks", handler=webhooks_listener, names=WEBHOOK_DOMAIN_EVENTS),

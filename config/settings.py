@@ -299,6 +299,14 @@ WEBHOOKS_DISABLE_AFTER_SECONDS = float(os.environ.get("WEBHOOKS_DISABLE_AFTER_SE
 WEBHOOKS_DISABLE_AFTER_FAILED_DELIVERIES = int(
     os.environ.get("WEBHOOKS_DISABLE_AFTER_FAILED_DELIVERIES", "5")
 )
+# SLA: clocks past due become breaches (one sla.breached each); engagement/services/sla.py.
+SLA_DETECT_INTERVAL_SECONDS = float(os.environ.get("SLA_DETECT_INTERVAL_SECONDS", "60"))
+CELERY_BEAT_SCHEDULE["sla-breaches-detect"] = {
+    "task": "engagement.tasks.sla_breaches_detect",
+    "schedule": SLA_DETECT_INTERVAL_SECONDS,
+    "options": {"expires": SLA_DETECT_INTERVAL_SECONDS},
+}
+
 CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
     "task": "engagement.webhooks.tasks.webhooks_deliver_due",
     "schedule": WEBHOOKS_POLL_SECONDS,

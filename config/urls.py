@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from channels_inbound.unsubscribe import unsubscribe
 from engagement.console.attachments import attachment_download
+from engagement.console.csat_views import csat_survey
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -21,6 +22,7 @@ urlpatterns = [
     path("webhooks/", include("channels_inbound.urls")),
     path("webchat/", include("channels_inbound.webchat.urls")),
     path("unsubscribe/<str:token>/", unsubscribe, name="email-unsubscribe"),
+    path("csat/<str:token>/", csat_survey, name="csat-survey"),
     path("attachments/<int:attachment_id>/", attachment_download, name="attachment-download"),
     path("api/v1/", include("engagement.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

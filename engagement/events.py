@@ -47,6 +47,11 @@ TASK_EVENTS = frozenset({OUTBOUND_QUEUED, ATTACHMENT_STORED, IMPORT_QUEUED})
 CUSTOMER_CREATED = "customer.created"
 CUSTOMER_ERASED = "customer.erased"
 CONSENT_CHANGED = "consent.changed"
+# A conversation's service-level clock ran past due (``data``: breach_id, metric, policy_id, started_at,
+# due_at); published once per breach by engagement/services/sla.py. Journeys and webhooks consume it.
+SLA_BREACHED = "sla.breached"
+# A customer answered a satisfaction survey (``data``: csat_id, score, resolution_id).
+CSAT_RECEIVED = "csat.received"
 
 
 def _event_id() -> str:

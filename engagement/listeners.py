@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from engagement.events import DomainEvent
 from engagement.realtime import push_to_workspace
-from engagement.tasks import fetch_attachment_task, run_automations_task
+from engagement.tasks import csat_reply_record_task, fetch_attachment_task, run_automations_task
 
 
 def automation_listener(event: DomainEvent) -> None:
@@ -21,3 +21,9 @@ def realtime_listener(event: DomainEvent) -> None:
 def attachment_fetch_listener(event: DomainEvent) -> None:
     """An attachment's media is downloaded in a Celery task."""
     fetch_attachment_task.delay(event.data["attachment_id"])
+
+
+def csat_reply_listener(event: DomainEvent) -> None:
+    """A customer's message may be the digit answering a satisfaction survey: checked in a Celery task."""
+    if event.interaction_id is not None:
+        csat_reply_record_task.delay(event.interaction_id)

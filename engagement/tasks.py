@@ -70,3 +70,20 @@ def idempotency_records_purge_task() -> int:
     from engagement.api.idempotency import idempotency_records_purge
 
     return idempotency_records_purge()
+
+
+@shared_task(name="engagement.tasks.sla_breaches_detect", ignore_result=True)
+def sla_breaches_detect_task() -> int:
+    """Beat, every ``SLA_DETECT_INTERVAL_SECONDS``: record SLA clocks past due, one ``sla.breached``
+    each (engagement/services/sla.py)."""
+    from engagement.services.sla import sla_breaches_detect
+
+    return sla_breaches_detect()
+
+
+@shared_task(name="engagement.tasks.csat_reply_record", ignore_result=True)
+def csat_reply_record_task(interaction_id: int) -> bool:
+    """An inbound SMS/webchat message that may answer a satisfaction survey (engagement/services/csat.py)."""
+    from engagement.services.csat import csat_reply_record
+
+    return csat_reply_record(interaction_id=interaction_id) is not None

@@ -48,6 +48,8 @@ class Customer(models.Model):
             # Segments filter on tags and attribute values with @> (engagement/segments/compiler.py).
             GinIndex(fields=["tags"], opclasses=["jsonb_path_ops"], name="customer_tags_gin"),
             GinIndex(fields=["attributes"], opclasses=["jsonb_path_ops"], name="customer_attributes_gin"),
+            # The search box: names by substring and trigram word similarity (engagement/services/search.py).
+            GinIndex(fields=["display_name"], opclasses=["gin_trgm_ops"], name="customer_name_trgm"),
         ]
 
     def __str__(self) -> str:
@@ -89,7 +91,11 @@ class Identity(models.Model):
                 fields=["workspace", "kind", "value"], name="uniq_identity_per_workspace"
             ),
         ]
-        indexes = [models.Index(fields=["customer", "kind"], name="identity_customer_idx")]
+        indexes = [
+            models.Index(fields=["customer", "kind"], name="identity_customer_idx"),
+            # The search box: any identity by substring and trigram word similarity.
+            GinIndex(fields=["value"], opclasses=["gin_trgm_ops"], name="identity_value_trgm"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"

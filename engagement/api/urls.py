@@ -1,7 +1,16 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import campaigns_api, conversations_api, customers_api, segments_api, views, webhooks_api
+from . import (
+    campaigns_api,
+    conversations_api,
+    customers_api,
+    reports_api,
+    search_api,
+    segments_api,
+    views,
+    webhooks_api,
+)
 
 router = SimpleRouter()
 router.register("channels", conversations_api.ChannelViewSet, basename="channel")
@@ -22,6 +31,8 @@ router.register("campaigns", campaigns_api.CampaignViewSet, basename="campaign")
 
 urlpatterns = [
     path("messages/", views.MessageCreate.as_view(), name="message-create"),
+    path("search/", search_api.SearchView.as_view(), name="search"),
+    path("reports/<str:name>/", reports_api.ReportView.as_view(), name="report"),
     path("webhook-event-types/", webhooks_api.WebhookEventTypeList.as_view(), name="webhook-event-types"),
     *router.urls,
 ]

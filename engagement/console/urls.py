@@ -1,7 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import calls, customer_views, segment_views, views, webhook_views
+from . import (
+    calls,
+    customer_views,
+    report_views,
+    search_views,
+    segment_views,
+    sla_views,
+    views,
+    webhook_views,
+)
 
 app_name = "console"
 
@@ -10,6 +19,12 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.inbox, name="inbox"),
     path("home/", segment_views.home, name="home"),
+    path("search/", search_views.search_page, name="search"),
+    path("search/suggest/", search_views.search_suggest, name="search_suggest"),
+    path("reports/", report_views.reports_page, name="reports"),
+    path("reports/<slug:name>.csv", report_views.report_export, name="report_export"),
+    path("settings/sla/", sla_views.sla_settings, name="sla_settings"),
+    path("settings/sla/<int:policy_id>/", sla_views.sla_policy_toggle, name="sla_policy_toggle"),
     path("segments/", segment_views.segment_list, name="segments"),
     path("segments/new/", segment_views.segment_new, name="segment_new"),
     path("segments/<int:segment_id>/", segment_views.segment_detail, name="segment"),

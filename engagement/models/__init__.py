@@ -11,6 +11,15 @@ from .campaigns import (
 )
 from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
+from .insights import (
+    BusinessHours,
+    ConversationResolution,
+    CsatResponse,
+    CsatSource,
+    SlaBreach,
+    SlaMetric,
+    SlaPolicy,
+)
 from .outbox import OutboxEvent
 from .segments import Segment, SegmentKind, SegmentMember
 from .tenancy import ApiKey, CustomerReadMarker, IdempotencyRecord, Membership, Role, Workspace
@@ -20,6 +29,7 @@ __all__ = [
     "ApiKey",
     "Attachment",
     "AutomationRule",
+    "BusinessHours",
     "Campaign",
     "CampaignRecipient",
     "CampaignRun",
@@ -28,6 +38,9 @@ __all__ = [
     "Channel",
     "ChannelKind",
     "Conversation",
+    "ConversationResolution",
+    "CsatResponse",
+    "CsatSource",
     "CustomerReadMarker",
     "DeliveryState",
     "DisabledReason",
@@ -42,6 +55,9 @@ __all__ = [
     "Segment",
     "SegmentKind",
     "SegmentMember",
+    "SlaBreach",
+    "SlaMetric",
+    "SlaPolicy",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -58,6 +58,8 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["workspace", "-last_activity_at"], name="conv_inbox_idx"),
             models.Index(fields=["customer", "channel", "status"], name="conv_customer_idx"),
+            # Reports: conversations opened in a date range (engagement/reports/).
+            models.Index(fields=["workspace", "created_at"], name="conv_ws_created_idx"),
         ]
 
     def __str__(self) -> str:
@@ -137,6 +139,10 @@ class Interaction(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField()
+    # Not a model field: the table also has ``search_vector`` (tsvector, GENERATED ALWAYS AS
+    # to_tsvector('simple', COALESCE(body, '')) STORED) with the GIN index ``interaction_search_gin``,
+    # created by migration 0012 and read only by engagement/services/search.py's SQL. Kept out of the
+    # model so that reading interactions never carries it.
 
     class Meta:
         constraints = [
@@ -163,6 +169,12 @@ class Interaction(models.Model):
                 fields=["status", "next_attempt_at"],
                 condition=Q(status__in=["queued", "sending"]),
                 name="outbound_pending_idx",
+            ),
+            # Reports: volume by day/week, channel and direction as an index-only scan (engagement/reports/).
+            models.Index(
+                fields=["workspace", "created_at"],
+                include=["channel", "direction", "kind", "conversation"],
+                name="interaction_ws_created_idx",
             ),
         ]
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from engagement import events
 from engagement.errors import Rejected
 from engagement.models import Conversation, Workspace
 from engagement.models.conversations import ConversationStatus
+
+from .csat import conversation_resolution_record
 
 # Pushed to the workspace's consoles so their inboxes refresh. Not an automation trigger.
 
@@ -19,8 +22,12 @@ class ConversationActionRejected(Rejected):
     status = 400
 
 
-def conversation_status_set(*, workspace: Workspace, conversation: Conversation, status: str) -> bool:
-    """Set the conversation's status. Returns whether anything changed; a repeat changes nothing."""
+def conversation_status_set(
+    *, workspace: Workspace, conversation: Conversation, status: str, actor: AbstractBaseUser | None = None
+) -> bool:
+    """Set the conversation's status. Returns whether anything changed; a repeat changes nothing.
+    Resolving records a ``ConversationResolution`` (and sends the CSAT survey when switched on:
+    ``engagement.services.csat``); ``actor`` is who resolved it."""
     if conversation.workspace_id != workspace.pk:
         raise ConversationActionRejected("conversation belongs to another workspace")
     if status not in ConversationStatus.values:
@@ -32,6 +39,8 @@ def conversation_status_set(*, workspace: Workspace, conversation: Conversation,
             .update(status=status)
         )
         conversation.status = status
+        if changed and status == ConversationStatus.RESOLVED:
+            conversation_resolution_record(workspace=workspace, conversation=conversation, resolved_by=actor)
         if changed:
             events.publish_on_commit(
                 events.DomainEvent(

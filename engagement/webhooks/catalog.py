@@ -29,6 +29,8 @@ EVENT_TYPES: dict[str, str] = {
     "customer.unmerged": "A merge was undone.",
     "customer.erased": "A customer's personal data was erased.",
     "consent.changed": "A consent change was recorded for a customer.",
+    "sla.breached": "A conversation missed a service-level target (first or next response, resolution).",
+    "csat.received": "A customer answered the satisfaction survey sent after a resolution.",
 }
 
 
@@ -143,6 +145,27 @@ _BUILDERS: dict[str, Callable[[events.DomainEvent], tuple[str, dict[str, Any]] |
             "purpose": e.data.get("purpose") or None,
             "status": e.data.get("status"),
             "source": e.data.get("source"),
+        },
+    ),
+    events.SLA_BREACHED: _fixed(
+        "sla.breached",
+        lambda e: {
+            "conversation_id": e.conversation_id,
+            "customer_id": e.customer_id,
+            "breach_id": e.data.get("breach_id"),
+            "metric": e.data.get("metric"),
+            "policy_id": e.data.get("policy_id"),
+            "due_at": e.data.get("due_at"),
+        },
+    ),
+    events.CSAT_RECEIVED: _fixed(
+        "csat.received",
+        lambda e: {
+            "conversation_id": e.conversation_id,
+            "customer_id": e.customer_id,
+            "csat_id": e.data.get("csat_id"),
+            "resolution_id": e.data.get("resolution_id"),
+            "score": e.data.get("score"),
         },
     ),
 }

@@ -76,7 +76,7 @@ def test_inbox_query_count_does_not_grow_with_conversations(
     with CaptureQueriesContext(connection) as one_row:
         assert agent_client.get("/").status_code == 200
     baseline = len(one_row.captured_queries)
-    assert baseline <= 12  # session, user, two for memberships, count, page, six for the rows
+    assert baseline <= 13  # session, user, two for memberships, count, page, six for the rows, SLA policies
 
     # Many more conversations, on several channels, with and without names.
     other_channel = factories.twilio_channel(workspace, fake_twilio)
