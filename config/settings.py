@@ -297,6 +297,11 @@ WEBHOOKS_DISABLE_AFTER_SECONDS = float(os.environ.get("WEBHOOKS_DISABLE_AFTER_SE
 WEBHOOKS_DISABLE_AFTER_FAILED_DELIVERIES = int(
     os.environ.get("WEBHOOKS_DISABLE_AFTER_FAILED_DELIVERIES", "5")
 )
+# Snoozed conversations whose time has come are open again (the inbox also wakes them lazily).
+CELERY_BEAT_SCHEDULE["wake-snoozed-conversations"] = {
+    "task": "engagement.tasks.wake_snoozed",
+    "schedule": 60.0,
+}
 CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
     "task": "engagement.webhooks.tasks.webhooks_deliver_due",
     "schedule": WEBHOOKS_POLL_SECONDS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from engagement.events import DomainEvent
 from engagement.realtime import push_to_workspace
-from engagement.tasks import fetch_attachment_task, run_automations_task
+from engagement.tasks import auto_assign_conversation_task, fetch_attachment_task, run_automations_task
 
 
 def automation_listener(event: DomainEvent) -> None:
@@ -21,3 +21,9 @@ def realtime_listener(event: DomainEvent) -> None:
 def attachment_fetch_listener(event: DomainEvent) -> None:
     """An attachment's media is downloaded in a Celery task."""
     fetch_attachment_task.delay(event.data["attachment_id"])
+
+
+def assignment_listener(event: DomainEvent) -> None:
+    """A new conversation is assigned in a Celery task (its thread's assignee, or its team's round-robin)."""
+    if event.conversation_id is not None:
+        auto_assign_conversation_task.delay(event.conversation_id)

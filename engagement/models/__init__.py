@@ -13,6 +13,7 @@ from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
 from .outbox import OutboxEvent
 from .segments import Segment, SegmentKind, SegmentMember
+from .teamwork import CannedResponse, Label, Note, Team
 from .tenancy import ApiKey, CustomerReadMarker, IdempotencyRecord, Membership, Role, Workspace
 from .webhooks import DeliveryState, DisabledReason, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -21,6 +22,7 @@ __all__ = [
     "Attachment",
     "AutomationRule",
     "Campaign",
+    "CannedResponse",
     "CampaignRecipient",
     "CampaignRun",
     "CampaignSettings",
@@ -34,7 +36,9 @@ __all__ = [
     "IdempotencyRecord",
     "Interaction",
     "InteractionStatus",
+    "Label",
     "Membership",
+    "Note",
     "OutboxEvent",
     "RecipientState",
     "Role",
@@ -42,6 +46,7 @@ __all__ = [
     "Segment",
     "SegmentKind",
     "SegmentMember",
+    "Team",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -16,6 +16,8 @@ from .tenancy import Workspace
 class ConversationStatus(models.TextChoices):
     OPEN = "open", "Open"
     PENDING = "pending", "Pending"
+    # Out of the open views until ``snoozed_until`` (None: until the customer's next message).
+    SNOOZED = "snoozed", "Snoozed"
     RESOLVED = "resolved", "Resolved"
 
 
@@ -48,6 +50,11 @@ class Conversation(models.Model):
     )
     subject = models.CharField(max_length=300, blank=True, default="")
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    team = models.ForeignKey(
+        "engagement.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    labels = models.ManyToManyField("engagement.Label", blank=True, related_name="conversations")
+    snoozed_until = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField()
     last_message_preview = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -58,6 +65,10 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["workspace", "-last_activity_at"], name="conv_inbox_idx"),
             models.Index(fields=["customer", "channel", "status"], name="conv_customer_idx"),
+            models.Index(fields=["workspace", "assignee", "status"], name="conv_assignee_idx"),
+            models.Index(
+                fields=["snoozed_until"], condition=Q(status="snoozed"), name="conv_snoozed_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from django.db import transaction
-
-from engagement import events
 from engagement.errors import Rejected
 from engagement.models import Conversation, Workspace
 from engagement.models.conversations import ConversationStatus
@@ -20,26 +17,12 @@ class ConversationActionRejected(Rejected):
 
 
 def conversation_status_set(*, workspace: Workspace, conversation: Conversation, status: str) -> bool:
-    """Set the conversation's status. Returns whether anything changed; a repeat changes nothing."""
+    """Set the conversation's status. Returns whether anything changed; a repeat changes nothing.
+    (``engagement.services.teamwork.conversations_status_set`` for several, and snooze times.)"""
+    from .teamwork import conversations_status_set
+
     if conversation.workspace_id != workspace.pk:
         raise ConversationActionRejected("conversation belongs to another workspace")
     if status not in ConversationStatus.values:
         raise ConversationActionRejected(f"unknown status {status!r}")
-    with transaction.atomic():
-        changed = (
-            Conversation.objects.filter(pk=conversation.pk, workspace=workspace)
-            .exclude(status=status)
-            .update(status=status)
-        )
-        conversation.status = status
-        if changed:
-            events.publish_on_commit(
-                events.DomainEvent(
-                    name=events.CONVERSATION_UPDATED,
-                    workspace_id=workspace.pk,
-                    conversation_id=conversation.pk,
-                    customer_id=conversation.customer_id,
-                    data={"status": status},
-                )
-            )
-    return bool(changed)
+    return bool(conversations_status_set(workspace=workspace, conversations=[conversation], status=status))
