@@ -35,8 +35,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.workspace_id = membership.workspace_id
         self.user_id = membership.user_id
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self._present(True)  # before the accept: online as soon as the page is connected
         await self.accept()
-        await self._present(True)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
