@@ -14,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from engagement.models import Channel, ChannelKind, Conversation, Interaction, Note, Workspace
+from engagement.models import Channel, ChannelKind, Conversation, Interaction, Label, Note, Workspace
 from engagement.models.conversations import ConversationStatus, Direction, InteractionKind
 from engagement.services import teamwork
 
@@ -62,7 +62,9 @@ class ChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ContractV
 class ConversationSerializer(serializers.ModelSerializer):
     assignee_id = serializers.IntegerField(read_only=True, allow_null=True)
     team_id = serializers.IntegerField(read_only=True, allow_null=True)
-    labels = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    labels: serializers.SlugRelatedField[Label] = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="name"
+    )
 
     class Meta:
         model = Conversation
@@ -108,7 +110,10 @@ class ConversationAssignSerializer(serializers.Serializer):
 
 class ConversationLabelsSerializer(serializers.Serializer):
     add = serializers.ListField(
-        child=serializers.CharField(max_length=50), required=False, max_length=50, help_text="Created on first use."
+        child=serializers.CharField(max_length=50),
+        required=False,
+        max_length=50,
+        help_text="Created on first use.",
     )
     remove = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
 
@@ -232,9 +237,9 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Cont
                 author_id=request.user.pk if request.user.is_authenticated else None,
             )
             return Response(NoteSerializer(note).data, status=201)
-        notes = Note.objects.filter(workspace=_workspace(request), conversation=conversation).prefetch_related(
-            "mentions"
-        )
+        notes = Note.objects.filter(
+            workspace=_workspace(request), conversation=conversation
+        ).prefetch_related("mentions")
         page = self.paginate_queryset(notes)
         return self.get_paginated_response(NoteSerializer(page, many=True).data)
 

@@ -87,7 +87,15 @@ class NoteSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Note
-        fields = ["id", "customer_id", "conversation_id", "author_id", "body", "mentioned_user_ids", "created_at"]
+        fields = [
+            "id",
+            "customer_id",
+            "conversation_id",
+            "author_id",
+            "body",
+            "mentioned_user_ids",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_mentioned_user_ids(self, note: Note) -> list[int]:
@@ -165,8 +173,16 @@ class TeamViewSet(
         current = team
         data = teamwork.TeamInput(
             name=d.get("name", current.name if current else ""),
-            member_ids=d["member_ids"] if "member_ids" in d else sorted(u.pk for u in current.members.all()) if current else [],
-            channel_ids=d["channel_ids"] if "channel_ids" in d else sorted(c.pk for c in current.channels.all()) if current else [],
+            member_ids=d["member_ids"]
+            if "member_ids" in d
+            else sorted(u.pk for u in current.members.all())
+            if current
+            else [],
+            channel_ids=d["channel_ids"]
+            if "channel_ids" in d
+            else sorted(c.pk for c in current.channels.all())
+            if current
+            else [],
             auto_assign=d.get("auto_assign", current.auto_assign if current else False),
             capacity=d.get("capacity", current.capacity if current else 0),
         )
@@ -189,7 +205,9 @@ class TeamViewSet(
 
 
 class LabelFilter(django_filters.FilterSet):
-    name = django_filters.CharFilter(field_name="name", lookup_expr="istartswith", help_text="Name starts with.")
+    name = django_filters.CharFilter(
+        field_name="name", lookup_expr="istartswith", help_text="Name starts with."
+    )
 
     class Meta:
         model = Label

@@ -51,7 +51,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             workspace_id=self.workspace_id, connection=self.channel_name, present=present
         )
         await database_sync_to_async(member_presence_set)(
-            workspace_id=self.workspace_id, user_id=self.user_id, connection=self.channel_name, present=present
+            workspace_id=self.workspace_id,
+            user_id=self.user_id,
+            connection=self.channel_name,
+            present=present,
         )
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:

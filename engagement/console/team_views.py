@@ -123,7 +123,12 @@ def thread_status_view(request: ConsoleRequest, customer_id: int) -> HttpRespons
             workspace=request.workspace, customer_id=customer.pk, status=status, snoozed_until=until
         )
 
-    labels = {"resolved": "Resolved.", "open": "Reopened.", "pending": "Marked pending.", "snoozed": "Snoozed."}
+    labels = {
+        "resolved": "Resolved.",
+        "open": "Reopened.",
+        "pending": "Marked pending.",
+        "snoozed": "Snoozed.",
+    }
     _act(request, labels.get(status, ""), act)
     return _back(request, f"/customers/{customer.pk}/thread/")
 
@@ -190,7 +195,9 @@ def inbox_bulk_view(request: ConsoleRequest) -> HttpResponse:
             action=action,
             assignee_id=request.membership.user_id if raw == "me" else _int_or_none(raw, "assignee"),
             label=request.POST.get("label", ""),
-            snoozed_until=snooze_until_parse(request.POST.get("snooze", "reply")) if action == "snooze" else None,
+            snoozed_until=snooze_until_parse(request.POST.get("snooze", "reply"))
+            if action == "snooze"
+            else None,
         )
         messages.success(request, f"{count} conversation{'s' if count != 1 else ''} updated.")
 
@@ -205,7 +212,9 @@ def _team_input(request: ConsoleRequest) -> teamwork.TeamInput:
     def ids(name: str) -> list[int]:
         return [i for i in (_int_or_none(x, name) for x in request.POST.getlist(name)) if i is not None]
 
-    capacity = _int_or_none(request.POST.get("capacity"), "capacity") if request.POST.get("capacity") != "0" else 0
+    capacity = (
+        _int_or_none(request.POST.get("capacity"), "capacity") if request.POST.get("capacity") != "0" else 0
+    )
     return teamwork.TeamInput(
         name=request.POST.get("name", ""),
         member_ids=ids("members"),
@@ -222,13 +231,17 @@ def teams_view(request: ConsoleRequest) -> HttpResponse:
     """Teams with members, the channels whose new conversations they take, round-robin and capacity."""
     error = ""
     if request.method == "POST":
-        team_id = _int_or_none(request.POST.get("team_id"), "team_id") if request.POST.get("team_id") else None
+        team_id = (
+            _int_or_none(request.POST.get("team_id"), "team_id") if request.POST.get("team_id") else None
+        )
         try:
             if request.POST.get("delete") and team_id is not None:
                 teamwork.team_delete(workspace=request.workspace, team_id=team_id)
                 messages.success(request, "Team deleted.")
             else:
-                team = Team.objects.filter(workspace=request.workspace, pk=team_id).first() if team_id else None
+                team = (
+                    Team.objects.filter(workspace=request.workspace, pk=team_id).first() if team_id else None
+                )
                 if team_id and team is None:
                     raise Http404("No such team")
                 saved = teamwork.team_save(workspace=request.workspace, data=_team_input(request), team=team)
@@ -238,10 +251,14 @@ def teams_view(request: ConsoleRequest) -> HttpResponse:
         else:
             return redirect("console:teams")
     teams = list(
-        Team.objects.filter(workspace=request.workspace).prefetch_related("members", "channels").order_by("name")
+        Team.objects.filter(workspace=request.workspace)
+        .prefetch_related("members", "channels")
+        .order_by("name")
     )
     members = list(
-        Membership.objects.filter(workspace=request.workspace).select_related("user").order_by("user__username")
+        Membership.objects.filter(workspace=request.workspace)
+        .select_related("user")
+        .order_by("user__username")
     )
     channels = list(Channel.objects.filter(workspace=request.workspace).order_by("kind", "name"))
     for team in teams:
@@ -261,9 +278,15 @@ def canned_responses_view(request: ConsoleRequest) -> HttpResponse:
     """Canned responses: ``/shortcut``, title, body with ``{{ customer.first_name }}``-style variables."""
     error = ""
     if request.method == "POST":
-        canned_id = _int_or_none(request.POST.get("canned_id"), "canned_id") if request.POST.get("canned_id") else None
+        canned_id = (
+            _int_or_none(request.POST.get("canned_id"), "canned_id")
+            if request.POST.get("canned_id")
+            else None
+        )
         canned = (
-            CannedResponse.objects.filter(workspace=request.workspace, pk=canned_id).first() if canned_id else None
+            CannedResponse.objects.filter(workspace=request.workspace, pk=canned_id).first()
+            if canned_id
+            else None
         )
         if canned_id and canned is None:
             raise Http404("No such canned response")

@@ -66,9 +66,7 @@ class Conversation(models.Model):
             models.Index(fields=["workspace", "-last_activity_at"], name="conv_inbox_idx"),
             models.Index(fields=["customer", "channel", "status"], name="conv_customer_idx"),
             models.Index(fields=["workspace", "assignee", "status"], name="conv_assignee_idx"),
-            models.Index(
-                fields=["snoozed_until"], condition=Q(status="snoozed"), name="conv_snoozed_idx"
-            ),
+            models.Index(fields=["snoozed_until"], condition=Q(status="snoozed"), name="conv_snoozed_idx"),
         ]
 
     def __str__(self) -> str:

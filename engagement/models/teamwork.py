@@ -80,9 +80,7 @@ class CannedResponse(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "shortcut"], name="uniq_canned_shortcut")
-        ]
+        constraints = [models.UniqueConstraint(fields=["workspace", "shortcut"], name="uniq_canned_shortcut")]
 
     def __str__(self) -> str:
         return f"/{self.shortcut}"

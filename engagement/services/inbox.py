@@ -468,7 +468,9 @@ def timeline_with_notes(*, interactions: list[Interaction], notes: list[Any]) ->
     if interactions:
         oldest = interactions[0].created_at
         notes = [n for n in notes if n.created_at >= oldest]
-    return sorted([*interactions, *notes], key=lambda item: (item.created_at, bool(getattr(item, "is_note", False))))
+    return sorted(
+        [*interactions, *notes], key=lambda item: (item.created_at, bool(getattr(item, "is_note", False)))
+    )
 
 
 def thread_team_context(*, workspace: Workspace, customer: Customer) -> dict[str, Any]:
@@ -490,11 +492,14 @@ def thread_team_context(*, workspace: Workspace, customer: Customer) -> dict[str
         "thread_team": head.team if head else None,
         "thread_labels": labels,
         "thread_open": bool(unresolved),
-        "thread_snoozed": head is not None and all(c.status == ConversationStatus.SNOOZED for c in unresolved),
+        "thread_snoozed": head is not None
+        and all(c.status == ConversationStatus.SNOOZED for c in unresolved),
         "thread_snoozed_until": head.snoozed_until if head else None,
         "team_members": list(
             Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__username")
         ),
         "team_choices": list(Team.objects.filter(workspace=workspace).order_by("name")),
-        "label_choices": list(Label.objects.filter(workspace=workspace).values_list("name", flat=True).order_by("name")),
+        "label_choices": list(
+            Label.objects.filter(workspace=workspace).values_list("name", flat=True).order_by("name")
+        ),
     }

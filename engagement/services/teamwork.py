@@ -227,7 +227,10 @@ def conversation_auto_assign(*, conversation_id: int) -> int | None:
     Returns the assignee's user id, or None."""
     with transaction.atomic():
         conversation = (
-            Conversation.objects.select_for_update().select_related("workspace").filter(pk=conversation_id).first()
+            Conversation.objects.select_for_update()
+            .select_related("workspace")
+            .filter(pk=conversation_id)
+            .first()
         )
         if conversation is None or conversation.assignee_id is not None:
             return None
@@ -396,7 +399,11 @@ def labels_ensure(*, workspace: Workspace, names: Iterable[str]) -> list[Label]:
 
 
 def conversation_labels_change(
-    *, workspace: Workspace, conversations: list[Conversation], add: Iterable[str] = (), remove: Iterable[str] = ()
+    *,
+    workspace: Workspace,
+    conversations: list[Conversation],
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
 ) -> None:
     """Add labels (created on first use) to and remove labels from ``conversations``; publishes
     ``conversation.updated`` (``data.labels``) so consoles refresh."""
@@ -466,7 +473,9 @@ def team_save(*, workspace: Workspace, data: TeamInput, team: Team | None = None
         Channel.objects.filter(workspace=workspace, pk__in=data.channel_ids).values_list("pk", flat=True)
     )
     if channels != set(data.channel_ids):
-        raise TeamInvalid(f"unknown channels: {sorted(set(data.channel_ids) - channels)}", field="channel_ids")
+        raise TeamInvalid(
+            f"unknown channels: {sorted(set(data.channel_ids) - channels)}", field="channel_ids"
+        )
     try:
         with transaction.atomic():
             if team is None:
@@ -507,7 +516,7 @@ def note_mentions_parse(*, workspace: Workspace, body: str) -> list[int]:
         q |= Q(**{f"{user_model.USERNAME_FIELD}__iexact": name})
     return sorted(
         Membership.objects.filter(workspace=workspace)
-        .filter(**{"user__in": user_model.objects.filter(q)})
+        .filter(user__in=user_model.objects.filter(q))
         .values_list("user_id", flat=True)
     )
 
@@ -578,7 +587,9 @@ CANNED_VARIABLES = (
 )
 
 
-def canned_response_variables(*, customer: Customer | None, agent: Any, workspace: Workspace) -> dict[str, Any]:
+def canned_response_variables(
+    *, customer: Customer | None, agent: Any, workspace: Workspace
+) -> dict[str, Any]:
     name = (customer.display_name if customer else "") or ""
     first = (getattr(customer, "first_name", "") or name.split(" ")[0]) if customer else ""
     last = (getattr(customer, "last_name", "") or " ".join(name.split(" ")[1:])) if customer else ""

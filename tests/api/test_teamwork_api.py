@@ -18,7 +18,7 @@ from engagement.services import teamwork
 from engagement.services.tenancy import api_key_create
 from engagement.webhooks.catalog import EVENT_TYPES, webhook_event_build
 from tests import factories
-from tests.console.conftest import inbound
+from tests.console.conftest import conversation_pk, inbound
 
 pytestmark = pytest.mark.django_db
 
@@ -35,18 +35,28 @@ def api(workspace: Any) -> APIClient:
     return _client(workspace)
 
 
-def test_conversations_are_assigned_labelled_and_filtered(api: APIClient, workspace, agent, sms_channel) -> None:
+def test_conversations_are_assigned_labelled_and_filtered(
+    api: APIClient, workspace, agent, sms_channel
+) -> None:
     a = inbound(sms_channel, "+14155550101", "a")
     b = inbound(sms_channel, "+14155550102", "b")
-    team = teamwork.team_save(workspace=workspace, data=teamwork.TeamInput(name="Support", member_ids=[agent.pk], channel_ids=[]))
+    team = teamwork.team_save(
+        workspace=workspace, data=teamwork.TeamInput(name="Support", member_ids=[agent.pk], channel_ids=[])
+    )
     resp = api.post(
-        f"/api/v1/conversations/{a.conversation_id}/assign/", {"assignee_id": agent.pk, "team_id": team.pk}, format="json"
+        f"/api/v1/conversations/{a.conversation_id}/assign/",
+        {"assignee_id": agent.pk, "team_id": team.pk},
+        format="json",
     )
     assert resp.status_code == 200, resp.content
     assert (resp.json()["assignee_id"], resp.json()["team_id"]) == (agent.pk, team.pk)
-    resp = api.post(f"/api/v1/conversations/{a.conversation_id}/labels/", {"add": ["VIP", "refund"]}, format="json")
+    resp = api.post(
+        f"/api/v1/conversations/{a.conversation_id}/labels/", {"add": ["VIP", "refund"]}, format="json"
+    )
     assert resp.json()["labels"] == ["refund", "vip"]
-    resp = api.post(f"/api/v1/conversations/{a.conversation_id}/labels/", {"remove": ["refund"]}, format="json")
+    resp = api.post(
+        f"/api/v1/conversations/{a.conversation_id}/labels/", {"remove": ["refund"]}, format="json"
+    )
     assert resp.json()["labels"] == ["vip"]
 
     def ids(query: str) -> list[int]:
@@ -60,10 +70,13 @@ def test_conversations_are_assigned_labelled_and_filtered(api: APIClient, worksp
     assert ids("label=vip") == [a.conversation_id]
     assert ids("status=open") == [b.conversation_id, a.conversation_id]
     resp = api.get("/api/v1/conversations/?assigned_to=me")
-    assert resp.status_code == 400 and "assigned_to" in resp.json()["detail"]
+    assert resp.status_code == 400
+    assert "assigned_to" in resp.json()["detail"]
 
     stranger = factories.member(factories.workspace_create(), Role.AGENT)
-    resp = api.post(f"/api/v1/conversations/{b.conversation_id}/assign/", {"assignee_id": stranger.pk}, format="json")
+    resp = api.post(
+        f"/api/v1/conversations/{b.conversation_id}/assign/", {"assignee_id": stranger.pk}, format="json"
+    )
     assert resp.status_code == 400
     assert resp["Content-Type"].startswith("application/problem+json")
     assert resp.json()["code"] == "assignment_invalid"
@@ -77,11 +90,15 @@ def test_status_resolve_reopen_and_snooze(api: APIClient, sms_channel) -> None:
     assert api.post(url, {"status": "open"}, format="json").json()["status"] == "open"
     until = timezone.now() + timedelta(hours=3)
     body = api.post(url, {"status": "snoozed", "snoozed_until": until.isoformat()}, format="json").json()
-    assert body["status"] == "snoozed" and body["snoozed_until"] is not None
+    assert body["status"] == "snoozed"
+    assert body["snoozed_until"] is not None
     resp = api.post(url, {"status": "snoozed", "snoozed_until": "2001-01-01T00:00:00Z"}, format="json")
-    assert resp.status_code == 400 and resp.json()["code"] == "snooze_invalid"
+    assert resp.status_code == 400
+    assert resp.json()["code"] == "snooze_invalid"
     # Lazy wake: the list opens a snooze whose time has passed.
-    Conversation.objects.filter(pk=a.conversation_id).update(snoozed_until=timezone.now() - timedelta(seconds=1))
+    Conversation.objects.filter(pk=conversation_pk(a)).update(
+        snoozed_until=timezone.now() - timedelta(seconds=1)
+    )
     assert api.get("/api/v1/conversations/?status=open").json()["results"][0]["id"] == a.conversation_id
 
 
@@ -93,7 +110,8 @@ def test_notes_are_listed_and_created_with_idempotency(api: APIClient, workspace
     assert first.status_code == 201, first.content
     assert first.json()["mentioned_user_ids"] == [agent.pk]
     again = api.post(url, {"body": f"@{agent.username} call back"}, format="json", headers=headers)
-    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
     assert Note.objects.count() == 1
     listed = api.get(url).json()
     assert [n["body"] for n in listed["results"]] == [f"@{agent.username} call back"]
@@ -107,7 +125,13 @@ def test_teams_read_for_all_write_for_admins_and_write_keys(workspace, agent, sm
     writer = _client(workspace, ["conversations:write"])
     resp = writer.post(
         "/api/v1/teams/",
-        {"name": "Support", "member_ids": [agent.pk], "channel_ids": [sms_channel.pk], "auto_assign": True, "capacity": 3},
+        {
+            "name": "Support",
+            "member_ids": [agent.pk],
+            "channel_ids": [sms_channel.pk],
+            "auto_assign": True,
+            "capacity": 3,
+        },
         format="json",
     )
     assert resp.status_code == 201, resp.content
@@ -116,9 +140,11 @@ def test_teams_read_for_all_write_for_admins_and_write_keys(workspace, agent, sm
     assert reader.get("/api/v1/teams/").json()["results"][0]["name"] == "Support"
     assert reader.get(f"/api/v1/teams/?member={agent.pk}").json()["results"][0]["id"] == team_id
     denied = reader.post("/api/v1/teams/", {"name": "Other"}, format="json")
-    assert denied.status_code == 403 and denied.json()["code"] == "scope_missing"
+    assert denied.status_code == 403
+    assert denied.json()["code"] == "scope_missing"
     resp = writer.patch(f"/api/v1/teams/{team_id}/", {"capacity": 5}, format="json")
-    assert resp.json()["capacity"] == 5 and resp.json()["member_ids"] == [agent.pk]
+    assert resp.json()["capacity"] == 5
+    assert resp.json()["member_ids"] == [agent.pk]
     dup = writer.post("/api/v1/teams/", {"name": "Support"}, format="json")
     assert dup.status_code == 409
     # Console members: agents read, admins write.
@@ -136,14 +162,26 @@ def test_teams_read_for_all_write_for_admins_and_write_keys(workspace, agent, sm
 
 
 def test_canned_responses_crud_and_labels_list(api: APIClient, sms_channel) -> None:
-    resp = api.post("/api/v1/canned-responses/", {"shortcut": "hi", "title": "Hello", "body": "Hi {{ customer.first_name }}"}, format="json")
+    resp = api.post(
+        "/api/v1/canned-responses/",
+        {"shortcut": "hi", "title": "Hello", "body": "Hi {{ customer.first_name }}"},
+        format="json",
+    )
     assert resp.status_code == 201, resp.content
     cid = resp.json()["id"]
-    bad = api.post("/api/v1/canned-responses/", {"shortcut": "x", "title": "X", "body": "{{ nope.x }}"}, format="json")
-    assert bad.status_code == 400 and bad.json()["code"] == "canned_response_invalid"
-    dup = api.post("/api/v1/canned-responses/", {"shortcut": "hi", "title": "Again", "body": "x"}, format="json")
+    bad = api.post(
+        "/api/v1/canned-responses/", {"shortcut": "x", "title": "X", "body": "{{ nope.x }}"}, format="json"
+    )
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "canned_response_invalid"
+    dup = api.post(
+        "/api/v1/canned-responses/", {"shortcut": "hi", "title": "Again", "body": "x"}, format="json"
+    )
     assert dup.status_code == 409
-    assert api.patch(f"/api/v1/canned-responses/{cid}/", {"title": "Hey"}, format="json").json()["title"] == "Hey"
+    assert (
+        api.patch(f"/api/v1/canned-responses/{cid}/", {"title": "Hey"}, format="json").json()["title"]
+        == "Hey"
+    )
     assert api.get("/api/v1/canned-responses/?shortcut=h").json()["results"][0]["id"] == cid
     assert api.delete(f"/api/v1/canned-responses/{cid}/").status_code == 204
     a = inbound(sms_channel, "+14155550101", "a")

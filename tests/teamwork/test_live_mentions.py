@@ -20,7 +20,9 @@ from tests.console.test_live import _scope
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_mention_reaches_the_mentioned_members_console_live(agent_client: Client, workspace, sms_channel) -> None:
+def test_a_mention_reaches_the_mentioned_members_console_live(
+    agent_client: Client, workspace, sms_channel
+) -> None:
     teammate = factories.member(workspace, Role.AGENT)
     teammate_client = Client()
     teammate_client.force_login(teammate)
@@ -50,4 +52,5 @@ def test_a_mention_reaches_the_mentioned_members_console_live(agent_client: Clie
     assert pushed["mentioned_user_ids"] == [teammate.pk]
     assert pushed["customer_id"] == item.customer_id
     assert "yours" not in json.dumps(pushed)
-    assert teammate.pk in online and teammate.pk not in after
+    assert teammate.pk in online
+    assert teammate.pk not in after

@@ -20,7 +20,7 @@ from engagement.realtime import member_presence_set, members_online
 from engagement.services import teamwork
 from engagement.tasks import wake_snoozed_task
 from tests import factories
-from tests.console.conftest import inbound, minutes_ago
+from tests.console.conftest import conversation_pk, inbound, minutes_ago
 
 pytestmark = pytest.mark.django_db
 
@@ -81,23 +81,31 @@ def test_manual_assignment_takes_the_whole_thread_and_is_published(
 def test_assigning_someone_outside_the_workspace_is_refused(agent_client: Client, sms_channel) -> None:
     stranger = factories.member(factories.workspace_create(), Role.AGENT)
     item = inbound(sms_channel, "+14155550101", "hello")
-    resp = agent_client.post(f"/customers/{item.customer_id}/thread/assign/", {"assignee": stranger.pk}, follow=True)
+    resp = agent_client.post(
+        f"/customers/{item.customer_id}/thread/assign/", {"assignee": stranger.pk}, follow=True
+    )
     assert "not a member of this workspace" in resp.content.decode()
     assert Conversation.objects.get().assignee_id is None
     with pytest.raises(teamwork.AssignmentInvalid):
-        teamwork.thread_assign(workspace=item.workspace, customer_id=item.customer_id, assignee_id=stranger.pk)
+        teamwork.thread_assign(
+            workspace=item.workspace, customer_id=item.customer_id, assignee_id=stranger.pk
+        )
 
 
 def test_replying_in_an_unassigned_thread_assigns_it_to_the_agent(
     agent_client: Client, agent, teammate, sms_channel, fake_twilio
 ) -> None:
     item = inbound(sms_channel, "+14155550101", "anyone there?")
-    resp = agent_client.post(f"/customers/{item.customer_id}/thread/", {"channel": sms_channel.pk, "body": "Yes!"})
+    resp = agent_client.post(
+        f"/customers/{item.customer_id}/thread/", {"channel": sms_channel.pk, "body": "Yes!"}
+    )
     assert resp.status_code == 302
     assert Conversation.objects.get().assignee_id == agent.pk
     assert _outbox(events.CONVERSATION_ASSIGNED)[-1]["data"]["how"] == "reply"
     # Somebody's thread stays theirs when another agent answers.
-    _client(teammate).post(f"/customers/{item.customer_id}/thread/", {"channel": sms_channel.pk, "body": "Me too"})
+    _client(teammate).post(
+        f"/customers/{item.customer_id}/thread/", {"channel": sms_channel.pk, "body": "Me too"}
+    )
     assert Conversation.objects.get().assignee_id == agent.pk
 
 
@@ -108,7 +116,11 @@ def test_round_robin_gives_new_conversations_to_online_members_within_capacity(
     team = teamwork.team_save(
         workspace=workspace,
         data=teamwork.TeamInput(
-            name="Support", member_ids=[a.pk, b.pk, offline.pk], channel_ids=[sms_channel.pk], auto_assign=True, capacity=1
+            name="Support",
+            member_ids=[a.pk, b.pk, offline.pk],
+            channel_ids=[sms_channel.pk],
+            auto_assign=True,
+            capacity=1,
         ),
     )
     member_presence_set(workspace_id=workspace.pk, user_id=a.pk, connection="conn-a", present=True)
@@ -120,11 +132,11 @@ def test_round_robin_gives_new_conversations_to_online_members_within_capacity(
     for i in range(3):
         with django_capture_on_commit_callbacks(execute=True):
             item = inbound(sms_channel, f"+1415555020{i}", f"new {i}")
-        conversation = Conversation.objects.get(pk=item.conversation_id)
+        conversation = Conversation.objects.get(pk=conversation_pk(item))
         assert conversation.team_id == team.pk
         assignees.append(conversation.assignee_id)
     # In turn (by id), each up to one open thread; the third finds everybody full: team only.
-    assert assignees == sorted([a.pk, b.pk]) + [None]
+    assert assignees == [*sorted([a.pk, b.pk]), None]
     assert _outbox(events.CONVERSATION_ASSIGNED)[0]["data"]["how"] == "auto"
 
     # a resolves theirs: a is the next one with room.
@@ -132,7 +144,7 @@ def test_round_robin_gives_new_conversations_to_online_members_within_capacity(
     teamwork.conversations_status_set(workspace=workspace, conversations=[first], status="resolved")
     with django_capture_on_commit_callbacks(execute=True):
         item = inbound(sms_channel, "+14155550209", "one more")
-    assert Conversation.objects.get(pk=item.conversation_id).assignee_id == a.pk
+    assert Conversation.objects.get(pk=conversation_pk(item)).assignee_id == a.pk
 
     # A member who closes the console is no longer online.
     member_presence_set(workspace_id=workspace.pk, user_id=b.pk, connection="conn-b", present=False)
@@ -166,7 +178,7 @@ def test_a_new_channel_of_an_assigned_thread_joins_its_assignee(
             occurred_at=timezone.now(),
         )
     assert second.conversation_id != item.conversation_id
-    assert Conversation.objects.get(pk=second.conversation_id).assignee_id == agent.pk
+    assert Conversation.objects.get(pk=conversation_pk(second)).assignee_id == agent.pk
 
 
 # ---------------------------------------------------------------- views, filters, counts, sort
@@ -184,7 +196,10 @@ def test_views_filters_and_counts(agent_client: Client, agent, teammate, workspa
         workspace=workspace, customer_id=theirs.customer_id, assignee_id=teammate.pk, team_id=team.pk
     )
     teamwork.note_create(
-        workspace=workspace, customer=nobody.customer, body="@" + agent.username + " can you look?", author_id=teammate.pk
+        workspace=workspace,
+        customer=nobody.customer,
+        body="@" + agent.username + " can you look?",
+        author_id=teammate.pk,
     )
     html = agent_client.get("/").content.decode()
     assert (_count(html, "mine"), _count(html, "unassigned"), _count(html, "teams")) == (1, 1, 1)
@@ -204,7 +219,7 @@ def test_views_filters_and_counts(agent_client: Client, agent, teammate, workspa
     other = factories.channel_create(workspace, "sms")
     assert rows(f"channel={other.pk}") == set()
     teamwork.conversation_labels_change(
-        workspace=workspace, conversations=[Conversation.objects.get(pk=mine.conversation_id)], add=["VIP "]
+        workspace=workspace, conversations=[Conversation.objects.get(pk=conversation_pk(mine))], add=["VIP "]
     )
     label = Label.objects.get(name="vip")
     assert rows(f"label={label.pk}") == {mine.customer_id}
@@ -234,7 +249,7 @@ def test_sort_by_waiting_time_puts_the_longest_wait_first(agent_client: Client, 
         status_changed_at=minutes_ago(1),
         created_at=minutes_ago(1),
     )
-    Conversation.objects.filter(pk=answered.conversation_id).update(last_activity_at=minutes_ago(1))
+    Conversation.objects.filter(pk=conversation_pk(answered)).update(last_activity_at=minutes_ago(1))
     newest = _rows(agent_client.get("/").content.decode())
     assert newest == [answered.customer_id, recent.customer_id, long_wait.customer_id]
     waiting = _rows(agent_client.get("/?sort=waiting").content.decode())
@@ -267,11 +282,13 @@ def test_a_note_with_mentions_is_private_and_published(
     assert resp.status_code == 302
     note = Note.objects.get()
     assert list(note.mentions.all()) == [teammate]
-    assert note.conversation_id == item.conversation_id and note.author_id == agent.pk
+    assert note.conversation_id == item.conversation_id
+    assert note.author_id == agent.pk
     published = _outbox(events.NOTE_CREATED)[-1]
     assert published["data"]["mentioned_user_ids"] == [teammate.pk]
     page = agent_client.get(f"/customers/{item.customer_id}/thread/").content.decode()
-    assert 'class="item note"' in page and "please call her" in page
+    assert 'class="item note"' in page
+    assert "please call her" in page
     assert page.index("help me") < page.index("please call her")
     assert fake_twilio.messages == []  # nothing goes to the customer
     resp = agent_client.post(f"/customers/{item.customer_id}/thread/notes/", {"body": "  "}, follow=True)
@@ -286,18 +303,25 @@ def test_canned_responses_are_managed_by_admins_and_filled_in_for_the_customer(
     assert agent_client.get("/settings/canned-responses/").status_code == 403
     resp = admin_client.post(
         "/settings/canned-responses/",
-        {"shortcut": "/Thanks", "title": "Thank you", "body": "Thanks {{ customer.first_name }}! — {{ agent.name }}"},
+        {
+            "shortcut": "/Thanks",
+            "title": "Thank you",
+            "body": "Thanks {{ customer.first_name }}! — {{ agent.name }}",
+        },
     )
     assert resp.status_code == 302
     bad = admin_client.post(
-        "/settings/canned-responses/", {"shortcut": "oops", "title": "Oops", "body": "Hi {{ customer.nickname }}"}
+        "/settings/canned-responses/",
+        {"shortcut": "oops", "title": "Oops", "body": "Hi {{ customer.nickname }}"},
     )
     assert "template error" in bad.content.decode()
     agent.first_name, agent.last_name = "Alex", "Agent"
     agent.save()
     item = inbound(sms_channel, "+14155550101", "hi", name="Grace Hopper")
     data = json.loads(agent_client.get(f"/customers/{item.customer_id}/thread/canned/").content)
-    assert data == {"items": [{"shortcut": "thanks", "title": "Thank you", "text": "Thanks Grace! — Alex Agent"}]}
+    assert data == {
+        "items": [{"shortcut": "thanks", "title": "Thank you", "text": "Thanks Grace! — Alex Agent"}]
+    }
     with pytest.raises(teamwork.Conflict):
         teamwork.canned_response_save(workspace=workspace, shortcut="thanks", title="Again", body="x")
 
@@ -308,28 +332,41 @@ def test_canned_responses_are_managed_by_admins_and_filled_in_for_the_customer(
 def test_snooze_until_a_time_wakes_lazily_and_by_beat(agent_client: Client, workspace, sms_channel) -> None:
     a = inbound(sms_channel, "+14155550101", "later please")
     b = inbound(sms_channel, "+14155550102", "me too")
-    resp = agent_client.post(f"/customers/{a.customer_id}/thread/status/", {"status": "snoozed", "snooze": "1h"})
+    resp = agent_client.post(
+        f"/customers/{a.customer_id}/thread/status/", {"status": "snoozed", "snooze": "1h"}
+    )
     assert resp.status_code == 302
-    conversation = Conversation.objects.get(pk=a.conversation_id)
+    conversation = Conversation.objects.get(pk=conversation_pk(a))
     assert conversation.status == "snoozed"
+    assert conversation.snoozed_until is not None
     assert timedelta(minutes=59) < conversation.snoozed_until - timezone.now() <= timedelta(hours=1)
     assert a.customer_id not in _rows(agent_client.get("/").content.decode())
     assert a.customer_id in _rows(agent_client.get("/?status=snoozed").content.decode())
     # Time passes: the inbox wakes it before listing (no beat needed).
-    Conversation.objects.filter(pk=a.conversation_id).update(snoozed_until=timezone.now() - timedelta(seconds=1))
+    Conversation.objects.filter(pk=conversation_pk(a)).update(
+        snoozed_until=timezone.now() - timedelta(seconds=1)
+    )
     assert a.customer_id in _rows(agent_client.get("/").content.decode())
-    assert Conversation.objects.get(pk=a.conversation_id).status == "open"
+    assert Conversation.objects.get(pk=conversation_pk(a)).status == "open"
     # Beat's task does the same for the whole installation.
     teamwork.thread_status_set(
-        workspace=workspace, customer_id=b.customer_id, status="snoozed", snoozed_until=timezone.now() + timedelta(hours=2)
+        workspace=workspace,
+        customer_id=b.customer_id,
+        status="snoozed",
+        snoozed_until=timezone.now() + timedelta(hours=2),
     )
     assert wake_snoozed_task() == 0
-    Conversation.objects.filter(pk=b.conversation_id).update(snoozed_until=timezone.now() - timedelta(seconds=1))
+    Conversation.objects.filter(pk=conversation_pk(b)).update(
+        snoozed_until=timezone.now() - timedelta(seconds=1)
+    )
     assert wake_snoozed_task() == 1
-    assert Conversation.objects.get(pk=b.conversation_id).status == "open"
+    assert Conversation.objects.get(pk=conversation_pk(b)).status == "open"
     with pytest.raises(teamwork.SnoozeInvalid):
         teamwork.thread_status_set(
-            workspace=workspace, customer_id=b.customer_id, status="snoozed", snoozed_until=timezone.now() - timedelta(hours=1)
+            workspace=workspace,
+            customer_id=b.customer_id,
+            status="snoozed",
+            snoozed_until=timezone.now() - timedelta(hours=1),
         )
 
 
@@ -347,7 +384,9 @@ def test_snooze_until_the_customer_replies(agent_client: Client, sms_channel) ->
 def test_resolve_and_reopen_the_thread(agent_client: Client, workspace, sms_channel) -> None:
     email = factories.channel_create(workspace, "email")
     a = inbound(sms_channel, "+14155550101", "two channels")
-    Conversation.objects.create(workspace=workspace, customer=a.customer, channel=email, last_activity_at=minutes_ago(1))
+    Conversation.objects.create(
+        workspace=workspace, customer=a.customer, channel=email, last_activity_at=minutes_ago(1)
+    )
     agent_client.post(f"/customers/{a.customer_id}/thread/status/", {"status": "resolved"})
     assert set(Conversation.objects.values_list("status", flat=True)) == {"resolved"}
     resolved = [p for p in _outbox(events.CONVERSATION_UPDATED) if p["data"].get("status") == "resolved"]
@@ -368,7 +407,7 @@ def test_bulk_actions_on_selected_rows(agent_client: Client, agent, teammate, wo
     resp = agent_client.post("/inbox/bulk/", {"customer": ids, "action": "resolve", "next": "/?view=all"})
     assert resp["Location"] == "/?view=all"
     assert Conversation.objects.filter(status="resolved").count() == 2
-    assert Conversation.objects.get(pk=items[2].conversation_id).status == "open"
+    assert Conversation.objects.get(pk=conversation_pk(items[2])).status == "open"
     resp = agent_client.post("/inbox/bulk/", {"customer": ids, "action": "explode"}, follow=True)
     assert "unknown action" in resp.content.decode()
     resp = agent_client.post("/inbox/bulk/", {"action": "resolve", "next": "https://evil.example/"})
@@ -383,12 +422,19 @@ def test_admins_manage_teams(agent_client: Client, agent, workspace, sms_channel
     assert agent_client.get("/settings/teams/").status_code == 403
     resp = admin_client.post(
         "/settings/teams/",
-        {"name": "Support", "members": [agent.pk], "channels": [sms_channel.pk], "auto_assign": "on", "capacity": "5"},
+        {
+            "name": "Support",
+            "members": [agent.pk],
+            "channels": [sms_channel.pk],
+            "auto_assign": "on",
+            "capacity": "5",
+        },
     )
     assert resp.status_code == 302
     team = Team.objects.get()
     assert (team.auto_assign, team.capacity) == (True, 5)
-    assert list(team.members.all()) == [agent] and list(team.channels.all()) == [sms_channel]
+    assert list(team.members.all()) == [agent]
+    assert list(team.channels.all()) == [sms_channel]
     page = admin_client.get("/settings/teams/").content.decode()
     assert f'data-team="{team.pk}"' in page
     stranger = factories.member(factories.workspace_create(), Role.AGENT)
@@ -415,7 +461,10 @@ def test_thread_page_query_count_does_not_grow_with_notes_and_labels(
     for i in range(15):
         inbound(sms_channel, "+14155550101", f"more {i}")
         teamwork.note_create(
-            workspace=workspace, customer=item.customer, body=f"@{teammate.username} note {i}", author_id=agent.pk
+            workspace=workspace,
+            customer=item.customer,
+            body=f"@{teammate.username} note {i}",
+            author_id=agent.pk,
         )
     teamwork.conversation_labels_change(
         workspace=workspace, conversations=[Conversation.objects.get()], add=["a", "b", "c"]
