@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from .channels import Channel
 from .tenancy import Workspace
@@ -55,6 +56,8 @@ class Conversation(models.Model):
     )
     labels = models.ManyToManyField("engagement.Label", blank=True, related_name="conversations")
     snoozed_until = models.DateTimeField(null=True, blank=True)
+    # When a person changed it (assignee, team, labels, status): the console's catch-up compares it.
+    updated_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField()
     last_message_preview = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -66,6 +69,7 @@ class Conversation(models.Model):
             models.Index(fields=["workspace", "-last_activity_at"], name="conv_inbox_idx"),
             models.Index(fields=["customer", "channel", "status"], name="conv_customer_idx"),
             models.Index(fields=["workspace", "assignee", "status"], name="conv_assignee_idx"),
+            models.Index(fields=["workspace", "updated_at"], name="conv_updated_idx"),
             models.Index(fields=["snoozed_until"], condition=Q(status="snoozed"), name="conv_snoozed_idx"),
         ]
 

@@ -62,7 +62,10 @@ class Note(models.Model):
     is_note = True  # the thread's template tells notes from interactions by this
 
     class Meta:
-        indexes = [models.Index(fields=["customer", "created_at"], name="note_customer_idx")]
+        indexes = [
+            models.Index(fields=["customer", "created_at"], name="note_customer_idx"),
+            models.Index(fields=["workspace", "created_at"], name="note_workspace_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Note {self.pk}"

@@ -442,8 +442,11 @@ def thread_high_water_mark(*, workspace: Workspace) -> str:
 
 
 def thread_changed_since(*, workspace_id: int, mark: Any) -> bool:
-    """Whether an interaction was added or changed status, or a conversation moved, in the workspace
+    """Whether an interaction was added or changed status, a conversation moved or was changed by a
+    person (assignee, team, labels, status: ``updated_at``), or a note was written, in the workspace
     after the page that carries ``mark`` was rendered. An unreadable mark counts as changed."""
+    from engagement.models import Note
+
     try:
         newest_id, at_ms = (int(x) for x in str(mark).split(":", 1))
         at = datetime.fromtimestamp(at_ms / 1000, tz=UTC)
@@ -456,6 +459,8 @@ def thread_changed_since(*, workspace_id: int, mark: Any) -> bool:
         # a primary-key range, so the check stays cheap on a large timeline.
         or interactions.filter(pk__gt=newest_id - STATUS_LOOKBACK, status_changed_at__gt=at).exists()
         or Conversation.objects.filter(workspace_id=workspace_id, last_activity_at__gt=at).exists()
+        or Conversation.objects.filter(workspace_id=workspace_id, updated_at__gt=at).exists()
+        or Note.objects.filter(workspace_id=workspace_id, created_at__gt=at).exists()
     )
 
 

@@ -71,8 +71,8 @@ class SnoozeInvalid(ValidationFailed):
 
 
 def thread_conversations(*, workspace: Workspace, customer_id: int) -> list[Conversation]:
-    """The conversations a thread action applies to: the customer's unresolved ones, else (all resolved)
-    the newest one, so "reopen" has something to act on. Rows locked when inside a transaction."""
+    """The conversations a thread action applies to: the customer's unresolved ones, newest first, else
+    (all resolved) the newest one, so "reopen" has something to act on. The actions lock the rows."""
     qs = Conversation.objects.filter(workspace=workspace, customer_id=customer_id)
     found = list(qs.filter(status__in=UNRESOLVED).order_by("-last_activity_at", "-id"))
     if found:
@@ -135,7 +135,7 @@ def conversation_assign(
             if not fields:
                 continue
             previous = row.assignee_id
-            Conversation.objects.filter(pk=row.pk).update(**fields)
+            Conversation.objects.filter(pk=row.pk).update(**fields, updated_at=timezone.now())
             for name, value in fields.items():
                 setattr(conversation, name, value)
             changed.append(conversation)
@@ -227,7 +227,7 @@ def conversation_auto_assign(*, conversation_id: int) -> int | None:
     Returns the assignee's user id, or None."""
     with transaction.atomic():
         conversation = (
-            Conversation.objects.select_for_update()
+            Conversation.objects.select_for_update(of=("self",))
             .select_related("workspace")
             .filter(pk=conversation_id)
             .first()
@@ -255,7 +255,7 @@ def conversation_auto_assign(*, conversation_id: int) -> int | None:
             )
             return sibling[0]
         team = (
-            Team.objects.select_for_update()
+            Team.objects.select_for_update(of=("self",))
             .filter(workspace=workspace, auto_assign=True, channels=conversation.channel_id)
             .order_by("pk")
             .first()
@@ -309,7 +309,9 @@ def conversations_status_set(
             row = locked.get(conversation.pk)
             if row is None or (row.status == status and row.snoozed_until == snoozed_until):
                 continue
-            Conversation.objects.filter(pk=row.pk).update(status=status, snoozed_until=snoozed_until)
+            Conversation.objects.filter(pk=row.pk).update(
+                status=status, snoozed_until=snoozed_until, updated_at=timezone.now()
+            )
             conversation.status, conversation.snoozed_until = status, snoozed_until
             changed.append(conversation)
             data: dict[str, Any] = {"status": status}
@@ -358,7 +360,7 @@ def conversations_wake_due(*, now: datetime | None = None, workspace: Workspace 
         if not rows:
             return 0
         Conversation.objects.filter(pk__in=[r[0] for r in rows]).update(
-            status=ConversationStatus.OPEN, snoozed_until=None
+            status=ConversationStatus.OPEN, snoozed_until=None, updated_at=now
         )
         events.publish_on_commit(
             *(
@@ -421,6 +423,7 @@ def conversation_labels_change(
             through.objects.filter(
                 conversation_id__in=ids, label__workspace=workspace, label__name__in=removed
             ).delete()
+        Conversation.objects.filter(pk__in=ids).update(updated_at=timezone.now())
         events.publish_on_commit(
             *(
                 events.DomainEvent(

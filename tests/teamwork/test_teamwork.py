@@ -472,3 +472,16 @@ def test_thread_page_query_count_does_not_grow_with_notes_and_labels(
     teamwork.thread_assign(workspace=workspace, customer_id=item.customer_id, assignee_id=teammate.pk)
     with django_assert_max_num_queries(len(one.captured_queries)):
         assert agent_client.get(url).status_code == 200
+
+
+def test_catch_up_sees_notes_and_assignments_made_after_the_render(workspace, agent, sms_channel) -> None:
+    from engagement.services.inbox import thread_changed_since, thread_high_water_mark
+
+    item = inbound(sms_channel, "+14155550101", "hello")
+    mark = thread_high_water_mark(workspace=workspace)
+    assert not thread_changed_since(workspace_id=workspace.pk, mark=mark)
+    teamwork.thread_assign(workspace=workspace, customer_id=item.customer_id, assignee_id=agent.pk)
+    assert thread_changed_since(workspace_id=workspace.pk, mark=mark)
+    mark = thread_high_water_mark(workspace=workspace)
+    teamwork.note_create(workspace=workspace, customer=item.customer, body="later", author_id=agent.pk)
+    assert thread_changed_since(workspace_id=workspace.pk, mark=mark)
