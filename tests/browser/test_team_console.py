@@ -123,6 +123,7 @@ def _scenario(chromium: Any, server: AsgiServer, data: dict[str, Any]) -> None:
         expect(b.locator(".timeline .item.note")).to_contain_text("she prefers texts")
         assert _fits(b)
 
+        b.wait_for_selector("html[data-shortcuts]", state="attached")
         b.keyboard.press("?")
         expect(b.locator("#shortcuts-overlay")).to_be_visible()
         expect(b.locator("#shortcuts-overlay")).to_contain_text("Resolve (or reopen) the thread")
@@ -145,7 +146,8 @@ def _scenario(chromium: Any, server: AsgiServer, data: dict[str, Any]) -> None:
         sent = b.locator(".timeline .item.outbound", has_text="Thanks Grace, it ships today.")
         expect(sent.locator(".channel-chip")).to_have_text("SMS")
 
-        b.locator("h1").click()
+        b.wait_for_selector("html[data-shortcuts]", state="attached")
+        b.keyboard.press("Escape")  # out of any field: the shortcuts are for the page
         b.keyboard.press("e")
         expect(b.locator(".flash")).to_contain_text("Resolved.")
         expect(b.locator('[data-shortcut-action="reopen"]')).to_be_visible()

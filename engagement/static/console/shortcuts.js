@@ -50,6 +50,7 @@
     if (row) row.classList.add("row-active");
   });
 
+  document.documentElement.setAttribute("data-shortcuts", "on"); // ready (browser tests wait for it)
   document.addEventListener("keydown", function (e) {
     if (e.key === "Escape") {
       if (overlay && !overlay.hidden) { toggleOverlay(false); e.preventDefault(); return; }
