@@ -73,9 +73,9 @@ def snooze_until_parse(choice: str, *, now: datetime | None = None) -> datetime 
         return timezone.make_aware(datetime.combine(day, time(9, 0)), now.tzinfo)
     try:
         at = datetime.fromisoformat(choice)
-    except ValueError:
+        return at if timezone.is_aware(at) else timezone.make_aware(at, now.tzinfo)
+    except (ValueError, OverflowError):
         raise teamwork.SnoozeInvalid(f"unknown snooze choice {choice!r}", field="snooze") from None
-    return at if timezone.is_aware(at) else timezone.make_aware(at, now.tzinfo)
 
 
 def _act(request: ConsoleRequest, done: str, action: Any) -> None:
@@ -231,19 +231,15 @@ def teams_view(request: ConsoleRequest) -> HttpResponse:
     """Teams with members, the channels whose new conversations they take, round-robin and capacity."""
     error = ""
     if request.method == "POST":
-        team_id = (
-            _int_or_none(request.POST.get("team_id"), "team_id") if request.POST.get("team_id") else None
-        )
         try:
-            if request.POST.get("delete") and team_id is not None:
-                teamwork.team_delete(workspace=request.workspace, team_id=team_id)
+            team_id = _int_or_none(request.POST.get("team_id"), "team_id")
+            team = Team.objects.filter(workspace=request.workspace, pk=team_id).first() if team_id else None
+            if team_id and team is None:
+                raise Http404("No such team")
+            if request.POST.get("delete") and team is not None:
+                teamwork.team_delete(workspace=request.workspace, team_id=team.pk)
                 messages.success(request, "Team deleted.")
             else:
-                team = (
-                    Team.objects.filter(workspace=request.workspace, pk=team_id).first() if team_id else None
-                )
-                if team_id and team is None:
-                    raise Http404("No such team")
                 saved = teamwork.team_save(workspace=request.workspace, data=_team_input(request), team=team)
                 messages.success(request, f"Team “{saved.name}” saved.")
         except DomainError as exc:
@@ -278,19 +274,15 @@ def canned_responses_view(request: ConsoleRequest) -> HttpResponse:
     """Canned responses: ``/shortcut``, title, body with ``{{ customer.first_name }}``-style variables."""
     error = ""
     if request.method == "POST":
-        canned_id = (
-            _int_or_none(request.POST.get("canned_id"), "canned_id")
-            if request.POST.get("canned_id")
-            else None
-        )
-        canned = (
-            CannedResponse.objects.filter(workspace=request.workspace, pk=canned_id).first()
-            if canned_id
-            else None
-        )
-        if canned_id and canned is None:
-            raise Http404("No such canned response")
         try:
+            canned_id = _int_or_none(request.POST.get("canned_id"), "canned_id")
+            canned = (
+                CannedResponse.objects.filter(workspace=request.workspace, pk=canned_id).first()
+                if canned_id
+                else None
+            )
+            if canned_id and canned is None:
+                raise Http404("No such canned response")
             if request.POST.get("delete") and canned is not None:
                 canned.delete()
                 messages.success(request, "Canned response deleted.")

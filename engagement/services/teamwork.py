@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -38,6 +38,8 @@ from engagement.realtime import members_online
 UNRESOLVED = (ConversationStatus.OPEN, ConversationStatus.PENDING, ConversationStatus.SNOOZED)
 # Statuses that count towards an agent's load (a snoozed thread waits on nobody).
 ACTIVE = (ConversationStatus.OPEN, ConversationStatus.PENDING)
+
+MAX_SNOOZE = timedelta(days=366)
 
 # Sentinel: "leave the team as it is" (None means "no team").
 KEEP: Any = object()
@@ -292,7 +294,8 @@ def conversations_status_set(
     """Set the status of ``conversations`` (open, pending, snoozed, resolved); ``snoozed_until`` only
     with "snoozed" (None: until the customer's next message). Returns those that changed; publishes
     ``conversation.updated`` with the status for each (webhooks: ``conversation.resolved`` /
-    ``conversation.reopened``). Raises ``SnoozeInvalid`` for a time in the past or without snooze."""
+    ``conversation.reopened``). Raises ``SnoozeInvalid`` for a time in the past, more than a year
+    ahead, or without snooze."""
     if status not in ConversationStatus.values:
         raise ValidationFailed(f"unknown status {status!r}", field="status")
     now = timezone.now()
@@ -300,6 +303,8 @@ def conversations_status_set(
         raise SnoozeInvalid("snoozed_until goes with status snoozed", field="snoozed_until")
     if snoozed_until is not None and snoozed_until <= now:
         raise SnoozeInvalid("snoozed_until must be in the future", field="snoozed_until")
+    if snoozed_until is not None and snoozed_until > now + MAX_SNOOZE:
+        raise SnoozeInvalid("snooze for at most a year", field="snoozed_until")
     changed: list[Conversation] = []
     with transaction.atomic():
         ids = [c.pk for c in conversations if c.workspace_id == workspace.pk]
