@@ -223,8 +223,8 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Cont
     @extend_schema(methods=["POST"], request=NoteCreateSerializer, responses={201: NoteSerializer})
     @action(detail=True, methods=["get", "post"], filterset_class=None, pagination_class=OldestFirst)
     def notes(self, request: Request, pk: str | None = None) -> Response:
-        """The private notes of the conversation's customer thread, oldest first; POST writes one
-        (``@username`` mentions notify those members; publishes ``note.created``)."""
+        """The private notes written on this conversation, oldest first; POST writes one (``@username``
+        mentions notify those members; publishes ``note.created``). Notes are never sent to the customer."""
         conversation = self.get_object()
         if request.method == "POST":
             ser = NoteCreateSerializer(data=request.data)

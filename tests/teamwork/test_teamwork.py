@@ -485,3 +485,11 @@ def test_catch_up_sees_notes_and_assignments_made_after_the_render(workspace, ag
     mark = thread_high_water_mark(workspace=workspace)
     teamwork.note_create(workspace=workspace, customer=item.customer, body="later", author_id=agent.pk)
     assert thread_changed_since(workspace_id=workspace.pk, mark=mark)
+
+
+def test_my_teams_view_of_a_member_without_teams_is_empty(agent_client: Client, sms_channel) -> None:
+    inbound(sms_channel, "+14155550101", "hello")
+    html = agent_client.get("/?view=teams").content.decode()
+    assert _rows(html) == []
+    assert _count(html, "teams") == 0
+    assert _count(html, "all") == 1
