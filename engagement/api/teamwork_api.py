@@ -11,15 +11,13 @@ import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
-from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from engagement.models import ApiKey, CannedResponse, Label, Note, Role, Team, Workspace
+from engagement.models import CannedResponse, Label, Note, Role, Team, Workspace
 from engagement.services import teamwork
-from engagement.services.tenancy import membership_for_user
 
-from .base import ContractCursorPagination, ContractViewSet
+from .base import ContractCursorPagination, ContractViewSet, WritesByRole
 
 
 def _workspace(request: Request) -> Workspace:
@@ -120,16 +118,11 @@ class CannedResponseSerializer(serializers.ModelSerializer):
 # ---------------------------------------------------------------- permissions
 
 
-class AdminWrites(BasePermission):
+class TeamWrites(WritesByRole):
     """Reads for everyone in the workspace; writes for API keys (their write scope) and admins."""
 
+    roles = (Role.ADMIN,)
     message = "changing teams is for workspace admins"
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if request.method in SAFE_METHODS or isinstance(request.auth, ApiKey):
-            return True
-        membership = membership_for_user(user=request.user, workspace_id=_workspace(request).pk)
-        return membership is not None and membership.role == Role.ADMIN
 
 
 # ---------------------------------------------------------------- views
@@ -159,7 +152,7 @@ class TeamViewSet(
     filterset_class = TeamFilter
     pagination_class = ByName
     scope_area = "conversations"
-    permission_classes = [*ContractViewSet.permission_classes, AdminWrites]
+    permission_classes = [*ContractViewSet.permission_classes, TeamWrites]
 
     def get_queryset(self) -> QuerySet[Team]:
         if getattr(self, "swagger_fake_view", False):
