@@ -10,6 +10,7 @@ from customers.listeners import import_run_listener
 from engagement import events
 from engagement.inbound import inbound_ingestor_register
 from engagement.listeners import (
+    assignment_listener,
     attachment_fetch_listener,
     automation_listener,
     csat_reply_listener,
@@ -22,6 +23,10 @@ from engagement.webhooks.services import webhooks_listener
 LISTENERS: tuple[events.Listener, ...] = (
     # Automation rules: a Celery task per triggering event.
     events.Listener(name="automation", handler=automation_listener, names=AUTOMATION_TRIGGERS),
+    # Assignment of a new conversation: its customer's thread's assignee, or its team's round-robin.
+    events.Listener(
+        name="assignment", handler=assignment_listener, names=frozenset({events.CONVERSATION_OPENED})
+    ),
     # The console's live updates: every event but those that only hand work to a task and those about
     # customer records.
     events.Listener(

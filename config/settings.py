@@ -307,6 +307,11 @@ CELERY_BEAT_SCHEDULE["sla-breaches-detect"] = {
     "options": {"expires": SLA_DETECT_INTERVAL_SECONDS},
 }
 
+# Snoozed conversations whose time has come are open again (the inbox also wakes them lazily).
+CELERY_BEAT_SCHEDULE["wake-snoozed-conversations"] = {
+    "task": "engagement.tasks.wake_snoozed",
+    "schedule": 60.0,
+}
 CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
     "task": "engagement.webhooks.tasks.webhooks_deliver_due",
     "schedule": WEBHOOKS_POLL_SECONDS,

@@ -30,6 +30,11 @@ MESSAGE_RECEIVED = "message.received"
 CONVERSATION_OPENED = "conversation.opened"
 INTERACTION_UPDATED = "interaction.updated"
 CONVERSATION_UPDATED = "conversation.updated"
+# Team tools (engagement/services/teamwork.py): a conversation got an assignee or team (``data``:
+# assignee_id, team_id, previous_assignee_id, how: manual/auto/reply); a private note was written
+# (``data``: note_id, author_id, mentioned_user_ids).
+CONVERSATION_ASSIGNED = "conversation.assigned"
+NOTE_CREATED = "note.created"
 # An inbound call ended without an agent answering; a caller left a voicemail.
 CALL_MISSED = "call.missed"
 VOICEMAIL_RECEIVED = "voicemail.received"

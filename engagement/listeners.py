@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from engagement.events import DomainEvent
 from engagement.realtime import push_to_workspace
-from engagement.tasks import csat_reply_record_task, fetch_attachment_task, run_automations_task
+from engagement.tasks import (
+    auto_assign_conversation_task,
+    csat_reply_record_task,
+    fetch_attachment_task,
+    run_automations_task,
+)
 
 
 def automation_listener(event: DomainEvent) -> None:
@@ -27,3 +32,7 @@ def csat_reply_listener(event: DomainEvent) -> None:
     """A customer's message may be the digit answering a satisfaction survey: checked in a Celery task."""
     if event.interaction_id is not None:
         csat_reply_record_task.delay(event.interaction_id)
+def assignment_listener(event: DomainEvent) -> None:
+    """A new conversation is assigned in a Celery task (its thread's assignee, or its team's round-robin)."""
+    if event.conversation_id is not None:
+        auto_assign_conversation_task.delay(event.conversation_id)

@@ -62,16 +62,17 @@ def group_send_now(group: str, message: dict[str, Any]) -> None:
 
 
 def push_to_workspace(event: DomainEvent) -> None:
-    group_send_now(
-        workspace_group(event.workspace_id),
-        {
-            "type": "domain.event",
-            "event": event.name,
-            "conversation_id": event.conversation_id,
-            "interaction_id": event.interaction_id,
-            "customer_id": event.customer_id,
-        },
-    )
+    message: dict[str, Any] = {
+        "type": "domain.event",
+        "event": event.name,
+        "conversation_id": event.conversation_id,
+        "interaction_id": event.interaction_id,
+        "customer_id": event.customer_id,
+    }
+    # A note's @mentions: the console of each mentioned member shows a notice (ids only, no text).
+    if event.data.get("mentioned_user_ids"):
+        message["mentioned_user_ids"] = list(event.data["mentioned_user_ids"])
+    group_send_now(workspace_group(event.workspace_id), message)
 
 
 # ---------------------------------------------------------------- presence
@@ -131,6 +132,36 @@ def agent_presence_set(*, workspace_id: int, connection: str, present: bool) -> 
 
 def agents_online_count(*, workspace_id: int) -> int:
     return presence_count(key=agents_key(workspace_id))
+
+
+# Which members are online, for automatic assignment: one sorted set per workspace of
+# "<user id>:<connection>" scored by expiry, written with the webchat presence above on connect and on
+# every console heartbeat (25 s), removed on disconnect. A member is online while one of their
+# connections has not expired (PRESENCE_TTL_SECONDS after its last heartbeat).
+
+
+def members_key(workspace_id: int) -> str:
+    return f"engagement:console:members:{workspace_id}"
+
+
+def member_presence_set(*, workspace_id: int, user_id: int, connection: str, present: bool) -> None:
+    """A member's console connection opened (or sent its heartbeat), or closed."""
+    key, member = members_key(workspace_id), f"{user_id}:{connection}"
+    if present:
+        presence_add(key=key, member=member)
+    else:
+        presence_remove(key=key, member=member)
+
+
+def members_online(*, workspace_id: int) -> set[int]:
+    """Ids of the members with a live console connection in the workspace. One Redis call."""
+    found = redis_client().zrangebyscore(members_key(workspace_id), time.time(), "+inf")
+    online = set()
+    for raw in found:
+        head = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(":", 1)[0]
+        if head.isdigit():
+            online.add(int(head))
+    return online
 
 
 # ---------------------------------------------------------------- the agent's typing indicator

@@ -87,3 +87,25 @@ def csat_reply_record_task(interaction_id: int) -> bool:
     from engagement.services.csat import csat_reply_record
 
     return csat_reply_record(interaction_id=interaction_id) is not None
+@shared_task(
+    name="engagement.tasks.auto_assign_conversation",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=DATABASE_UNAVAILABLE,
+    retry_backoff=1,
+    max_retries=8,
+)
+def auto_assign_conversation_task(conversation_id: int) -> int | None:
+    """A new conversation: its thread's assignee, or round-robin in its channel's team. Idempotent
+    (an assigned conversation is left alone)."""
+    from engagement.services.teamwork import conversation_auto_assign
+
+    return conversation_auto_assign(conversation_id=conversation_id)
+
+
+@shared_task(name="engagement.tasks.wake_snoozed", acks_late=True, ignore_result=True)
+def wake_snoozed_task() -> int:
+    """Beat: snoozed conversations whose time has come are open again."""
+    from engagement.services.teamwork import conversations_wake_due
+
+    return conversations_wake_due()

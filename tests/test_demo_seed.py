@@ -44,6 +44,24 @@ def test_demo_seed_is_idempotent_and_joins_every_channel_on_one_timeline(client)
     assert segment_reachable_counts(segment=segment, purpose="marketing")["sms"] == 2
     assert seed.workspace.segments.count() == 1  # seeding again adds nothing
 
+    # The team tools in use: a team, Grace's thread assigned to Alex with labels, a note mentioning him.
+    from engagement.models import Note
+
+    team = seed.workspace.teams.get()
+    assert sorted(team.members.values_list("username", flat=True)) == ["admin", "agent"]
+    assert set(
+        Conversation.objects.filter(customer=grace)
+        .exclude(status="resolved")
+        .values_list("assignee__username", flat=True)
+    ) == {"agent"}
+    note = Note.objects.get(customer=grace)
+    assert list(note.mentions.values_list("username", flat=True)) == ["agent"]
+    assert "one of our oldest customers" in page
+    assert 'data-label="vip"' in page
+    assert seed.workspace.canned_responses.count() == 2
+    mine = client.get("/?view=mine").content.decode()
+    assert f'data-customer-id="{grace.pk}"' in mine
+
 
 @pytest.mark.django_db
 def test_demo_has_no_placeholder_text_and_the_bot_never_answers_after_a_human(

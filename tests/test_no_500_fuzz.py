@@ -602,12 +602,29 @@ def test_console_forms(console, world, data):
         ),
         (f"/customers/{other}/erase/", {"confirm": "nope", "reason": "r"}, ["confirm", "reason"]),
         ("/merge-suggestions/999999/", {"decision": "dismiss"}, ["decision", "back"]),
+        # The team tools (engagement/console/team_views.py).
+        (f"/customers/{cid}/thread/assign/", {"assignee": "me", "team": ""}, ["assignee", "team", "next"]),
+        (f"/customers/{cid}/thread/status/", {"status": "snoozed", "snooze": "1h"}, ["status", "snooze"]),
+        (f"/customers/{cid}/thread/labels/", {"add": "vip", "remove": "x"}, ["add", "remove"]),
+        (f"/customers/{cid}/thread/notes/", {"body": "n"}, ["body"]),
+        (
+            "/inbox/bulk/",
+            {"customer": str(cid), "action": "snooze", "snooze": "2030-01-01T09:00", "label": "x"},
+            ["customer", "action", "assignee", "label", "snooze"],
+        ),
+        ("/settings/teams/", {"name": "T", "capacity": "1"}, ["name", "capacity", "members", "team_id"]),
+        (
+            "/settings/canned-responses/",
+            {"shortcut": "s", "title": "t", "body": "b"},
+            ["shortcut", "title", "body", "canned_id"],
+        ),
     ]
     path, base, keys = data.draw(st.sampled_from(forms))
     fields = mutate(data.draw, base, keys, form_text)
     before = snapshot()
     answered(console.post(path, fields), before)
-    query = {data.draw(st.sampled_from(["merge", "status", "page", "fragment"])): data.draw(form_text)}
+    names = ["merge", "status", "page", "fragment", "view", "sort", "channel", "label", "assignee", "team"]
+    query = {data.draw(st.sampled_from(names)): data.draw(form_text)}
     answered(console.get(f"/customers/{cid}/", query), snapshot())
     answered(console.get("/", query), snapshot())
 

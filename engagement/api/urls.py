@@ -8,6 +8,7 @@ from . import (
     reports_api,
     search_api,
     segments_api,
+    teamwork_api,
     views,
     webhooks_api,
 )
@@ -15,6 +16,9 @@ from . import (
 router = SimpleRouter()
 router.register("channels", conversations_api.ChannelViewSet, basename="channel")
 router.register("conversations", conversations_api.ConversationViewSet, basename="conversation")
+router.register("teams", teamwork_api.TeamViewSet, basename="team")
+router.register("labels", teamwork_api.LabelViewSet, basename="label")
+router.register("canned-responses", teamwork_api.CannedResponseViewSet, basename="canned-response")
 router.register("interactions", conversations_api.InteractionViewSet, basename="interaction")
 router.register("customers", customers_api.CustomerViewSet, basename="customer")
 router.register("customer-merges", customers_api.CustomerMergeViewSet, basename="customer-merge")

@@ -7,7 +7,12 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from engagement.realtime import agent_presence_set, agent_typing_publish_now, workspace_group
+from engagement.realtime import (
+    agent_presence_set,
+    agent_typing_publish_now,
+    member_presence_set,
+    workspace_group,
+)
 from engagement.services.inbox import thread_changed_since
 from engagement.services.tenancy import membership_for_user
 
@@ -15,6 +20,7 @@ from engagement.services.tenancy import membership_for_user
 class InboxConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
     workspace_id: int = 0
+    user_id: int = 0
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -27,9 +33,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = workspace_group(membership.workspace_id)
         self.workspace_id = membership.workspace_id
+        self.user_id = membership.user_id
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self._present(True)  # before the accept: online as soon as the page is connected
         await self.accept()
-        await self._present(True)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -38,9 +45,16 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     # Webchat: an open console counts as an agent online (the widget then promises a live answer), and
     # typing in a webchat conversation's reply box shows "<agent> is typing…" to the visitor.
+    # The member counts as online for automatic assignment too (engagement/services/teamwork.py).
     async def _present(self, present: bool) -> None:
         await database_sync_to_async(agent_presence_set)(
             workspace_id=self.workspace_id, connection=self.channel_name, present=present
+        )
+        await database_sync_to_async(member_presence_set)(
+            workspace_id=self.workspace_id,
+            user_id=self.user_id,
+            connection=self.channel_name,
+            present=present,
         )
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
@@ -69,7 +83,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(
             {
                 k: message[k]
-                for k in ("event", "conversation_id", "interaction_id", "customer_id")
+                for k in ("event", "conversation_id", "interaction_id", "customer_id", "mentioned_user_ids")
                 if k in message
             }
         )

@@ -8,6 +8,7 @@ from . import (
     search_views,
     segment_views,
     sla_views,
+    team_views,
     views,
     webhook_views,
 )
@@ -69,6 +70,14 @@ urlpatterns = [
         name="customer_identity_add",
     ),
     path("settings/profile/", views.member_settings, name="member_settings"),
+    path("inbox/bulk/", team_views.inbox_bulk_view, name="inbox_bulk"),
+    path("customers/<int:customer_id>/thread/assign/", team_views.thread_assign_view, name="thread_assign"),
+    path("customers/<int:customer_id>/thread/status/", team_views.thread_status_view, name="thread_status"),
+    path("customers/<int:customer_id>/thread/labels/", team_views.thread_labels_view, name="thread_labels"),
+    path("customers/<int:customer_id>/thread/notes/", team_views.thread_note_view, name="thread_note"),
+    path("customers/<int:customer_id>/thread/canned/", team_views.thread_canned_view, name="thread_canned"),
+    path("settings/teams/", team_views.teams_view, name="teams"),
+    path("settings/canned-responses/", team_views.canned_responses_view, name="canned_responses"),
     path("customers/<int:customer_id>/merge/", customer_views.customer_merge_view, name="customer_merge"),
     path(
         "customers/<int:customer_id>/consent/", customer_views.customer_consent_view, name="customer_consent"

@@ -27,6 +27,7 @@ from engagement.models import Conversation, Interaction
 from engagement.models.conversations import ConversationStatus, Direction
 from engagement.services import console_queries as q
 from engagement.services import inbox as inbox_service
+from engagement.services import teamwork
 from engagement.services.conversation_actions import conversation_status_set
 from engagement.services.messaging import SendRejected
 from engagement.services.tenancy import (
@@ -37,6 +38,7 @@ from engagement.services.tenancy import (
 )
 
 from .forms import ApiKeyCreateForm, ConversationStatusForm, ReplyForm, SimulatorForm, WorkspaceSwitchForm
+from .team_views import SNOOZE_CHOICES
 from .workspace import SESSION_KEY, ConsoleRequest, admin_required, console_render, console_view
 
 INBOX_PAGE_SIZE = 50
@@ -56,27 +58,75 @@ def _ago(at: datetime, now: datetime) -> str:
 # ---------------------------------------------------------------- inbox
 
 
-@require_http_methods(["GET", "HEAD"])
-@console_view
-def inbox(request: ConsoleRequest) -> HttpResponse:
-    """One row per customer with a conversation in the status tab (engagement/services/inbox.py)."""
+def _id_param(request: HttpRequest, name: str) -> int | None:
+    raw = request.GET.get(name, "")
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63 else None
+
+
+def inbox_query_from_request(request: ConsoleRequest) -> inbox_service.InboxQuery:
+    """The inbox's view, status, filters and sort from the query string; unknown values fall back to
+    the defaults (mine when the member holds threads, else all; open; newest activity)."""
     status = request.GET.get("status", DEFAULT_STATUS)
     if status not in inbox_service.INBOX_STATUSES:
         status = DEFAULT_STATUS
+    view = request.GET.get("view", "all")
+    if view not in dict(inbox_service.INBOX_VIEWS):
+        view = "all"
+    sort = request.GET.get("sort", "newest")
+    if sort not in dict(inbox_service.INBOX_SORTS):
+        sort = "newest"
+    return inbox_service.InboxQuery(
+        view=view,
+        status=None if status == "all" else status,
+        channel_id=_id_param(request, "channel"),
+        label_id=_id_param(request, "label"),
+        assignee_id=_id_param(request, "assignee"),
+        team_id=_id_param(request, "team"),
+        sort=sort,
+    )
+
+
+@require_http_methods(["GET", "HEAD"])
+@console_view
+def inbox(request: ConsoleRequest) -> HttpResponse:
+    """One row per customer with a conversation in the view, status tab and filters
+    (engagement/services/inbox.py); counts per view; bulk actions on selected rows."""
+    query = inbox_query_from_request(request)
+    status = query.status or "all"
+    user_id = request.membership.user_id
+    teamwork.conversations_wake_due(workspace=request.workspace)  # snoozes that ended since the last beat
+    team_ids = teamwork.teams_of_member(workspace=request.workspace, user_id=user_id)
     customers = inbox_service.inbox_customers(
-        workspace=request.workspace, status=None if status == "all" else status
+        workspace=request.workspace, status=query.status, query=query, user_id=user_id, team_ids=team_ids
     )
     page = Paginator(customers, INBOX_PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
-    rows = inbox_service.inbox_rows(
-        workspace=request.workspace, user_id=request.membership.user_id, customers=list(page)
+    rows = inbox_service.inbox_rows(workspace=request.workspace, user_id=user_id, customers=list(page))
+    counts = inbox_service.inbox_view_counts(
+        workspace=request.workspace, status=query.status, user_id=user_id, team_ids=team_ids
     )
+    params = request.GET.copy()
+    for name in ("page", "fragment"):
+        params.pop(name, None)
+    view_links = []
+    for value, label in inbox_service.INBOX_VIEWS:
+        params["view"] = value
+        view_links.append((value, label, counts.get(value, 0), params.urlencode()))
+    params = request.GET.copy()
+    params.pop("fragment", None)
+    params.pop("page", None)
     context = {
         "page": page,
         "rows": [(row, _ago(row.last_message.created_at, now) if row.last_message else "") for row in rows],
         "now": now,
         "status": status,
+        "query": query,
+        "view_links": view_links,
+        "page_query": params.urlencode(),
         "statuses": [(value, label) for value, label in ConversationStatus.choices] + [("all", "All")],
+        "sorts": inbox_service.INBOX_SORTS,
+        "filter_options": inbox_service.inbox_filter_options(workspace=request.workspace),
+        "snooze_choices": SNOOZE_CHOICES,
         "live_mark": inbox_service.thread_high_water_mark(workspace=request.workspace),
     }
     if _wants_fragment(request):
@@ -96,7 +146,10 @@ def _conversation_or_404(request: ConsoleRequest, conversation_id: int) -> Conve
 
 def _timeline_context(request: ConsoleRequest, customer: Customer) -> dict[str, object]:
     interactions, truncated = q.interaction_list_for_timeline(workspace=request.workspace, customer=customer)
+    notes = list(teamwork.notes_for_customer(workspace=request.workspace, customer=customer))
     return {
+        # Private notes between the messages, in time order (the template tells them by ``is_note``).
+        "items": inbox_service.timeline_with_notes(interactions=interactions, notes=notes),
         "interactions": interactions,
         "truncated": truncated,
         "timeline_limit": q.TIMELINE_LIMIT,
@@ -174,6 +227,8 @@ def _thread(
         "here": here,
         "live_mark": inbox_service.thread_high_water_mark(workspace=request.workspace),
         "identity_kinds": [("email", "Email address"), ("phone", "Phone number")],
+        **inbox_service.thread_team_context(workspace=request.workspace, customer=customer),
+        "snooze_choices": SNOOZE_CHOICES,
     }
     return console_render(request, "console/conversation.html", context)
 
@@ -205,7 +260,10 @@ def conversation_status(request: ConsoleRequest, conversation_id: int) -> HttpRe
     if not form.is_valid():
         messages.error(request, "Unknown status.")
     elif conversation_status_set(
-        workspace=request.workspace, conversation=conversation, status=form.cleaned_data["status"]
+        workspace=request.workspace,
+        conversation=conversation,
+        status=form.cleaned_data["status"],
+        actor=request.user,
     ):
         messages.success(request, f"Conversation marked {conversation.get_status_display().lower()}.")
     return redirect("console:conversation", conversation_id=conversation.pk)

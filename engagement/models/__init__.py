@@ -22,6 +22,7 @@ from .insights import (
 )
 from .outbox import OutboxEvent
 from .segments import Segment, SegmentKind, SegmentMember
+from .teamwork import CannedResponse, Label, Note, Team
 from .tenancy import ApiKey, CustomerReadMarker, IdempotencyRecord, Membership, Role, Workspace
 from .webhooks import DeliveryState, DisabledReason, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -35,6 +36,7 @@ __all__ = [
     "CampaignRun",
     "CampaignSettings",
     "CampaignState",
+    "CannedResponse",
     "Channel",
     "ChannelKind",
     "Conversation",
@@ -47,7 +49,9 @@ __all__ = [
     "IdempotencyRecord",
     "Interaction",
     "InteractionStatus",
+    "Label",
     "Membership",
+    "Note",
     "OutboxEvent",
     "RecipientState",
     "Role",
@@ -58,6 +62,7 @@ __all__ = [
     "SlaBreach",
     "SlaMetric",
     "SlaPolicy",
+    "Team",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

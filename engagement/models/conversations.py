@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from .channels import Channel
 from .tenancy import Workspace
@@ -16,6 +17,8 @@ from .tenancy import Workspace
 class ConversationStatus(models.TextChoices):
     OPEN = "open", "Open"
     PENDING = "pending", "Pending"
+    # Out of the open views until ``snoozed_until`` (None: until the customer's next message).
+    SNOOZED = "snoozed", "Snoozed"
     RESOLVED = "resolved", "Resolved"
 
 
@@ -48,6 +51,13 @@ class Conversation(models.Model):
     )
     subject = models.CharField(max_length=300, blank=True, default="")
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    team = models.ForeignKey(
+        "engagement.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    labels = models.ManyToManyField("engagement.Label", blank=True, related_name="conversations")
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    # When a person changed it (assignee, team, labels, status): the console's catch-up compares it.
+    updated_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField()
     last_message_preview = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -60,6 +70,9 @@ class Conversation(models.Model):
             models.Index(fields=["customer", "channel", "status"], name="conv_customer_idx"),
             # Reports: conversations opened in a date range (engagement/reports/).
             models.Index(fields=["workspace", "created_at"], name="conv_ws_created_idx"),
+            models.Index(fields=["workspace", "assignee", "status"], name="conv_assignee_idx"),
+            models.Index(fields=["workspace", "updated_at"], name="conv_updated_idx"),
+            models.Index(fields=["snoozed_until"], condition=Q(status="snoozed"), name="conv_snoozed_idx"),
         ]
 
     def __str__(self) -> str:

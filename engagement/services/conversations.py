@@ -38,7 +38,9 @@ def conversation_touch(*, conversation: Conversation, at: datetime, preview: str
     if at >= conversation.last_activity_at:
         fields["last_activity_at"] = at  # type: ignore[assignment]
     if reopen and conversation.status != ConversationStatus.OPEN:
+        # A pending or snoozed conversation wakes up on the customer's message (snooze "until reply").
         fields["status"] = ConversationStatus.OPEN
+        fields["snoozed_until"] = None  # type: ignore[assignment]
     Conversation.objects.filter(pk=conversation.pk).update(**fields)
     for name, value in fields.items():
         setattr(conversation, name, value)

@@ -178,6 +178,7 @@ def demo_workspace_seed() -> DemoSeed:
     demo_mms_seed(sms_channel=channel, at=now)
     demo_segment_seed(workspace=workspace, at=now)
     demo_campaigns_seed(workspace=workspace, sms_channel=channel, at=now)
+    demo_teamwork_seed(workspace=workspace, channels=[channel, webchat])
     return DemoSeed(workspace=workspace, sms_channel=channel, logins=logins)
 
 
@@ -548,3 +549,74 @@ def demo_campaigns_seed(*, workspace: Workspace, sms_channel: Channel, at: datet
         ),
         now=at,
     )
+
+
+DEMO_TEAM = "Support"
+DEMO_CANNED = [
+    ("hours", "Opening hours", "Hi {{ customer.first_name }}, we're open Monday to Friday, 9:00 to 17:00."),
+    (
+        "thanks",
+        "Thanks and sign-off",
+        "Thanks for your patience, {{ customer.first_name }}! — {{ agent.first_name }}, {{ workspace.name }}",
+    ),
+]
+
+
+@transaction.atomic
+def demo_teamwork_seed(*, workspace: Workspace, channels: list[Channel]) -> None:
+    """The team tools in use: a Support team (Ada and Alex, round-robin on SMS and chat, up to 5 threads
+    each), labels on Grace's and Katherine's threads, Grace's thread assigned to Alex with Ada's note
+    mentioning him, and two canned responses. Once."""
+    from .teamwork import (
+        TeamInput,
+        canned_response_save,
+        conversation_labels_change,
+        note_create,
+        team_save,
+        thread_assign,
+        thread_conversations,
+    )
+
+    if workspace.teams.filter(name=DEMO_TEAM).exists():
+        return
+    User = get_user_model()
+    ada, alex = User.objects.filter(username="admin").first(), User.objects.filter(username="agent").first()
+    if ada is None or alex is None:
+        return
+    team = team_save(
+        workspace=workspace,
+        data=TeamInput(
+            name=DEMO_TEAM,
+            member_ids=[ada.pk, alex.pk],
+            channel_ids=[c.pk for c in channels],
+            auto_assign=True,
+            capacity=5,
+        ),
+    )
+    for shortcut, title, body in DEMO_CANNED:
+        if not workspace.canned_responses.filter(shortcut=shortcut).exists():
+            canned_response_save(workspace=workspace, shortcut=shortcut, title=title, body=body)
+    grace = Identity.objects.filter(workspace=workspace, kind="phone", value="+15005550101").first()
+    katherine = Identity.objects.filter(workspace=workspace, kind="phone", value="+15005550103").first()
+    if grace is not None:
+        thread_assign(
+            workspace=workspace, customer_id=grace.customer_id, assignee_id=alex.pk, team_id=team.pk
+        )
+        conversation_labels_change(
+            workspace=workspace,
+            conversations=thread_conversations(workspace=workspace, customer_id=grace.customer_id),
+            add=["order", "vip"],
+        )
+        note_create(
+            workspace=workspace,
+            customer=grace.customer,
+            body="@agent Grace is one of our oldest customers: check that order 1001 left the warehouse "
+            "before you answer her email.",
+            author_id=ada.pk,
+        )
+    if katherine is not None:
+        conversation_labels_change(
+            workspace=workspace,
+            conversations=thread_conversations(workspace=workspace, customer_id=katherine.customer_id),
+            add=["delivery"],
+        )

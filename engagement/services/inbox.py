@@ -24,7 +24,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Exists, F, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from customers.consent import SendPurpose, consent_check_send_every_channel
@@ -69,21 +69,144 @@ class InboxRow:
     unread: bool
 
 
-def inbox_customers(*, workspace: Workspace, status: str | None) -> QuerySet[Customer]:
-    """Customers with a conversation in ``status`` (None: any), newest activity first, annotated with
-    ``inbox_activity`` and ``inbox_conversation_id`` (their newest such conversation). Paginate this."""
+INBOX_VIEWS: tuple[tuple[str, str], ...] = (
+    ("mine", "Mine"),
+    ("unassigned", "Unassigned"),
+    ("teams", "My teams"),
+    ("all", "All"),
+    ("mentions", "Mentions"),
+)
+INBOX_SORTS: tuple[tuple[str, str], ...] = (("newest", "Newest activity"), ("waiting", "Longest waiting"))
+
+
+@dataclass(frozen=True)
+class InboxQuery:
+    """Which rows the inbox shows: a view (whose rows), a status (None: any) and filters, a sort."""
+
+    view: str = "all"
+    status: str | None = ConversationStatus.OPEN
+    channel_id: int | None = None
+    label_id: int | None = None
+    assignee_id: int | None = None
+    team_id: int | None = None
+    sort: str = "newest"
+
+
+def _view_q(*, view: str, user_id: int, team_ids: list[int]) -> Q:
+    """The conversation filter of a view (``mentions`` is a customer filter: :func:`_mentions_exists`)."""
+    if view == "mine":
+        return Q(assignee_id=user_id)
+    if view == "unassigned":
+        return Q(assignee__isnull=True)
+    if view == "teams":
+        return Q(team_id__in=team_ids)
+    return Q()
+
+
+def _mentions_exists(*, user_id: int, customer_ref: Any) -> Exists:
+    from engagement.models import Note
+
+    return Exists(Note.objects.filter(customer_id=customer_ref, mentions=user_id))
+
+
+def inbox_customers(
+    *,
+    workspace: Workspace,
+    status: str | None,
+    query: InboxQuery | None = None,
+    user_id: int = 0,
+    team_ids: list[int] | None = None,
+) -> QuerySet[Customer]:
+    """Customers with a conversation matching the view, status (None: any) and filters of ``query``,
+    annotated with ``inbox_activity`` and ``inbox_conversation_id`` (their newest such conversation)
+    and, for the "waiting" sort, ``inbox_waiting`` (the oldest customer message no person answered
+    since). Sorted by newest activity, or longest waiting first (answered ones last). Paginate this."""
+    query = query or InboxQuery(status=status)
     conversations = Conversation.objects.filter(workspace=workspace, customer=OuterRef("pk"))
     if status is not None:
         conversations = conversations.filter(status=status)
+    conversations = conversations.filter(_view_q(view=query.view, user_id=user_id, team_ids=team_ids or []))
+    if query.channel_id is not None:
+        conversations = conversations.filter(channel_id=query.channel_id)
+    if query.label_id is not None:
+        conversations = conversations.filter(labels=query.label_id)
+    if query.assignee_id is not None:
+        conversations = conversations.filter(assignee_id=query.assignee_id)
+    if query.team_id is not None:
+        conversations = conversations.filter(team_id=query.team_id)
     newest = conversations.order_by("-last_activity_at", "-id")
-    return (
-        Customer.objects.filter(workspace=workspace)
-        .filter(Exists(conversations))
-        .annotate(
-            inbox_activity=Subquery(newest.values("last_activity_at")[:1]),
-            inbox_conversation_id=Subquery(newest.values("id")[:1]),
+    customers = Customer.objects.filter(workspace=workspace).filter(Exists(conversations))
+    if query.view == "mentions":
+        customers = customers.filter(_mentions_exists(user_id=user_id, customer_ref=OuterRef("pk")))
+    customers = customers.annotate(
+        inbox_activity=Subquery(newest.values("last_activity_at")[:1]),
+        inbox_conversation_id=Subquery(newest.values("id")[:1]),
+    )
+    if query.sort == "waiting":
+        last_human = (
+            Interaction.objects.filter(
+                workspace=workspace,
+                customer_id=OuterRef(OuterRef("pk")),
+                direction=Direction.OUTBOUND,
+                author__isnull=False,
+            )
+            .order_by("-created_at")
+            .values("created_at")[:1]
         )
-        .order_by("-inbox_activity", "-pk")
+        oldest_unanswered = (
+            Interaction.objects.filter(
+                workspace=workspace, customer_id=OuterRef("pk"), direction=Direction.INBOUND
+            )
+            .filter(Q(created_at__gt=Subquery(last_human)) | Q(~Exists(last_human)))
+            .order_by("created_at")
+            .values("created_at")[:1]
+        )
+        return customers.annotate(inbox_waiting=Subquery(oldest_unanswered)).order_by(
+            F("inbox_waiting").asc(nulls_last=True), "-inbox_activity", "-pk"
+        )
+    return customers.order_by("-inbox_activity", "-pk")
+
+
+@dataclass(frozen=True)
+class InboxFilterOptions:
+    channels: list[Channel]
+    labels: list[Any]
+    members: list[Membership]
+    teams: list[Any]
+
+
+def inbox_filter_options(*, workspace: Workspace) -> InboxFilterOptions:
+    """What the inbox's filters and bulk actions offer: channels, labels, members, teams (4 queries)."""
+    from engagement.models import Label, Team
+
+    return InboxFilterOptions(
+        channels=list(Channel.objects.filter(workspace=workspace).order_by("kind", "name")),
+        labels=list(Label.objects.filter(workspace=workspace).order_by("name")),
+        members=list(
+            Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__username")
+        ),
+        teams=list(Team.objects.filter(workspace=workspace).order_by("name")),
+    )
+
+
+def inbox_view_counts(
+    *, workspace: Workspace, status: str | None, user_id: int, team_ids: list[int]
+) -> dict[str, int]:
+    """Customers per view in ``status`` (None: any): ``{"mine": n, "unassigned": n, …}``. One query
+    over the workspace's conversations (the inbox index), whatever the number of views."""
+    conversations = Conversation.objects.filter(workspace=workspace)
+    if status is not None:
+        conversations = conversations.filter(status=status)
+
+    def count(q: Q | Exists) -> Count:
+        return Count("customer_id", distinct=True, filter=q)
+
+    return conversations.aggregate(
+        mine=count(_view_q(view="mine", user_id=user_id, team_ids=team_ids)),
+        unassigned=count(_view_q(view="unassigned", user_id=user_id, team_ids=team_ids)),
+        teams=count(_view_q(view="teams", user_id=user_id, team_ids=team_ids)),
+        all=Count("customer_id", distinct=True),
+        mentions=count(Q(_mentions_exists(user_id=user_id, customer_ref=OuterRef("customer_id")))),
     )
 
 
@@ -108,7 +231,9 @@ def inbox_rows(*, workspace: Workspace, user_id: int, customers: list[Customer])
         for c in Conversation.objects.filter(
             workspace=workspace,
             pk__in=[c.inbox_conversation_id for c in customers],  # type: ignore[attr-defined]
-        ).select_related("channel", "assignee")
+        )
+        .select_related("channel", "assignee", "team")
+        .prefetch_related("labels")
     }
     last_inbound = {
         i.customer_id: i
@@ -273,7 +398,8 @@ def thread_reply_send(
     subject: str = "",
 ) -> Interaction:
     """Send the agent's reply on the picked channel. SendRejected (shown on the form, nothing stored)
-    when the channel is not one of ``options`` or is blocked for the reason the picker showed."""
+    when the channel is not one of ``options`` or is blocked for the reason the picker showed.
+    An unassigned thread becomes the replying agent's (``teamwork.thread_self_assign_on_reply``)."""
     option = next((o for o in options if o.channel.pk == channel_id), None)
     if option is None:
         channel = Channel.objects.filter(workspace=workspace, pk=channel_id).first()
@@ -298,6 +424,10 @@ def thread_reply_send(
         conversation=conversation,
         author=author,
     )
+    if author is not None and author.pk is not None:
+        from .teamwork import thread_self_assign_on_reply
+
+        thread_self_assign_on_reply(workspace=workspace, customer_id=customer.pk, user_id=int(author.pk))
     return interaction
 
 
@@ -312,8 +442,11 @@ def thread_high_water_mark(*, workspace: Workspace) -> str:
 
 
 def thread_changed_since(*, workspace_id: int, mark: Any) -> bool:
-    """Whether an interaction was added or changed status, or a conversation moved, in the workspace
+    """Whether an interaction was added or changed status, a conversation moved or was changed by a
+    person (assignee, team, labels, status: ``updated_at``), or a note was written, in the workspace
     after the page that carries ``mark`` was rendered. An unreadable mark counts as changed."""
+    from engagement.models import Note
+
     try:
         newest_id, at_ms = (int(x) for x in str(mark).split(":", 1))
         at = datetime.fromtimestamp(at_ms / 1000, tz=UTC)
@@ -326,7 +459,52 @@ def thread_changed_since(*, workspace_id: int, mark: Any) -> bool:
         # a primary-key range, so the check stays cheap on a large timeline.
         or interactions.filter(pk__gt=newest_id - STATUS_LOOKBACK, status_changed_at__gt=at).exists()
         or Conversation.objects.filter(workspace_id=workspace_id, last_activity_at__gt=at).exists()
+        or Conversation.objects.filter(workspace_id=workspace_id, updated_at__gt=at).exists()
+        or Note.objects.filter(workspace_id=workspace_id, created_at__gt=at).exists()
     )
 
 
 INBOX_STATUSES: tuple[str, ...] = (*ConversationStatus.values, "all")
+
+
+def timeline_with_notes(*, interactions: list[Interaction], notes: list[Any]) -> list[Any]:
+    """The thread's items in time order: interactions and private notes (notes older than the oldest
+    interaction shown are left out with it, unless there is no interaction at all)."""
+    if interactions:
+        oldest = interactions[0].created_at
+        notes = [n for n in notes if n.created_at >= oldest]
+    return sorted(
+        [*interactions, *notes], key=lambda item: (item.created_at, bool(getattr(item, "is_note", False)))
+    )
+
+
+def thread_team_context(*, workspace: Workspace, customer: Customer) -> dict[str, Any]:
+    """The thread page's team tools: its conversations' assignee, team and labels, and what the
+    assign and label controls offer (members, teams, labels). Four queries."""
+    from engagement.models import Label, Team
+
+    unresolved = list(
+        Conversation.objects.filter(workspace=workspace, customer=customer)
+        .exclude(status=ConversationStatus.RESOLVED)
+        .select_related("assignee", "team")
+        .prefetch_related("labels")
+        .order_by("-last_activity_at", "-id")
+    )
+    labels = sorted({label.name for c in unresolved for label in c.labels.all()})
+    head = unresolved[0] if unresolved else None
+    return {
+        "thread_assignee": head.assignee if head else None,
+        "thread_team": head.team if head else None,
+        "thread_labels": labels,
+        "thread_open": bool(unresolved),
+        "thread_snoozed": head is not None
+        and all(c.status == ConversationStatus.SNOOZED for c in unresolved),
+        "thread_snoozed_until": head.snoozed_until if head else None,
+        "team_members": list(
+            Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__username")
+        ),
+        "team_choices": list(Team.objects.filter(workspace=workspace).order_by("name")),
+        "label_choices": list(
+            Label.objects.filter(workspace=workspace).values_list("name", flat=True).order_by("name")
+        ),
+    }

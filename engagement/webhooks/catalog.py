@@ -22,6 +22,8 @@ EVENT_TYPES: dict[str, str] = {
     "conversation.opened": "A new conversation was opened by a customer's message.",
     "conversation.resolved": "An agent resolved a conversation.",
     "conversation.reopened": "A resolved conversation was set open again.",
+    "conversation.assigned": "A conversation's assignee or team changed (assignee_id null: unassigned).",
+    "note.created": "An agent wrote a private note on a customer's thread (with the mentioned members).",
     "call.missed": "An inbound call ended without an agent answering.",
     "voicemail.received": "A caller left a voicemail.",
     "customer.created": "A customer was created (first seen on a channel, or added through the API).",
@@ -110,6 +112,27 @@ _BUILDERS: dict[str, Callable[[events.DomainEvent], tuple[str, dict[str, Any]] |
         },
     ),
     events.CONVERSATION_UPDATED: _conversation_status,
+    events.CONVERSATION_ASSIGNED: _fixed(
+        "conversation.assigned",
+        lambda e: {
+            "conversation_id": e.conversation_id,
+            "customer_id": e.customer_id,
+            "assignee_id": e.data.get("assignee_id"),
+            "team_id": e.data.get("team_id"),
+            "previous_assignee_id": e.data.get("previous_assignee_id"),
+            "how": e.data.get("how"),
+        },
+    ),
+    events.NOTE_CREATED: _fixed(
+        "note.created",
+        lambda e: {
+            "note_id": e.data.get("note_id"),
+            "conversation_id": e.conversation_id,
+            "customer_id": e.customer_id,
+            "author_id": e.data.get("author_id"),
+            "mentioned_user_ids": list(e.data.get("mentioned_user_ids") or []),
+        },
+    ),
     events.CALL_MISSED: _fixed(
         "call.missed",
         lambda e: {

@@ -150,7 +150,8 @@ def test_thread_spans_channels_and_the_picker_shows_blocked_channels_before_send
     html = agent_client.get(f"/conversations/{mail.conversation_id}/").content.decode()
     assert html.index("sms from grace") < html.index("mail from grace")  # one thread, time order
     assert 'class="chip channel-chip"' in html
-    picker = html[html.index("data-channel-picker") : html.index("</select>")]
+    start = html.index("data-channel-picker")
+    picker = html[start : html.index("</select>", start)]
     # Email (she last wrote there) is the default; SMS is listed, disabled, with the reason.
     assert re.search(rf'value="{email_channel.pk}"[^>]*selected', picker)
     assert re.search(rf'value="{sms_channel.pk}"[^>]*disabled', picker)

@@ -13,6 +13,9 @@
     if (inFlight) { again = true; return; }
     inFlight = true;
     var stick = nearBottom(region);
+    // Rows ticked for a bulk action stay ticked across the refresh.
+    var ticked = Array.prototype.map.call(
+      region.querySelectorAll("input[name=customer]:checked"), function (b) { return b.value; });
     fetch(region.getAttribute("data-fragment-url"), {
       credentials: "same-origin", headers: { "X-Requested-With": "fetch" }
     }).then(function (r) {
@@ -21,6 +24,10 @@
     }).then(function (html) {
       if (html !== null && html !== undefined) {
         region.innerHTML = html;
+        ticked.forEach(function (v) {
+          var b = region.querySelector('input[name=customer][value="' + v + '"]');
+          if (b) b.checked = true;
+        });
         if (stick) toBottom();
         region.dispatchEvent(new CustomEvent("console:refreshed"));
       }
@@ -60,6 +67,7 @@
     ws.onmessage = function (e) {
       var msg;
       try { msg = JSON.parse(e.data); } catch (err) { return; }
+      if (msg.event === "note.created") mentioned(msg);
       if (relevant(msg)) refresh();
     };
     ws.onclose = function (e) {
@@ -76,6 +84,33 @@
     var q = e.target.getAttribute("data-confirm");
     if (q && !window.confirm(q)) e.preventDefault();
   });
+
+  // A teammate's note named this member: a notice with a link to the thread, live.
+  function mentioned(msg) {
+    var me = body.getAttribute("data-user-id"), box = document.querySelector("[data-toasts]");
+    if (!me || !box || !msg.mentioned_user_ids || msg.mentioned_user_ids.map(String).indexOf(me) === -1) return;
+    var toast = document.createElement("div");
+    toast.className = "toast";
+    toast.setAttribute("data-mention-toast", String(msg.customer_id));
+    var link = document.createElement("a");
+    link.href = "/customers/" + encodeURIComponent(msg.customer_id) + "/thread/";
+    link.textContent = "You were mentioned in a note — open the thread";
+    var close = document.createElement("button");
+    close.type = "button"; close.className = "link"; close.textContent = "×";
+    close.setAttribute("aria-label", "Dismiss");
+    close.addEventListener("click", function () { toast.remove(); });
+    toast.appendChild(link); toast.appendChild(close);
+    box.appendChild(toast);
+  }
+
+  // Bulk actions: show the input the chosen action needs.
+  var bulkAction = document.querySelector("[data-bulk-action]");
+  function bulkFields() {
+    document.querySelectorAll("[data-bulk-for]").forEach(function (el) {
+      el.hidden = el.getAttribute("data-bulk-for") !== bulkAction.value;
+    });
+  }
+  if (bulkAction) { bulkAction.addEventListener("change", bulkFields); bulkFields(); }
 
   function sendFrame(frame) { if (socket && socket.readyState === 1) socket.send(JSON.stringify(frame)); }
   // Presence heartbeat: an open console counts as an agent online for webchat visitors.
