@@ -32,6 +32,8 @@ def csat_reply_listener(event: DomainEvent) -> None:
     """A customer's message may be the digit answering a satisfaction survey: checked in a Celery task."""
     if event.interaction_id is not None:
         csat_reply_record_task.delay(event.interaction_id)
+
+
 def assignment_listener(event: DomainEvent) -> None:
     """A new conversation is assigned in a Celery task (its thread's assignee, or its team's round-robin)."""
     if event.conversation_id is not None:

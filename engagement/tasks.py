@@ -87,6 +87,8 @@ def csat_reply_record_task(interaction_id: int) -> bool:
     from engagement.services.csat import csat_reply_record
 
     return csat_reply_record(interaction_id=interaction_id) is not None
+
+
 @shared_task(
     name="engagement.tasks.auto_assign_conversation",
     acks_late=True,
