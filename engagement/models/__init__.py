@@ -11,12 +11,32 @@ from .campaigns import (
 )
 from .channels import Channel, ChannelKind
 from .conversations import Conversation, Interaction, InteractionStatus
+from .journeys import (
+    AgentTask,
+    Enrollment,
+    EnrollmentState,
+    Journey,
+    JourneyStatus,
+    JourneyStepRun,
+    JourneyVersion,
+    ReentryPolicy,
+    StepOutcome,
+)
 from .outbox import OutboxEvent
 from .segments import Segment, SegmentKind, SegmentMember
 from .tenancy import ApiKey, CustomerReadMarker, IdempotencyRecord, Membership, Role, Workspace
 from .webhooks import DeliveryState, DisabledReason, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "AgentTask",
+    "Enrollment",
+    "EnrollmentState",
+    "Journey",
+    "JourneyStatus",
+    "JourneyStepRun",
+    "JourneyVersion",
+    "ReentryPolicy",
+    "StepOutcome",
     "ApiKey",
     "Attachment",
     "AutomationRule",
