@@ -9,14 +9,15 @@ from channels_outbound.listeners import outbound_delivery_listener
 from customers.listeners import import_run_listener
 from engagement import events
 from engagement.inbound import inbound_ingestor_register
-from engagement.listeners import attachment_fetch_listener, automation_listener, realtime_listener
-from engagement.services.automation import AUTOMATION_TRIGGERS
+from engagement.journeys.triggers import JOURNEY_EVENT_NAMES
+from engagement.listeners import attachment_fetch_listener, journeys_listener, realtime_listener
 from engagement.webhooks.catalog import DOMAIN_EVENTS as WEBHOOK_DOMAIN_EVENTS
 from engagement.webhooks.services import webhooks_listener
 
 LISTENERS: tuple[events.Listener, ...] = (
-    # Automation rules: a Celery task per triggering event.
-    events.Listener(name="automation", handler=automation_listener, names=AUTOMATION_TRIGGERS),
+    # Journeys (automation rules are one-step journeys): goals, exits and waits at once, triggers enroll;
+    # the steps run in a Celery task (engagement/journeys/).
+    events.Listener(name="journeys", handler=journeys_listener, names=JOURNEY_EVENT_NAMES),
     # The console's live updates: every event but those that only hand work to a task and those about
     # customer records.
     events.Listener(

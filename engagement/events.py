@@ -47,6 +47,9 @@ TASK_EVENTS = frozenset({OUTBOUND_QUEUED, ATTACHMENT_STORED, IMPORT_QUEUED})
 CUSTOMER_CREATED = "customer.created"
 CUSTOMER_ERASED = "customer.erased"
 CONSENT_CHANGED = "consent.changed"
+# A journey's "call an outbound webhook" step (``data``: journey_id, enrollment_id, step, name, data);
+# the outbound webhooks listener delivers it to the endpoints subscribed to "journey.webhook".
+JOURNEY_WEBHOOK = "journey.webhook"
 
 
 def _event_id() -> str:

@@ -4,13 +4,19 @@ place: ``config/listeners.py``."""
 from __future__ import annotations
 
 from engagement.events import DomainEvent
+from engagement.journeys.triggers import journeys_event_handle
 from engagement.realtime import push_to_workspace
-from engagement.tasks import fetch_attachment_task, run_automations_task
+from engagement.tasks import fetch_attachment_task, journeys_advance_task
 
 
-def automation_listener(event: DomainEvent) -> None:
-    """Automation rules run in a Celery task, never on the request path."""
-    run_automations_task.delay(event.as_dict())
+def journeys_listener(event: DomainEvent) -> None:
+    """Journeys (automation rules included): goals, exits and waits act here, in the event's
+    after-commit handling (the relay), so a reply reaches its waiting enrollment at once; the steps
+    that follow (sends…) run in a Celery task. The scheduler also finds those enrollments due now, so
+    a lost task delays them by a tick, never drops them."""
+    due = journeys_event_handle(event=event)
+    if due:
+        journeys_advance_task.delay(due)
 
 
 def realtime_listener(event: DomainEvent) -> None:

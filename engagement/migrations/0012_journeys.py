@@ -3,6 +3,44 @@
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from django.utils import timezone
+
+
+def rules_to_journeys(apps, schema_editor):
+    """Every automation rule becomes a live (disabled: paused) one-step journey: its trigger and one
+    send step answering with the rule's template (engagement/journeys/automation.py)."""
+    from engagement.journeys.automation import automation_rule_definition
+
+    AutomationRule = apps.get_model("engagement", "AutomationRule")
+    Journey = apps.get_model("engagement", "Journey")
+    JourneyVersion = apps.get_model("engagement", "JourneyVersion")
+    now = timezone.now()
+    for rule in AutomationRule.objects.filter(journey__isnull=True).order_by("id"):
+        definition = automation_rule_definition(
+            trigger=rule.trigger,
+            channel_kind=rule.channel_kind,
+            match_type=rule.match_type,
+            keywords=rule.keywords,
+            template=rule.template,
+            reply_channel_id=rule.reply_channel_id,
+            rule_id=rule.pk,
+        )
+        journey = Journey.objects.create(
+            workspace_id=rule.workspace_id,
+            name=rule.name,
+            description="An automation rule: one answer to one trigger.",
+            status="live" if rule.enabled else "paused",
+            reentry="every_time",
+            purpose="transactional",
+            definition=definition,
+            trigger_type=rule.trigger,
+            automation_rule=rule,
+        )
+        version = JourneyVersion.objects.create(
+            journey=journey, number=1, definition=definition, created_at=now
+        )
+        journey.live_version = version
+        journey.save(update_fields=["live_version"])
 
 
 class Migration(migrations.Migration):
@@ -390,4 +428,5 @@ class Migration(migrations.Migration):
                 name="uniq_enrollment_trigger",
             ),
         ),
+        migrations.RunPython(rules_to_journeys, migrations.RunPython.noop),
     ]

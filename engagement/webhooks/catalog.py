@@ -29,6 +29,7 @@ EVENT_TYPES: dict[str, str] = {
     "customer.unmerged": "A merge was undone.",
     "customer.erased": "A customer's personal data was erased.",
     "consent.changed": "A consent change was recorded for a customer.",
+    "journey.webhook": "A journey's outbound-webhook step ran (data: journey, step, name, data).",
 }
 
 
@@ -143,6 +144,17 @@ _BUILDERS: dict[str, Callable[[events.DomainEvent], tuple[str, dict[str, Any]] |
             "purpose": e.data.get("purpose") or None,
             "status": e.data.get("status"),
             "source": e.data.get("source"),
+        },
+    ),
+    events.JOURNEY_WEBHOOK: _fixed(
+        "journey.webhook",
+        lambda e: {
+            "customer_id": e.customer_id,
+            "journey_id": e.data.get("journey_id"),
+            "enrollment_id": e.data.get("enrollment_id"),
+            "step": e.data.get("step"),
+            "name": e.data.get("name"),
+            "data": e.data.get("data") or {},
         },
     ),
 }
