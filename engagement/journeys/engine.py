@@ -184,7 +184,10 @@ def _send_channels(enrollment: Enrollment, step: dict[str, Any]) -> list[Channel
     ids: list[int] = list(step.get("channel_ids") or [])
     trigger_channel = (enrollment.context or {}).get("channel_id")
     if step.get("reply_on_trigger_channel") and trigger_channel:
-        ids = [int(trigger_channel), *[i for i in ids if i != trigger_channel]]
+        if step.get("format") == "automation":  # a rule's reply channel first (SMS after a missed call)
+            ids = [*[i for i in ids if i != trigger_channel], int(trigger_channel)]
+        else:
+            ids = [int(trigger_channel), *[i for i in ids if i != trigger_channel]]
     found = {c.pk: c for c in Channel.objects.filter(workspace_id=enrollment.workspace_id, pk__in=ids)}
     channels = [found[i] for i in ids if i in found]
     content = step.get("content") or {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from customers.events import CUSTOMER_EVENT_RECORDED
 from customers.keywords import keyword_normalize
+from customers.merging import customer_current
 from customers.models import Customer, CustomerEvent
 from engagement import events
 from engagement.models import (
@@ -25,6 +26,7 @@ from engagement.models import (
     Journey,
     JourneyStatus,
     Segment,
+    Workspace,
 )
 from engagement.models.conversations import Direction
 from engagement.segments.services import segment_contains
@@ -99,11 +101,12 @@ def journeys_event_handle(*, event: events.DomainEvent, only_automation: bool = 
         return []
     now = journey_now()
     interaction: Interaction | None = facts["interaction"]
-    customer = Customer.objects.filter(pk=event.customer_id, workspace_id=event.workspace_id).first()
-    if customer is None:
+    customer_id = interaction.customer_id if interaction is not None else event.customer_id
+    workspace = Workspace.objects.filter(pk=event.workspace_id).first()
+    # A merged-away customer lives on in the survivor: its journeys, waits and goals are the survivor's.
+    customer = customer_current(workspace=workspace, customer_id=customer_id) if workspace else None
+    if customer is None or customer.erased_at is not None:
         return []
-    if interaction is not None and interaction.customer_id != customer.pk:
-        customer = interaction.customer
     inbound = interaction is not None and interaction.direction == Direction.INBOUND
     due: list[int] = []
     if not only_automation:
