@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import campaigns_api, conversations_api, customers_api, segments_api, views, webhooks_api
+from . import campaigns_api, conversations_api, customers_api, journeys_api, segments_api, views, webhooks_api
 
 router = SimpleRouter()
 router.register("channels", conversations_api.ChannelViewSet, basename="channel")
@@ -19,9 +19,12 @@ router.register("webhook-deliveries", webhooks_api.WebhookDeliveryViewSet, basen
 
 router.register("segments", segments_api.SegmentViewSet, basename="segment")
 router.register("campaigns", campaigns_api.CampaignViewSet, basename="campaign")
+router.register("journeys", journeys_api.JourneyViewSet, basename="journey")
+router.register("enrollments", journeys_api.EnrollmentViewSet, basename="enrollment")
 
 urlpatterns = [
     path("messages/", views.MessageCreate.as_view(), name="message-create"),
+    path("events/", journeys_api.EventTrackView.as_view(), name="event-track"),
     path("webhook-event-types/", webhooks_api.WebhookEventTypeList.as_view(), name="webhook-event-types"),
     *router.urls,
 ]

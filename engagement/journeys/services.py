@@ -33,6 +33,7 @@ from engagement.models import (
     Segment,
     Workspace,
 )
+from engagement.tasks import journeys_advance_task
 
 from .clock import journey_now
 from .definition import (
@@ -308,7 +309,8 @@ def enrollment_create(
 def journey_enroll(
     *, journey: Journey, customer: Customer, context: dict[str, Any] | None = None, trigger_key: str = ""
 ) -> Enrollment:
-    """Enroll by hand (API, console): the enrollment, or EnrollmentRefused (409) with the reason."""
+    """Enroll by hand (API, console): the enrollment, or EnrollmentRefused (409) with the reason. Its
+    first steps run in a task after commit (``journeys_advance_task``)."""
     if customer.workspace_id != journey.workspace_id:
         raise NotFound("no such customer in this workspace", field="customer_id")
     enrollment, reason = enrollment_create(
@@ -323,6 +325,7 @@ def journey_enroll(
             "duplicate_trigger": "this trigger already enrolled the customer",
         }
         raise EnrollmentRefused(messages.get(reason, reason), extra={"reason": reason})
+    journeys_advance_task.delay_on_commit([enrollment.pk])
     return enrollment
 
 
