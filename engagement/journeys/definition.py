@@ -57,7 +57,7 @@ STEP_TYPES = (
     "exit",
 )
 WAIT_FOR = ("reply", "event", "segment")
-CONDITION_KINDS = ("segment", "attribute", "tag", "consent", "last_channel")
+CONDITION_KINDS = ("segment", "attribute", "tag", "consent", "last_channel", "message_engaged")
 ATTRIBUTE_OPS = ("equals", "not_equals", "contains", "is_set", "not_set", "greater", "less")
 GOAL_TYPES = ("event", "reply", "segment", "tag")
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -188,6 +188,10 @@ def condition_validate(value: Any, path: str) -> dict[str, Any]:
         out["purpose"] = _choice(node, "purpose", path, ("marketing", "transactional"), default="marketing")
     elif kind == "last_channel":
         out["channel_kind"] = _choice(node, "channel_kind", path, CHANNEL_KINDS)
+    elif kind == "message_engaged":
+        # The message an earlier send step of this enrollment sent was opened / clicked.
+        out["step"] = _str(node, "step", path, limit=64)
+        out["engagement"] = _choice(node, "engagement", path, ("click", "open"), default="click")
     return out
 
 
@@ -406,7 +410,15 @@ def definition_validate(value: Any) -> dict[str, Any]:
     steps = walker.steps(node.get("steps"), "$.steps", 0)
     if not steps:
         raise _fail("$.steps", "a journey needs at least one step")
-    return {"trigger": trigger_validate(node.get("trigger")), "steps": steps}
+    clean = {"trigger": trigger_validate(node.get("trigger")), "steps": steps}
+    index = definition_index(clean)
+    for key, info in index.items():
+        cond = info.step.get("if") or {}
+        if cond.get("kind") == "message_engaged":
+            target = index.get(cond["step"])
+            if target is None or target.step["type"] != "send":
+                raise _fail(f"$.steps[{key}].if.step", f"{cond['step']!r} is not a send step of this journey")
+    return clean
 
 
 def goals_validate(goal: Any, exits: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:

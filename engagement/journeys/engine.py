@@ -400,10 +400,23 @@ def enrollment_wait_resolve(*, enrollment_id: int, waiting_for: str, now: dt.dat
 # ---------------------------------------------------------------- conditions and splits
 
 
-def condition_holds(*, condition: dict[str, Any], customer: Customer, now: dt.datetime) -> bool:
+def condition_holds(
+    *, condition: dict[str, Any], customer: Customer, now: dt.datetime, enrollment: Enrollment | None = None
+) -> bool:
     """Evaluate a condition branch's test for ``customer`` now (segment via the compiler's per-customer
-    query, attribute, tag, consent as the ledger derives it, the channel of their newest message)."""
+    query, attribute, tag, consent as the ledger derives it, the channel of their newest message, and
+    whether the message an earlier send step of ``enrollment`` sent was opened or clicked)."""
     kind = condition["kind"]
+    if kind == "message_engaged":
+        if enrollment is None:
+            return False
+        sent = (
+            JourneyStepRun.objects.filter(enrollment=enrollment, step_key=condition["step"])
+            .values_list("interaction__metadata", flat=True)
+            .first()
+        )
+        stats = (sent or {}).get("engagement") or {}
+        return int(stats.get("clicks" if condition["engagement"] == "click" else "opens") or 0) > 0
     if kind == "segment":
         segment = Segment.objects.filter(
             pk=condition["segment_id"], workspace_id=customer.workspace_id
@@ -449,7 +462,9 @@ def condition_holds(*, condition: dict[str, Any], customer: Customer, now: dt.da
 
 def _condition(enrollment: Enrollment, info: StepInfo, now: dt.datetime) -> _Move:
     step = info.step
-    holds = condition_holds(condition=step["if"], customer=enrollment.customer, now=now)
+    holds = condition_holds(
+        condition=step["if"], customer=enrollment.customer, now=now, enrollment=enrollment
+    )
     _run(enrollment, info, StepOutcome.DONE, now, reason="yes" if holds else "no")
     branch = step.get("yes") if holds else step.get("no")
     return _Move(next_key=branch_entry(steps=branch or [], next_key=info.next_key))
