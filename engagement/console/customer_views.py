@@ -50,6 +50,7 @@ from engagement.services import console_queries as q
 from engagement.services.inbox import customer_label, thread_high_water_mark
 
 from .forms import CustomerCreateForm
+from .journey_views import customer_journeys_context
 from .workspace import ConsoleRequest, admin_required, console_render, console_view
 
 
@@ -104,6 +105,7 @@ def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
         "suggestions": merge_suggestion_list(workspace=request.workspace, customer=customer),
         "merges": merge_list_for_customer(workspace=request.workspace, customer=customer),
         "preview": preview,
+        **customer_journeys_context(request, customer),
         "channels": ConsentChannel.choices,
         "purposes": [("", "Every purpose"), *ConsentPurpose.choices],
         "statuses": ConsentStatus.choices,
