@@ -37,6 +37,7 @@ from engagement.services.tenancy import (
 )
 
 from .forms import ApiKeyCreateForm, ConversationStatusForm, ReplyForm, SimulatorForm, WorkspaceSwitchForm
+from .journey_views import tasks_for
 from .workspace import SESSION_KEY, ConsoleRequest, admin_required, console_render, console_view
 
 INBOX_PAGE_SIZE = 50
@@ -168,6 +169,7 @@ def _thread(
         if conversation is not None
         else "",
         "conversation_ids": q.conversation_ids_for_customer(workspace=request.workspace, customer=customer),
+        "customer_tasks": tasks_for(request, scope="all", customer=customer),
         "form": form,
         "options": options,
         "selected": selected,

@@ -378,3 +378,11 @@ def test_automation_rule_admin_is_read_only(workspace: Workspace) -> None:
     assert response.status_code == 403
     rule.refresh_from_db()
     assert rule.name == "Hi"
+
+
+def test_the_thread_shows_the_customers_open_tasks(agent_client: Client, workspace: Workspace) -> None:
+    customer = factories.customer_create(workspace, ("phone", "+14155550111"))
+    task = agent_task_create(workspace=workspace, customer=customer, title="Call this customer back")
+    html = agent_client.get(f"/customers/{customer.pk}/thread/").content.decode()
+    assert f'data-task="{task.pk}"' in html
+    assert "Call this customer back" in html
