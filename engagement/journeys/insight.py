@@ -185,9 +185,9 @@ def journey_test_run(
                             add("send", f"would send a {purpose} message: {add_note}")
                         else:
                             add("skip", f"skipped: {decision.reason} ({decision.detail})")
-                    elif decision.action == "hold":
-                        add("hold", f"held: {decision.detail}; then sent")
                     else:
+                        # A hold (quiet hours) sends when it ends: shown as held, the clock moved on.
+                        held = f"held ({decision.detail}), then " if decision.action == "hold" else ""
                         channel = decision.channel
                         assert channel is not None
                         preview = ""
@@ -208,10 +208,12 @@ def journey_test_run(
                                 continue
                             preview = (f"{rendered.subject}: " if rendered.subject else "") + rendered.body
                         add(
-                            "send",
-                            f"would send by {channel.kind} ({channel.name}) to {decision.address}",
+                            "hold" if held else "send",
+                            f"{held}would send by {channel.kind} ({channel.name}) to {decision.address}",
                             preview,
                         )
+                        if held and decision.until is not None:
+                            at = max(at, decision.until)
                 elif kind == "delay":
                     until = delay_until(step=step, customer=customer, zone=zone, now=at)
                     if until is None:
