@@ -33,7 +33,6 @@ from engagement.models import (
     Segment,
     Workspace,
 )
-from engagement.tasks import journeys_advance_task
 
 from .clock import journey_now
 from .definition import (
@@ -44,6 +43,7 @@ from .definition import (
     first_step_key,
     goals_validate,
 )
+from .tasks import journeys_advance_task
 
 JOURNEY_EDITABLE = ("name", "description", "reentry", "purpose", "definition", "goal", "exit_conditions")
 ENROLLMENT_CHANGED = "journey.enrollment_changed"
@@ -325,7 +325,8 @@ def journey_enroll(
             "duplicate_trigger": "this trigger already enrolled the customer",
         }
         raise EnrollmentRefused(messages.get(reason, reason), extra={"reason": reason})
-    journeys_advance_task.delay_on_commit([enrollment.pk])
+    ids = [enrollment.pk]
+    transaction.on_commit(lambda: journeys_advance_task.delay(ids))
     return enrollment
 
 
@@ -490,10 +491,9 @@ def journey_stats(*, journey: Journey, version: JourneyVersion | None = None) ->
             entry["skipped"][row["reason"] or "other"] = (
                 entry["skipped"].get(row["reason"] or "other", 0) + row["n"]
             )
-    for row in (
-        enrollments.filter(state=EnrollmentState.ACTIVE).values("current_step").annotate(n=Count("id"))
-    ):
-        slot(row["current_step"])["waiting"] += row["n"]
+    waiting = enrollments.filter(state=EnrollmentState.ACTIVE).values("current_step").annotate(n=Count("id"))
+    for at in waiting:
+        slot(at["current_step"])["waiting"] += at["n"]
     states = {row["state"]: row["n"] for row in enrollments.values("state").annotate(n=Count("id"))}
     goal = enrollments.filter(Q(exit_reason="goal")).count()
     return {
