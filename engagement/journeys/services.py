@@ -334,21 +334,26 @@ def enrollment_finish(
     *, enrollment: Enrollment, state: str, reason: str, now: dt.datetime | None = None
 ) -> bool:
     """End an active enrollment (completed / exited / removed) with ``reason``; its timer and pending
-    steps are cancelled at once. False when it had already ended. Locks the row."""
+    steps are cancelled at once (one conditional UPDATE: a concurrent step that holds the row lock
+    finishes first, then finds the enrollment ended). False when it had already ended. The step it
+    ended at is kept (``enrollment.current_step`` as given)."""
     now = now or journey_now()
-    with transaction.atomic():
-        updated = Enrollment.objects.filter(pk=enrollment.pk, state=EnrollmentState.ACTIVE).update(
-            state=state,
-            exit_reason=reason[:64],
-            due_at=None,
-            lease_until=None,
-            waiting_for="",
-            wait_detail="",
-            finished_at=now,
-            updated_at=now,
-        )
+    values: dict[str, Any] = {
+        "state": state,
+        "exit_reason": reason[:64],
+        "due_at": None,
+        "lease_until": None,
+        "waiting_for": "",
+        "wait_detail": "",
+        "finished_at": now,
+        "updated_at": now,
+        "current_step": enrollment.current_step,
+    }
+    with transaction.atomic(savepoint=False):  # inside the engine's step transaction: no savepoint
+        updated = Enrollment.objects.filter(pk=enrollment.pk, state=EnrollmentState.ACTIVE).update(**values)
         if updated:
-            enrollment.refresh_from_db()
+            for name, value in values.items():
+                setattr(enrollment, name, value)
             _changed(enrollment)
     return bool(updated)
 
