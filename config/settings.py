@@ -240,7 +240,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "options": {"expires": 5},
     },
     "journeys-tick": {
-        "task": "engagement.tasks.journeys_tick",
+        "task": "engagement.journeys.tasks.journeys_tick",
         "schedule": float(os.environ.get("JOURNEYS_TICK_SECONDS", "1")),
         "options": {"expires": 5},
     },

@@ -4,9 +4,10 @@ place: ``config/listeners.py``."""
 from __future__ import annotations
 
 from engagement.events import DomainEvent
+from engagement.journeys.tasks import journeys_advance_task
 from engagement.journeys.triggers import journeys_event_handle
 from engagement.realtime import push_to_workspace
-from engagement.tasks import fetch_attachment_task, journeys_advance_task
+from engagement.tasks import fetch_attachment_task
 
 
 def journeys_listener(event: DomainEvent) -> None:

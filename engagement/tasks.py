@@ -70,31 +70,3 @@ def idempotency_records_purge_task() -> int:
     from engagement.api.idempotency import idempotency_records_purge
 
     return idempotency_records_purge()
-
-
-@shared_task(name="engagement.tasks.journeys_tick", acks_late=True, ignore_result=True)
-def journeys_tick_task() -> dict[str, Any]:
-    """The journeys' scheduler (Celery beat, every second): fire due enrollment timers."""
-    from engagement.journeys.scheduler import journeys_tick
-
-    return journeys_tick()
-
-
-# Idempotent: advancing runs only what is due, under the enrollment's row lock.
-@shared_task(
-    name="engagement.tasks.journeys_advance",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=DATABASE_UNAVAILABLE,
-    retry_backoff=1,
-    retry_backoff_max=30,
-    max_retries=8,
-    ignore_result=True,
-)
-def journeys_advance_task(enrollment_ids: list[int]) -> int:
-    """Advance enrollments a trigger, a reply or an API call made due now."""
-    from engagement.journeys.engine import enrollment_advance
-
-    for enrollment_id in enrollment_ids:
-        enrollment_advance(enrollment_id=enrollment_id)
-    return len(enrollment_ids)

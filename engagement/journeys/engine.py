@@ -38,6 +38,7 @@ from engagement.models import (
     Interaction,
     JourneyStatus,
     JourneyStepRun,
+    JourneyVersion,
     Segment,
     StepOutcome,
 )
@@ -119,7 +120,7 @@ def enrollment_advance(*, enrollment_id: int, now: dt.datetime | None = None) ->
             # removed their enrollments already.
             _save(enrollment, now, due_at=now + PAUSED_RECHECK, lease_until=None)
             return "paused"
-        index = definition_index(enrollment.version.definition)
+        index = _index(enrollment.version)
         for _ in range(MAX_STEPS_PER_ADVANCE):
             key = enrollment.current_step
             if not key:
@@ -152,6 +153,19 @@ def enrollment_advance(*, enrollment_id: int, now: dt.datetime | None = None) ->
         return enrollment.state
 
 
+_INDEXES: dict[int, dict[str, StepInfo]] = {}
+
+
+def _index(version: JourneyVersion) -> dict[str, StepInfo]:
+    """The version's step index, computed once per process (a published version never changes)."""
+    found = _INDEXES.get(version.pk)
+    if found is None:
+        if len(_INDEXES) > 1000:
+            _INDEXES.clear()
+        found = _INDEXES[version.pk] = definition_index(version.definition)
+    return found
+
+
 def _save(enrollment: Enrollment, now: dt.datetime, **values: Any) -> None:
     for name, value in values.items():
         setattr(enrollment, name, value)
@@ -167,7 +181,6 @@ def _lease_release(enrollment: Enrollment) -> None:
 
 
 def _end(enrollment: Enrollment, state: str, reason: str, now: dt.datetime) -> None:
-    _save(enrollment, now)  # keep the step it ended at
     enrollment_finish(enrollment=enrollment, state=state, reason=reason, now=now)
 
 

@@ -33,7 +33,6 @@ from engagement.models import (
     Segment,
     Workspace,
 )
-from engagement.tasks import journeys_advance_task
 
 from .clock import journey_now
 from .definition import (
@@ -44,6 +43,7 @@ from .definition import (
     first_step_key,
     goals_validate,
 )
+from .tasks import journeys_advance_task
 
 JOURNEY_EDITABLE = ("name", "description", "reentry", "purpose", "definition", "goal", "exit_conditions")
 ENROLLMENT_CHANGED = "journey.enrollment_changed"
@@ -325,7 +325,8 @@ def journey_enroll(
             "duplicate_trigger": "this trigger already enrolled the customer",
         }
         raise EnrollmentRefused(messages.get(reason, reason), extra={"reason": reason})
-    journeys_advance_task.delay_on_commit([enrollment.pk])
+    ids = [enrollment.pk]
+    transaction.on_commit(lambda: journeys_advance_task.delay(ids))
     return enrollment
 
 
@@ -333,21 +334,26 @@ def enrollment_finish(
     *, enrollment: Enrollment, state: str, reason: str, now: dt.datetime | None = None
 ) -> bool:
     """End an active enrollment (completed / exited / removed) with ``reason``; its timer and pending
-    steps are cancelled at once. False when it had already ended. Locks the row."""
+    steps are cancelled at once (one conditional UPDATE: a concurrent step that holds the row lock
+    finishes first, then finds the enrollment ended). False when it had already ended. The step it
+    ended at is kept (``enrollment.current_step`` as given)."""
     now = now or journey_now()
-    with transaction.atomic():
-        updated = Enrollment.objects.filter(pk=enrollment.pk, state=EnrollmentState.ACTIVE).update(
-            state=state,
-            exit_reason=reason[:64],
-            due_at=None,
-            lease_until=None,
-            waiting_for="",
-            wait_detail="",
-            finished_at=now,
-            updated_at=now,
-        )
+    values: dict[str, Any] = {
+        "state": state,
+        "exit_reason": reason[:64],
+        "due_at": None,
+        "lease_until": None,
+        "waiting_for": "",
+        "wait_detail": "",
+        "finished_at": now,
+        "updated_at": now,
+        "current_step": enrollment.current_step,
+    }
+    with transaction.atomic(savepoint=False):  # inside the engine's step transaction: no savepoint
+        updated = Enrollment.objects.filter(pk=enrollment.pk, state=EnrollmentState.ACTIVE).update(**values)
         if updated:
-            enrollment.refresh_from_db()
+            for name, value in values.items():
+                setattr(enrollment, name, value)
             _changed(enrollment)
     return bool(updated)
 
@@ -490,10 +496,9 @@ def journey_stats(*, journey: Journey, version: JourneyVersion | None = None) ->
             entry["skipped"][row["reason"] or "other"] = (
                 entry["skipped"].get(row["reason"] or "other", 0) + row["n"]
             )
-    for row in (
-        enrollments.filter(state=EnrollmentState.ACTIVE).values("current_step").annotate(n=Count("id"))
-    ):
-        slot(row["current_step"])["waiting"] += row["n"]
+    waiting = enrollments.filter(state=EnrollmentState.ACTIVE).values("current_step").annotate(n=Count("id"))
+    for at in waiting:
+        slot(at["current_step"])["waiting"] += at["n"]
     states = {row["state"]: row["n"] for row in enrollments.values("state").annotate(n=Count("id"))}
     goal = enrollments.filter(Q(exit_reason="goal")).count()
     return {

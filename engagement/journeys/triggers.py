@@ -63,7 +63,8 @@ def _facts(event: events.DomainEvent) -> dict[str, Any] | None:
         facts["types"] = ["email.opened" if engagement == "open" else "email.clicked"]
     elif event.name == CUSTOMER_EVENT_RECORDED:
         facts["types"] = ["event"]
-        facts["custom"] = CustomerEvent.objects.filter(pk=(event.data or {}).get("event_id")).first()
+        custom_id = (event.data or {}).get("event_id")
+        facts["custom"] = CustomerEvent.objects.filter(pk=int(custom_id)).first() if custom_id else None
         if facts["custom"] is None:
             return None
     else:
@@ -127,9 +128,8 @@ def _condition_met(
     if kind == "tag":
         return cond.get("tag") in (customer.tags or [])
     if kind == "segment":
-        segment = Segment.objects.filter(
-            pk=cond.get("segment_id"), workspace_id=customer.workspace_id
-        ).first()
+        segment_id = int(cond.get("segment_id") or 0)
+        segment = Segment.objects.filter(pk=segment_id, workspace_id=customer.workspace_id).first()
         return segment is not None and segment_contains(segment=segment, customer=customer, now=now)
     return False
 

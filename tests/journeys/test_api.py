@@ -3,6 +3,8 @@ versions and enrollments on the same services."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import TestCase
 from rest_framework.test import APIClient
@@ -24,9 +26,9 @@ def api(workspace: Workspace) -> APIClient:
     return client
 
 
-def post(api: APIClient, path: str, body: object, **headers: str):
+def post(api: APIClient, path: str, body: object) -> Any:
     with TestCase.captureOnCommitCallbacks(execute=True):
-        return api.post(path, body, format="json", **headers)
+        return api.post(path, body, format="json")
 
 
 # ---------------------------------------------------------------- track

@@ -53,6 +53,8 @@ def test_data_migration_turns_every_rule_into_a_live_one_step_journey(workspace,
     journeys = {j.automation_rule_id: j for j in Journey.objects.filter(workspace=workspace)}
     hours, missed = journeys[rules[0].pk], journeys[rules[1].pk]
     assert (hours.status, hours.trigger_type, hours.reentry) == ("live", "message.received", "every_time")
+    assert hours.live_version is not None
+    assert missed.live_version is not None
     assert hours.live_version.number == 1
     trigger = hours.live_version.definition["trigger"]
     assert (trigger["match"], trigger["keywords"]) == ("contains", ["HOURS", "OPENING"])
@@ -104,7 +106,7 @@ def test_the_bot_never_answers_after_a_human(workspace, sms, django_user_model):
         Interaction.objects.filter(direction="outbound").order_by("id").values_list("body", flat=True)
     )
     assert bodies == ["Bot!", "Agent here"]
-    run = Enrollment.objects.order_by("-id").first().step_runs.get()
+    run = Enrollment.objects.order_by("-id")[0].step_runs.get()
     assert (run.outcome, run.reason) == ("skipped", "human_answered")
 
 

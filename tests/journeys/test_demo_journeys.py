@@ -32,7 +32,7 @@ def test_brochure_then_a_nudge_when_the_link_was_not_clicked(workspace, demo):
     assert (brochure.channel_id, brochure.metadata["email"]["subject"]) == (email.pk, "Your Demo Co brochure")
     assert brochure.customer_id == customer.pk
     after_commit(journeys_tick, now=later(days=2, minutes=1))
-    nudge = Interaction.objects.filter(direction="outbound").order_by("id").last()
+    nudge = Interaction.objects.filter(direction="outbound").order_by("-id")[0]
     assert nudge.channel_id == sms.pk
     assert nudge.body.startswith("Did you get a chance")
 

@@ -347,5 +347,6 @@ def test_delay_until_local_time_in_the_customers_zone(workspace, sms):
     enrollment = Enrollment.objects.get(journey=journey)
     from zoneinfo import ZoneInfo
 
+    assert enrollment.due_at is not None
     local = enrollment.due_at.astimezone(ZoneInfo("Asia/Tokyo"))
     assert (local.hour, local.minute) == (9, 0)
