@@ -407,8 +407,8 @@ def journey_draft_rows(*, definition: dict[str, Any]) -> list[DraftRow]:
                 rows.append(DraftRow(kind="add", depth=depth + 2, parent=f"{key}.{branch}"))
 
     draft = copy.deepcopy(definition) if isinstance(definition, dict) else {}
-    steps = draft.get("steps") if isinstance(draft.get("steps"), list) else []
-    walk(steps, "", 0)
+    steps = draft.get("steps")
+    walk(steps if isinstance(steps, list) else [], "", 0)
     rows.append(DraftRow(kind="add", depth=0, parent=""))
     return rows
 

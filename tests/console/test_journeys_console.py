@@ -32,7 +32,7 @@ from tests.journeys.conftest import after_commit, later
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX = {"HX-Request": "true"}
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_editing_a_step_changes_the_draft_not_the_live_version(
             "channel_ids": "",
             "purpose": "",
         },
-        **HTMX,
+        headers=HTMX,
     )
     assert response.status_code == 200
     fragment = response.content.decode()
@@ -155,7 +155,7 @@ def test_editing_a_step_changes_the_draft_not_the_live_version(
             "channel_ids": str(sms_id),
             "purpose": "",
         },
-        **HTMX,
+        headers=HTMX,
     )
     assert "data-step-error" not in response.content.decode()
     assert "The draft is valid" in response.content.decode()
@@ -165,21 +165,21 @@ def test_editing_a_step_changes_the_draft_not_the_live_version(
 
 def test_add_move_remove_steps(marketer_client: Client, demo: Journey) -> None:
     url = f"/journeys/{demo.pk}/steps"
-    marketer_client.post(f"{url}/add/", {"parent": "wait_reply.matched", "type": "update"}, **HTMX)
+    marketer_client.post(f"{url}/add/", {"parent": "wait_reply.matched", "type": "update"}, headers=HTMX)
     demo.refresh_from_db()
     added = demo.definition["steps"][1]["matched"][0]
     assert added["type"] == "update"
-    marketer_client.post(f"{url}/add/", {"parent": "", "type": "exit"}, **HTMX)
+    marketer_client.post(f"{url}/add/", {"parent": "", "type": "exit"}, headers=HTMX)
     demo.refresh_from_db()
     exit_key = demo.definition["steps"][-1]["key"]
-    marketer_client.post(f"{url}/move/", {"key": exit_key, "direction": "up"}, **HTMX)
+    marketer_client.post(f"{url}/move/", {"key": exit_key, "direction": "up"}, headers=HTMX)
     demo.refresh_from_db()
     assert [s["key"] for s in demo.definition["steps"]] == ["sorry", exit_key, "wait_reply"]
-    response = marketer_client.post(f"{url}/remove/", {"key": exit_key}, **HTMX)
+    response = marketer_client.post(f"{url}/remove/", {"key": exit_key}, headers=HTMX)
     demo.refresh_from_db()
     assert [s["key"] for s in demo.definition["steps"]] == ["sorry", "wait_reply"]
     assert f'id="step-{added["key"]}"' in response.content.decode()
-    response = marketer_client.post(f"{url}/add/", {"parent": "nowhere", "type": "exit"}, **HTMX)
+    response = marketer_client.post(f"{url}/add/", {"parent": "nowhere", "type": "exit"}, headers=HTMX)
     assert "no list of steps 'nowhere'" in unescape(response.content.decode())
 
 
@@ -269,14 +269,14 @@ def test_settings_set_trigger_reentry_and_goal(marketer_client: Client, demo: Jo
 def test_test_run_shows_the_path_and_sends_nothing(marketer_client: Client, demo: Journey) -> None:
     customer = factories.customer_create(demo.workspace, ("phone", "+14155550106"), display_name="Ann Lee")
     url = f"/journeys/{demo.pk}/test/"
-    response = marketer_client.get(url, {"customer": "+14155550106", "waits": "timeout"}, **HTMX)
+    response = marketer_client.get(url, {"customer": "+14155550106", "waits": "timeout"}, headers=HTMX)
     html = response.content.decode()
     assert re.findall(r'data-test-step="([^"]+)"', html) == ["sorry", "wait_reply", "callback"]
     assert "would send by sms" in html
     assert "Hi Ann, sorry we missed your call!" in html
     assert "Timed out" in html
     assert "would create the task “Call this customer back”" in html
-    response = marketer_client.get(url, {"customer": str(customer.pk), "waits": "matched"}, **HTMX)
+    response = marketer_client.get(url, {"customer": str(customer.pk), "waits": "matched"}, headers=HTMX)
     html = response.content.decode()
     assert re.findall(r'data-test-step="([^"]+)"', html) == ["sorry", "wait_reply"]
     assert "completed" in html
