@@ -63,7 +63,7 @@ from engagement.models import (
     JourneyStatus,
     ReentryPolicy,
 )
-from engagement.sanitize import digits_parse
+from engagement.sanitize import digits_parse, json_check, json_parse
 
 from .segment_views import segments_role_required
 from .workspace import ConsoleRequest, console_render, console_view
@@ -273,9 +273,11 @@ def _json_field(raw: str, label: str) -> Any:
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise _SettingsError(f"{label}: not valid JSON ({exc.msg})") from None
+        value = json_parse(raw)
+    except ValueError as exc:
+        raise _SettingsError(f"{label}: not valid JSON ({exc})") from None
+    json_check(value, field=label.lower())  # NUL, NaN…: jsonb cannot hold them (InputInvalid, 400)
+    return value
 
 
 class _SettingsError(ValueError):

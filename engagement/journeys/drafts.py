@@ -19,6 +19,7 @@ from typing import Any
 
 from engagement.errors import NotFound, ValidationFailed
 from engagement.models import Journey
+from engagement.sanitize import INT32_MAX, digits_parse, json_check, json_parse
 
 from .definition import STEP_TYPES, TRIGGER_TYPES, DefinitionInvalid
 from .services import journey_update, journey_validate
@@ -162,9 +163,10 @@ def _parse(spec: StepField, raw: str | list[str]) -> Any:
         for item in items:
             if not str(item).strip():
                 continue
-            if not str(item).strip().isdigit():
+            number = digits_parse(str(item).strip(), max_value=INT32_MAX)
+            if number is None:
                 raise ValidationFailed(f"{spec.label}: {item!r} is not an id", field=spec.name)
-            ids.append(int(str(item).strip()))
+            ids.append(number)
         return ids
     text = (raw[0] if raw else "") if isinstance(raw, list) else raw
     if spec.kind == "bool":
@@ -173,17 +175,25 @@ def _parse(spec: StepField, raw: str | list[str]) -> Any:
     if text == "":
         return None
     if spec.kind == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise ValidationFailed(f"{spec.label}: {text!r} is not a whole number", field=spec.name) from None
+        number = digits_parse(text.removeprefix("-"), max_value=INT32_MAX)
+        if number is None:
+            raise ValidationFailed(f"{spec.label}: {text!r} is not a whole number", field=spec.name)
+        return -number if text.startswith("-") else number
     if spec.kind == "csv":
-        return [w.strip() for w in text.split(",") if w.strip()]
+        words = [w.strip() for w in text.split(",") if w.strip()]
+        if spec.name == "weights":
+            weights = [digits_parse(w, max_value=INT32_MAX) for w in words]
+            if any(w is None for w in weights):
+                raise ValidationFailed(f"{spec.label}: whole numbers, comma-separated", field=spec.name)
+            return weights
+        return words
     if spec.kind == "json":
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationFailed(f"{spec.label}: not valid JSON ({exc.msg})", field=spec.name) from None
+            value = json_parse(text)
+        except ValueError as exc:
+            raise ValidationFailed(f"{spec.label}: not valid JSON ({exc})", field=spec.name) from None
+        json_check(value, field=spec.name)  # NUL, NaN, out-of-range numbers: jsonb cannot hold them
+        return value
     if spec.kind == "choice" and text not in spec.choices:
         raise ValidationFailed(
             f"{spec.label}: one of {', '.join(c for c in spec.choices if c)}", field=spec.name
@@ -200,7 +210,7 @@ def _set(step: dict[str, Any], name: str, value: Any) -> None:
         if len(weights) >= 2:
             del branches[len(weights) :]
         for branch, weight in zip(branches, weights, strict=False):
-            branch["weight"] = int(weight) if str(weight).isdigit() else weight
+            branch["weight"] = weight
         step["branches"] = branches
         return
     parts = name.split(".")
@@ -226,18 +236,27 @@ def _set(step: dict[str, Any], name: str, value: Any) -> None:
 # ---------------------------------------------------------------- walking the draft
 
 
-def _branch_lists(step: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+def _list_in(node: dict[str, Any], name: str) -> list[Any]:
+    """``node[name]`` as a list of steps (made, or replaced when it is not a list)."""
+    value = node.get(name)
+    if not isinstance(value, list):
+        value = []
+        node[name] = value
+    return value
+
+
+def _branch_lists(step: dict[str, Any]) -> list[tuple[str, list[Any]]]:
     kind = step.get("type")
     if kind == "wait_for":
-        return [("matched", step.setdefault("matched", [])), ("timeout", step.setdefault("timeout", []))]
+        return [("matched", _list_in(step, "matched")), ("timeout", _list_in(step, "timeout"))]
     if kind == "condition":
-        return [("yes", step.setdefault("yes", [])), ("no", step.setdefault("no", []))]
-    if kind == "random_split":
-        out = []
-        for i, branch in enumerate(step.get("branches") or []):
-            if isinstance(branch, dict):
-                out.append((f"branches.{i}", branch.setdefault("steps", [])))
-        return out
+        return [("yes", _list_in(step, "yes")), ("no", _list_in(step, "no"))]
+    if kind == "random_split" and isinstance(step.get("branches"), list):
+        return [
+            (f"branches.{i}", _list_in(branch, "steps"))
+            for i, branch in enumerate(step["branches"])
+            if isinstance(branch, dict)
+        ]
     return []
 
 

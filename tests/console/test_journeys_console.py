@@ -386,3 +386,50 @@ def test_the_thread_shows_the_customers_open_tasks(agent_client: Client, workspa
     html = agent_client.get(f"/customers/{customer.pk}/thread/").content.decode()
     assert f'data-task="{task.pk}"' in html
     assert "Call this customer back" in html
+
+
+def test_unreadable_step_values_are_named_not_500(marketer_client: Client, demo: Journey) -> None:
+    """Values jsonb or int() cannot take come back as the step form's error (the fuzz suite's lesson)."""
+    url = f"/journeys/{demo.pk}/step/sorry/"
+    cases = [
+        ({"channel_ids": "²"}, "is not an id"),
+        ({"channel_ids": "9" * 30}, "is not an id"),
+    ]
+    for posted, message in cases:
+        response = marketer_client.post(url, posted, headers=HTMX)
+        assert response.status_code == 200
+        assert message in unescape(response.content.decode())
+    split = marketer_client.post(
+        f"/journeys/{demo.pk}/steps/add/", {"parent": "", "type": "random_split"}, headers=HTMX
+    )
+    assert split.status_code == 200
+    demo.refresh_from_db()
+    split_key = demo.definition["steps"][-1]["key"]
+    for posted, message in [({"weights": "1, ²"}, "whole numbers"), ({"label": "x", "weights": "50,50"}, "")]:
+        response = marketer_client.post(f"/journeys/{demo.pk}/step/{split_key}/", posted, headers=HTMX)
+        assert response.status_code == 200
+        assert message in response.content.decode()
+    update = marketer_client.post(
+        f"/journeys/{demo.pk}/steps/add/", {"parent": "", "type": "update"}, headers=HTMX
+    )
+    assert update.status_code == 200
+    demo.refresh_from_db()
+    update_key = demo.definition["steps"][-1]["key"]
+    for raw in ['{"a": "x\\u0000y"}', '{"a": NaN}', '{"a": ' + "[" * 40 + "]" * 40 + "}"]:
+        response = marketer_client.post(
+            f"/journeys/{demo.pk}/step/{update_key}/", {"set_attributes": raw}, headers=HTMX
+        )
+        assert response.status_code == 200
+        assert "data-action-error" in response.content.decode()
+    response = marketer_client.post(
+        f"/journeys/{demo.pk}/settings/",
+        {
+            "name": demo.name,
+            "trigger_type": "manual",
+            "reentry": "once_ever",
+            "goal": '{"type": "tag", "tag": "\\u0000"}',
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "NUL" in response.content.decode()
