@@ -185,9 +185,28 @@ def _editor_context(request: ConsoleRequest, journey: Journey) -> dict[str, Any]
     }
 
 
+def _goal_text(condition: Any) -> str:
+    """A goal or exit condition in words (``definition.goal_validate``'s shapes)."""
+    if not isinstance(condition, dict):
+        return str(condition)
+    kind = condition.get("type")
+    if kind == "event":
+        return f"the event “{condition.get('name')}”"
+    if kind == "reply":
+        return "any reply"
+    if kind == "segment":
+        return f"entering segment {condition.get('segment_id')}"
+    if kind == "tag":
+        return f"the tag “{condition.get('tag')}”"
+    return json.dumps(condition)
+
+
 def _trigger_context(request: ConsoleRequest, journey: Journey) -> dict[str, Any]:
     trigger = (journey.definition or {}).get("trigger") or {}
+    exits = journey.exit_conditions if isinstance(journey.exit_conditions, list) else []
     return {
+        "goal_text": _goal_text(journey.goal) if journey.goal else "",
+        "exits_text": "; ".join(_goal_text(e) for e in exits),
         "trigger": trigger,
         "trigger_keywords": ", ".join(trigger.get("keywords") or []),
         "trigger_types": TRIGGER_TYPES.items(),

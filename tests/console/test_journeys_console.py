@@ -255,6 +255,7 @@ def test_settings_set_trigger_reentry_and_goal(marketer_client: Client, demo: Jo
         "keywords": ["callme", "ring"],
     }
     assert (demo.reentry, demo.goal) == ("every_time", {"type": "reply"})
+    assert "goal: any reply" in response.content.decode()
     response = marketer_client.post(
         f"/journeys/{demo.pk}/settings/",
         {"name": demo.name, "trigger_type": "event", "goal": '{"type": "nope"}', "reentry": "every_time"},
@@ -433,3 +434,16 @@ def test_unreadable_step_values_are_named_not_500(marketer_client: Client, demo:
     )
     assert response.status_code == 200
     assert "NUL" in response.content.decode()
+
+
+def test_editor_query_count_does_not_grow_with_enrollments(marketer_client: Client, demo: Journey) -> None:
+    _enroll(demo, "+14155550150")
+    with CaptureQueriesContext(connection) as few:
+        marketer_client.get(f"/journeys/{demo.pk}/")
+    for n in range(4):
+        _enroll(demo, f"+1415555016{n}")
+    after_commit(journeys_tick, now=later(hours=1, minutes=1))
+    with CaptureQueriesContext(connection) as many:
+        html = marketer_client.get(f"/journeys/{demo.pk}/").content.decode()
+    assert "entered 5" in _step_li(html, "callback")
+    assert len(many) == len(few)
