@@ -114,6 +114,13 @@ def customer_event_record(
     return event, True
 
 
+def customer_events_recent(*, customer: Customer, limit: int = 20) -> list[CustomerEvent]:
+    """The customer's newest custom events (the timeline shows them beside the interactions), oldest
+    first; one query on ``customer_event_timeline_idx``."""
+    newest = list(CustomerEvent.objects.filter(customer=customer).order_by("-occurred_at", "-id")[:limit])
+    return list(reversed(newest))
+
+
 MAX_TRACK_BATCH = 500
 TRACK_IDENTIFIERS = ("email", "phone", "external_id")
 

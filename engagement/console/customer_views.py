@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from customers.consent import consent_history, consent_record, consent_summary
 from customers.directory import customer_directory, customer_tags_in_use
 from customers.duplicates import merge_suggestion_accept, merge_suggestion_dismiss, merge_suggestion_list
+from customers.events import customer_events_recent
 from customers.lookup import customer_resolve_current_or_none
 from customers.merging import (
     MergeRejected,
@@ -95,6 +96,7 @@ def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
         "customer_label": customer_label(customer, identities),
         "live_mark": thread_high_water_mark(workspace=request.workspace),
         "timeline_limit": q.TIMELINE_LIMIT,
+        "custom_events": customer_events_recent(customer=customer),
         "identities": identities,
         "zone": zone,
         "zone_source": zone_source,

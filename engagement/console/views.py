@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods, require_POST
 
+from customers.events import customer_events_recent
 from customers.identifiers import identities_reply_refusal
 from customers.lookup import customer_resolve_current_or_none
 from customers.models import Customer
@@ -98,6 +99,7 @@ def _conversation_or_404(request: ConsoleRequest, conversation_id: int) -> Conve
 def _timeline_context(request: ConsoleRequest, customer: Customer) -> dict[str, object]:
     interactions, truncated = q.interaction_list_for_timeline(workspace=request.workspace, customer=customer)
     return {
+        "custom_events": customer_events_recent(customer=customer),
         "interactions": interactions,
         "truncated": truncated,
         "timeline_limit": q.TIMELINE_LIMIT,

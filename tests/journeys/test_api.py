@@ -180,3 +180,19 @@ def test_agents_read_and_remove_but_do_not_edit(workspace):
     assert client.get("/api/v1/journeys/").status_code == 200
     problem(client.post("/api/v1/journeys/", {"name": "x"}, format="json"), 403)
     assert Customer.objects.count() == 0
+
+
+def test_tracked_events_show_on_the_customers_timeline(api, workspace):
+    post(
+        api,
+        "/api/v1/events/",
+        {"events": [{"name": "order_placed", "email": "ann@example.com", "properties": {"total": 30}}]},
+    )
+    customer = Customer.objects.get()
+    agent = factories.member(workspace, Role.AGENT)
+    client = APIClient()
+    client.force_login(agent)
+    for path in (f"/customers/{customer.pk}/", f"/customers/{customer.pk}/thread/"):
+        page = client.get(path).content.decode()
+        assert "order_placed" in page, path
+        assert "total: 30" in page
