@@ -42,7 +42,12 @@ from engagement.journeys.drafts import (
     step_field_value,
     step_fields,
 )
-from engagement.journeys.insight import WAIT_ASSUMPTIONS, journey_step_stats, journey_test_run
+from engagement.journeys.insight import (
+    WAIT_ASSUMPTIONS,
+    condition_text,
+    journey_step_stats,
+    journey_test_run,
+)
 from engagement.journeys.services import (
     agent_task_complete,
     customer_enrollments,
@@ -126,6 +131,17 @@ def journey_list(request: ConsoleRequest) -> HttpResponse:
 # ---------------------------------------------------------------- editor
 
 
+_NO_STATS = {
+    "entered": 0,
+    "waiting": 0,
+    "sent": 0,
+    "skipped": {},
+    "skipped_total": 0,
+    "exited_goal": 0,
+    "exited_condition": 0,
+}
+
+
 def _step_rows(journey: Journey, check: Any, stats: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for row in journey_draft_rows(definition=journey.definition):
@@ -140,7 +156,7 @@ def _step_rows(journey: Journey, check: Any, stats: dict[str, Any]) -> list[dict
                 for spec in step_fields(row.step)
             ]
             item["error"] = check.message if not check.ok and check.step_key == row.key else ""
-            item["stats"] = stats["steps"].get(row.key)
+            item["stats"] = stats["steps"].get(row.key) or _NO_STATS
             item["summary"] = _step_summary(row.step)
         rows.append(item)
     return rows
@@ -161,7 +177,8 @@ def _step_summary(step: dict[str, Any]) -> str:
     if kind == "wait_for":
         return f"Wait for a {step.get('for', '…')} (up to {step.get('timeout_seconds', '…')} s)"
     if kind == "condition":
-        return f"If {json.dumps(step.get('if') or {})}"
+        test = step.get("if")
+        return f"If {condition_text(test) if isinstance(test, dict) else '…'}"
     if kind == "random_split":
         return f"Random split into {len(step.get('branches') or [])}"
     if kind == "create_task":

@@ -67,6 +67,27 @@ class TestRun:
     notes: list[str] = field(default_factory=list)
 
 
+def condition_text(condition: dict[str, Any]) -> str:
+    """A condition branch's test in words (``definition.condition_validate``'s shapes)."""
+    kind = condition.get("kind")
+    if kind == "segment":
+        return f"in segment {condition.get('segment_id')}"
+    if kind == "attribute":
+        op = str(condition.get("op") or "equals").replace("_", " ")
+        value = "" if op in ("is set", "not set") else f" {condition.get('value')!r}"
+        return f"attribute {condition.get('key')} {op}{value}"
+    if kind == "tag":
+        return f"tagged “{condition.get('tag')}”"
+    if kind == "consent":
+        return f"consents to {condition.get('purpose')} {condition.get('channel_kind')}"
+    if kind == "last_channel":
+        return f"last wrote on {condition.get('channel_kind')}"
+    if kind == "message_engaged":
+        verb = "clicked a link in" if condition.get("engagement") == "click" else "opened"
+        return f"{verb} the message of step {condition.get('step')}"
+    return str(condition)
+
+
 def _depths(definition: dict[str, Any]) -> dict[str, int]:
     depths: dict[str, int] = {}
 
@@ -255,7 +276,7 @@ def journey_test_run(
                         if step["if"]["kind"] == "message_engaged"
                         else ""
                     )
-                    add("branch", f"condition {step['if']}: {'yes' if holds else 'no'}{extra}")
+                    add("branch", f"if {condition_text(step['if'])}: {'yes' if holds else 'no'}{extra}")
                     nxt = branch_entry(steps=step.get("yes" if holds else "no") or [], next_key=info.next_key)
                 elif kind == "random_split":
                     branches = step["branches"]

@@ -85,7 +85,9 @@ def test_marketer_edits_publishes_and_test_runs_agent_removes(asgi_server: AsgiS
         step.locator("textarea[name='content.sms.body']").fill(
             "So sorry we missed you, {{ first_name | default('there') }}! Reply and we'll call back."
         )
-        step.locator("button[type=submit]", has_text="Save step").click()
+        with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true") as saved:
+            step.locator("button[type=submit]", has_text="Save step").click()
+        assert saved.value.status == 200  # the steps list swapped in place by htmx
         expect(page.locator("#step-sorry [data-step-title]")).to_have_text("Text: so sorry")
         expect(page.locator("[data-draft-valid]")).to_be_visible()
         journey.refresh_from_db()
@@ -98,13 +100,14 @@ def test_marketer_edits_publishes_and_test_runs_agent_removes(asgi_server: AsgiS
 
         page.fill("input[name=customer]", "+14155550121")
         page.click("[data-test-run]")
-        result = page.locator("[data-test-result]")
+        result = page.locator("#test-run [data-test-result]")  # swapped in by htmx, on the editor
         expect(result).to_contain_text("Bo Tester")
         expect(result.locator("[data-test-step]")).to_have_count(3)
         expect(result.locator("[data-test-step='sorry']")).to_contain_text("So sorry we missed you, Bo!")
         expect(result.locator("[data-test-step='wait_reply']")).to_contain_text("Timed out")
         expect(result.locator("[data-test-step='callback']")).to_contain_text("Call this customer back")
         _fits(page)
+        assert page.url == f"{asgi_server.url}/journeys/{journey.pk}/"
         journey.refresh_from_db()
         assert journey.live_version is not None
         assert journey.live_version.number == 2

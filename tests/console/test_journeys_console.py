@@ -160,7 +160,7 @@ def test_editing_a_step_changes_the_draft_not_the_live_version(
     assert "data-step-error" not in response.content.decode()
     assert "The draft is valid" in response.content.decode()
     page = marketer_client.get(f"/journeys/{demo.pk}/").content.decode()
-    assert "The draft has unpublished changes." in page
+    assert "The draft has unpublished changes</strong>: publish" in page
 
 
 def test_add_move_remove_steps(marketer_client: Client, demo: Journey) -> None:
