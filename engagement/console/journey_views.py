@@ -485,7 +485,12 @@ def tasks_for(request: ConsoleRequest, *, scope: str, customer: Customer | None 
 def task_list(request: ConsoleRequest) -> HttpResponse:
     """Open agent tasks, mine (assigned to me or to nobody) or all; live: a new task re-fetches the list."""
     scope = "all" if request.GET.get("scope") == "all" else "mine"
-    context = {"tasks": tasks_for(request, scope=scope), "scope": scope}
+    context = {
+        "tasks": tasks_for(request, scope=scope),
+        "scope": scope,
+        # The live refresh renders the list alone: "Done" must come back to the page, not the fragment.
+        "tasks_next": f"{reverse('console:tasks')}?scope={scope}",
+    }
     if request.GET.get("fragment") == "1":
         return render(request, "console/_tasks.html", context)
     return console_render(request, "console/tasks.html", context)

@@ -132,3 +132,43 @@ def test_marketer_edits_publishes_and_test_runs_agent_removes(asgi_server: AsgiS
         enrollment.refresh_from_db()
         assert enrollment.state == "removed"
         assert enrollment.due_at is None
+
+
+def test_tasks_page_shows_a_new_task_live_and_marks_it_done(
+    asgi_server: AsgiServer, outbox_relay_for_server: Any
+) -> None:
+    """A journey's "call this customer back" reaches an agent's open tasks page without a reload (the
+    outbox relay pushes ``agent_task.created`` to the console websocket); the agent marks it done."""
+    from engagement.journeys.services import agent_task_create
+    from engagement.models import AgentTask
+
+    workspace = factories.workspace_create(name="Demo Co")
+    agent = factories.member(workspace, Role.AGENT)
+    customer = factories.customer_create(workspace, ("phone", "+14155550122"), display_name="Cal Later")
+
+    from playwright.sync_api import expect
+
+    with chromium_browser() as chromium:
+        context = chromium.new_context(**PHONE)
+        context.add_init_script(RECORD_VIOLATIONS)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        _login(page, asgi_server, agent)
+        frames: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(str(frame))))
+        page.goto(f"{asgi_server.url}/tasks/")
+        for _ in range(100):  # the socket is in the workspace's group once it was answered "catchup"
+            if any("catchup" in f for f in frames):
+                break
+            page.wait_for_timeout(100)
+        assert any("catchup" in f for f in frames), frames
+        expect(page.locator("[data-no-tasks]")).to_be_visible()
+        task = agent_task_create(workspace=workspace, customer=customer, title="Call this customer back")
+        item = page.locator(f"[data-task='{task.pk}']")
+        expect(item).to_contain_text("Call this customer back")
+        expect(item).to_contain_text("Cal Later")
+        _fits(page)
+        item.locator("[data-task-done]").click()
+        expect(page.locator(".flash")).to_contain_text("Done: Call this customer back")
+        expect(page.locator("[data-no-tasks]")).to_be_visible()
+        assert AgentTask.objects.get(pk=task.pk).done_at is not None

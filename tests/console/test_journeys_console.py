@@ -349,6 +349,7 @@ def test_tasks_mine_all_and_done(agent_client: Client, agent: Any, workspace: Wo
     assert mine.done_by == agent
     fragment = agent_client.get("/tasks/?scope=mine&fragment=1").content.decode()
     assert f'data-task="{mine.pk}"' not in fragment
+    assert 'name="next" value="/tasks/?scope=mine"' in agent_client.get("/tasks/?fragment=1").content.decode()
     assert "<html" not in fragment
 
 
