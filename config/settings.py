@@ -244,6 +244,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": float(os.environ.get("JOURNEYS_TICK_SECONDS", "1")),
         "options": {"expires": 5},
     },
+    # Segment entered/left and date-attribute triggers (engagement/journeys/periodic.py).
+    "journeys-evaluate": {
+        "task": "engagement.journeys.tasks.journeys_evaluate",
+        "schedule": float(os.environ.get("JOURNEYS_EVALUATE_SECONDS", "60")),
+        "options": {"expires": 50},
+    },
     "purge-idempotency-records": {
         "task": "engagement.tasks.idempotency_records_purge",
         "schedule": 3600.0,
