@@ -122,7 +122,14 @@ def _keyword_to_provider(ctx: Context, errors: list[str]) -> dict[str, Any]:
         },
     )
     journey_publish(journey=journey)
-    env = {**ctx.server_env, "DATABASE_POOL_MAX": "6"}
+    from django.conf import settings
+
+    # The channel's credentials were encrypted here: the server, relay and worker must decrypt them.
+    env = {
+        **ctx.server_env,
+        "DATABASE_POOL_MAX": "6",
+        "CREDENTIALS_KEYS": ",".join(settings.CREDENTIALS_KEYS),
+    }
     server_cm = harness.uvicorn_server(env, workers=1, name="journeys-web")
     server = server_cm.__enter__()
     relay = _relay({**env, "PUBLIC_BASE_URL": server.base_url})

@@ -83,44 +83,18 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
             purpose=interaction.metadata.get("purpose") or SendPurpose.TRANSACTIONAL,
         )
         if not decision.allowed:
-            interaction.status = InteractionStatus.BLOCKED
-            interaction.status_changed_at = timezone.now()
-            interaction.error_code = f"consent:{decision.reason}"[:32]
-            interaction.error_message = decision.detail[:500]
-            interaction.next_attempt_at = None
-            interaction.save(
-                update_fields=[
-                    "status",
-                    "status_changed_at",
-                    "error_code",
-                    "error_message",
-                    "next_attempt_at",
-                ]
-            )
-            _publish_status(interaction)
-            return SendAttempt(Outcome.BLOCKED)
+            return _block(interaction, code=f"consent:{decision.reason}", message=decision.detail)
         # A campaign message waits while its run is paused and is never sent once it is cancelled
         # (engagement.services.guards.send_release_check), so pause takes effect at the provider too.
         release = send_release_check(interaction=interaction)
         if release == RELEASE_HOLD:
             return SendAttempt(Outcome.SKIPPED)
         if release == RELEASE_CANCEL:
-            interaction.status = InteractionStatus.BLOCKED
-            interaction.status_changed_at = timezone.now()
-            interaction.error_code = "campaign:cancelled"
-            interaction.error_message = "the campaign run was cancelled before this message was sent"
-            interaction.next_attempt_at = None
-            interaction.save(
-                update_fields=[
-                    "status",
-                    "status_changed_at",
-                    "error_code",
-                    "error_message",
-                    "next_attempt_at",
-                ]
+            return _block(
+                interaction,
+                code="campaign:cancelled",
+                message="the campaign run was cancelled before this message was sent",
             )
-            _publish_status(interaction)
-            return SendAttempt(Outcome.BLOCKED)
         now = timezone.now()
         interaction.status = InteractionStatus.SENDING
         interaction.send_attempts += 1
@@ -149,6 +123,21 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
         final_attempt=final_attempt,
         claim=interaction.send_attempts,
     )
+
+
+def _block(interaction: Interaction, *, code: str, message: str) -> SendAttempt:
+    """Settle a message that must not be sent as ``blocked`` with why (``code``: at most 32 characters
+    kept, ``message``: 500), never to be retried; publishes the status change."""
+    interaction.status = InteractionStatus.BLOCKED
+    interaction.status_changed_at = timezone.now()
+    interaction.error_code = code[:32]
+    interaction.error_message = message[:500]
+    interaction.next_attempt_at = None
+    interaction.save(
+        update_fields=["status", "status_changed_at", "error_code", "error_message", "next_attempt_at"]
+    )
+    _publish_status(interaction)
+    return SendAttempt(Outcome.BLOCKED)
 
 
 def _outbound_message(interaction: Interaction, channel: Channel, envelope: EmailEnvelope) -> OutboundMessage:

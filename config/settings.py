@@ -16,6 +16,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from config.log_filters import CELERY_TASK_LOGGERS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -244,6 +246,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": float(os.environ.get("JOURNEYS_TICK_SECONDS", "1")),
         "options": {"expires": 5},
     },
+    # Segment entered/left and date-attribute triggers (engagement/journeys/periodic.py).
+    "journeys-evaluate": {
+        "task": "engagement.journeys.tasks.journeys_evaluate",
+        "schedule": float(os.environ.get("JOURNEYS_EVALUATE_SECONDS", "60")),
+        "options": {"expires": 50},
+    },
     "purge-idempotency-records": {
         "task": "engagement.tasks.idempotency_records_purge",
         "schedule": 3600.0,
@@ -320,14 +328,19 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Everything the platform writes locally lives under one git-ignored directory: the embedded PostgreSQL
+# and Redis of `make run` / `make test` (tools/devenv.py), the npm files, collected static files, media
+# and the end-to-end tests' logs. A relative ENGAGEMENT_VAR_DIR is taken from the repository root, as
+# tools/devenv.py takes it.
+VAR_DIR = BASE_DIR / os.environ.get("ENGAGEMENT_VAR_DIR", "var")
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
-# npm libraries (htmx, Chart.js) copied here by tools/frontend.py (`make run` / `make test`); git-ignored.
-STATICFILES_DIRS = [BASE_DIR / "var" / "frontend"]
-(BASE_DIR / "var" / "frontend").mkdir(parents=True, exist_ok=True)
+STATIC_ROOT = VAR_DIR / "staticfiles"
+# npm libraries (htmx, Chart.js) copied here by tools/frontend.py (`make run` / `make test`).
+STATICFILES_DIRS = [VAR_DIR / "frontend"]
+STATICFILES_DIRS[0].mkdir(parents=True, exist_ok=True)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise wants it even before collectstatic
 WHITENOISE_USE_FINDERS = DEBUG
-MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -436,9 +449,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Periodic tasks beat sends more often than once a minute (the campaigns tick: every second) write
+    # no INFO line per run, which would scroll `make run`'s banner away; their warnings and errors show.
+    "filters": {"quiet_periodic_tasks": {"()": "config.log_filters.QuietFrequentTasks"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "twilio.http_client": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "twilio.http_client": {"level": "WARNING"},
+        **{name: {"filters": ["quiet_periodic_tasks"]} for name in CELERY_TASK_LOGGERS},
+    },
 }
 
 if PRODUCTION:

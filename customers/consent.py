@@ -21,6 +21,7 @@ Semantics other code relies on:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -307,7 +308,6 @@ def _newest_q(channel: str, purposes: list[str], value: Any, wanted: str) -> Q:
 
 
 def _state_per_row_q(channel: str, purpose: str, state: str | None) -> Q:
-    IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
     tag = Concat("purpose", Value(":"), "status")
 
     def top_is(wanted: str) -> Q:
@@ -316,22 +316,12 @@ def _state_per_row_q(channel: str, purpose: str, state: str | None) -> Q:
     def own_is(wanted: str) -> Q:
         return _newest_q(channel, [purpose], F("status"), wanted)
 
-    wide_in = top_is(f":{IN}")
-    if state == IN:
-        # transactional: a channel-wide opt-in counts unless the purpose's own row says opted out
-        lifted = ~own_is(OUT) if purpose == ConsentPurpose.TRANSACTIONAL else own_is(IN)
-        return top_is(f"{purpose}:{IN}") | (wide_in & lifted)
-    if state == OUT:
-        return top_is(f"{purpose}:{OUT}") | top_is(f":{OUT}") | (wide_in & own_is(OUT))
-    if purpose == ConsentPurpose.TRANSACTIONAL:
-        return top_is("")
-    return top_is("") | (wide_in & own_is(""))
+    return _derived_state_q(purpose, state, top_is=top_is, own_is=own_is)
 
 
 def _state_set_q(channel: str, purpose: str, state: str | None, workspace_id: int) -> Q:
     """Uncorrelated: ``pk IN`` sets over the workspace's ledger. "The newest row is X" is a row X with no
     newer row among the same purposes: an anti-join on the customer, so no sort of the whole ledger."""
-    IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
     ledger = ConsentEvent.objects.filter(workspace_id=workspace_id, channel=channel)
 
     def newest_is(purposes: list[str], wanted: str) -> Q:
@@ -350,8 +340,20 @@ def _state_set_q(channel: str, purpose: str, state: str | None, workspace_id: in
     def own_is(wanted: str) -> Q:
         return newest_is([purpose], f"{purpose}:{wanted}" if wanted else "")
 
+    return _derived_state_q(purpose, state, top_is=top_is, own_is=own_is)
+
+
+def _derived_state_q(
+    purpose: str, state: str | None, *, top_is: Callable[[str], Q], own_is: Callable[[str], Q]
+) -> Q:
+    """:func:`consent_derive` as a condition, over two conditions a query strategy supplies:
+    ``top_is("<purpose>:<status>")``, the newest row among the purpose's own and the channel-wide ones
+    is that (``":<status>"`` a channel-wide row, ``""`` no row); ``own_is(status)``, the newest own row
+    has that status (``""`` no own row)."""
+    IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
     wide_in = top_is(f":{IN}")
     if state == IN:
+        # transactional: a channel-wide opt-in counts unless the purpose's own row says opted out
         lifted = ~own_is(OUT) if purpose == ConsentPurpose.TRANSACTIONAL else own_is(IN)
         return top_is(f"{purpose}:{IN}") | (wide_in & lifted)
     if state == OUT:

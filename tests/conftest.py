@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from django.test import Client
 from config.celery import app as celery_app
 from engagement.models import Channel, Role, Workspace
 from tests import factories
+from tests.e2e.processes import celery_worker_start, outbox_relay_start, process_stop
 from tests.fakes.sendgrid_server import FakeSendGrid, sendgrid_channel
 from tests.fakes.twilio_server import FakeTwilio, twilio_signature
 
@@ -151,31 +151,6 @@ def database_url_for_tests() -> str:
     return f"postgresql://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def outbox_relay_start(env: dict[str, str], log_name: str = "e2e-relay.log") -> subprocess.Popen[bytes]:
-    """``manage.py outbox_relay`` (the production relay) with ``env``; stop it with :func:`process_stop`."""
-    log = open(ROOT / "var" / log_name, "ab")  # noqa: SIM115 - the child keeps its own descriptor
-    try:
-        return subprocess.Popen(
-            [sys.executable, "manage.py", "outbox_relay"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    finally:
-        log.close()
-
-
-def process_stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 @pytest.fixture
 def celery_worker_process(
     live_server: Any, transactional_db: None, settings: Any
@@ -192,46 +167,12 @@ def celery_worker_process(
         "SANDBOX_DELIVERY_DELAY": "0.2",
         "DATABASE_POOL_MAX": "4",
     }
-    log = open(ROOT / "var" / "e2e-worker.log", "ab")  # noqa: SIM115 - closed in teardown
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-P",
-            "solo",
-            "-l",
-            "info",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"e2e-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    relay = outbox_relay_start(env)
     celery_app.conf.task_always_eager = False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"celery worker exited with {proc.returncode}; see var/e2e-worker.log")
-        replies = celery_app.control.ping(timeout=0.5) or []
-        if any(f"e2e-{os.getpid()}@" in name for reply in replies for name in reply):
-            break
-    else:
-        proc.kill()
-        raise RuntimeError("celery worker did not become ready in 60 s")
+    proc = celery_worker_start(env, name=f"e2e-{os.getpid()}", log_name="e2e-worker.log")
+    relay = outbox_relay_start(env)
     yield proc
     process_stop(relay)
     process_stop(proc)
-    log.close()
 
 
 def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:

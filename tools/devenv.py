@@ -1,7 +1,7 @@
 """Development services: an embedded PostgreSQL and Redis from pip wheels.
 
 Used by ``make run`` and ``make test`` when ``DATABASE_URL`` / ``REDIS_URL`` are not set.
-Data lives under ``var/`` so a second run reuses it.
+Data lives under ``var/`` (``ENGAGEMENT_VAR_DIR``) so a second run reuses it.
 
     python tools/devenv.py exec -- CMD ...   start what is missing, run CMD with its env, stop what it started
     python tools/devenv.py start             start (or reuse) the services and print the env
@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = Path(os.environ.get("ENGAGEMENT_VAR_DIR", ROOT / "var"))
+# Relative to the repository root, as config/settings.py takes it (VAR_DIR).
+VAR = ROOT / os.environ.get("ENGAGEMENT_VAR_DIR", "var")
 PG_DIR = VAR / "postgres"
 REDIS_DIR = VAR / "redis"
 PG_DB = "engagement"

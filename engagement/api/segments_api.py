@@ -14,13 +14,12 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from customers.consent import SendPurpose
 from customers.models import Customer
-from engagement.models import ApiKey, Role, Segment, SegmentKind, Workspace
+from engagement.models import Role, Segment, SegmentKind
 from engagement.segments.services import (
     AudienceCounts,
     segment_audience_counts,
@@ -32,34 +31,22 @@ from engagement.segments.services import (
     segment_rules_queryset,
     segment_update,
 )
-from engagement.services.tenancy import membership_for_user
 
+from .base import WritesByRole
+from .base import request_actor as _actor
+from .base import request_workspace as _workspace
 from .customers_api import CustomerOutSerializer, CustomerPagination
 
 SEGMENT_EDITORS = (Role.ADMIN, Role.MARKETER)
 
 
-def _workspace(request: Request) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]
-
-
-def _actor(request: Request) -> Any:
-    return request.user if request.user.is_authenticated else None
-
-
-class CanEditSegments(BasePermission):
+class CanEditSegments(WritesByRole):
     """Reads (and counting an unsaved tree) for everyone in the workspace; writes for API keys and the
     workspace's admins and marketers."""
 
     message = "changing segments is for admins and marketers"
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if request.method in SAFE_METHODS or getattr(view, "action", "") == "preview_count":
-            return True
-        if isinstance(request.auth, ApiKey):
-            return True
-        membership = membership_for_user(user=request.user, workspace_id=_workspace(request).pk)
-        return membership is not None and membership.role in SEGMENT_EDITORS
+    roles = SEGMENT_EDITORS
+    read_actions = frozenset({"preview_count"})
 
 
 # ---------------------------------------------------------------- serializers

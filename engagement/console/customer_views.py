@@ -100,7 +100,7 @@ def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
         "identities": identities,
         "zone": zone,
         "zone_source": zone_source,
-        "consent": consent_summary(customer=customer),
+        "consent_rows": _consent_rows(consent_summary(customer=customer)),
         "consent_history": consent_history(customer=customer),
         "interactions": interactions,
         "truncated": truncated,
@@ -113,6 +113,16 @@ def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
         "statuses": ConsentStatus.choices,
     }
     return console_render(request, "console/customer_profile.html", context)
+
+
+def _consent_rows(summary: dict[str, dict[str, str | None]]) -> list[tuple[str, list[str]]]:
+    """``[(channel label, [status label or "" per purpose, in ConsentPurpose order])]`` for the profile."""
+    channels, statuses = dict(ConsentChannel.choices), dict(ConsentStatus.choices)
+    rows = []
+    for channel, states in summary.items():
+        labels = [statuses.get(states.get(purpose) or "", "") for purpose in ConsentPurpose.values]
+        rows.append((channels.get(channel, channel), labels))
+    return rows
 
 
 @require_POST

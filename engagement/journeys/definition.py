@@ -40,6 +40,9 @@ TRIGGER_TYPES: dict[str, str] = {
     "email.clicked": "A customer clicks a link in an email",
     "event": "A custom event (POST /api/v1/events)",
     "campaign.reply": "A customer replies to a campaign message",
+    "segment.entered": "A customer enters a segment (evaluated every minute)",
+    "segment.left": "A customer leaves a segment (evaluated every minute)",
+    "date": "A date attribute (a birthday, a renewal date), N days before or after (evaluated daily)",
     "manual": "Only enrolled through the API or the console",
 }
 MATCH_TYPES = ("any", "keyword", "contains")
@@ -61,6 +64,7 @@ CONDITION_KINDS = ("segment", "attribute", "tag", "consent", "last_channel", "me
 ATTRIBUTE_OPS = ("equals", "not_equals", "contains", "is_set", "not_set", "greater", "less")
 GOAL_TYPES = ("event", "reply", "segment", "tag")
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ATTRIBUTE_KEY_RE = re.compile(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*")
 LOCAL_TIME_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 MAX_STEPS = 200
 MAX_DEPTH = 8
@@ -160,6 +164,14 @@ def trigger_validate(value: Any, path: str = "$.trigger") -> dict[str, Any]:
             out["keywords"] = keywords_normalize(node.get("keywords"), f"{path}.keywords")
     elif kind == "event":
         out["name"] = _str(node, "name", path)
+    elif kind in ("segment.entered", "segment.left"):
+        out["segment_id"] = _int(node, "segment_id", path, low=1, high=2**31 - 1)
+    elif kind == "date":
+        out["attribute"] = _str(node, "attribute", path, limit=64)
+        if not ATTRIBUTE_KEY_RE.fullmatch(out["attribute"]):
+            raise _fail(f"{path}.attribute", "is an attribute key: letters, digits and single underscores")
+        out["offset_days"] = _int(node, "offset_days", path, low=-366, high=366, default=0)
+        out["annual"] = bool(node.get("annual", False))
     elif kind == "campaign.reply":
         out["campaign_id"] = node.get("campaign_id") or None
         if out["campaign_id"] is not None:
@@ -479,6 +491,8 @@ def definition_references(definition: dict[str, Any]) -> dict[str, set[int]]:
     refs: dict[str, set[int]] = {"channels": set(), "segments": set(), "users": set(), "campaigns": set()}
     trigger = definition.get("trigger") or {}
     refs["channels"].update(trigger.get("channel_ids") or [])
+    if trigger.get("segment_id"):
+        refs["segments"].add(int(trigger["segment_id"]))
     if trigger.get("campaign_id"):
         refs["campaigns"].add(int(trigger["campaign_id"]))
     for info in definition_index(definition).values():

@@ -619,3 +619,105 @@ _HANDLERS = {
     "webhook": _webhook,
     "exit": _exit,
 }
+
+
+# ---------------------------------------------------------------- a test run for one customer
+
+
+def journey_simulate(
+    *,
+    journey: Any,
+    customer: Customer,
+    definition: dict[str, Any] | None = None,
+    waits: str = "timeout",
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Which path ``customer`` would take through ``definition`` (default: the journey's draft,
+    validated), without changing anything: ``[{"key", "type", "label", "decision"}]`` in order.
+
+    Sends run the guard pipeline without pacing ("send on sms to +1…", "skip: consent:…", "hold:
+    quiet_hours…"); delays give their end; conditions and splits are evaluated now (a "message
+    opened/clicked" test counts as not yet); a wait takes the ``waits`` branch ("timeout" or "matched").
+    Errors: DefinitionInvalid for a definition that does not validate."""
+    from .services import journey_validate
+
+    now = now or journey_now()
+    clean, _, _ = journey_validate(workspace=journey.workspace, definition=definition or journey.definition)
+    index = definition_index(clean)
+    rules = campaign_settings_for(workspace_id=customer.workspace_id)
+    zone = zone_get(customer_timezone(customer=customer)[0] or "", fallback=rules.default_timezone)
+    path: list[dict[str, Any]] = []
+    key = clean["steps"][0]["key"]
+    with transaction.atomic():  # the frequency cap's row lock, released at once; nothing is written
+        while key and len(path) < MAX_STEPS_PER_ADVANCE:
+            info = index[key]
+            step = info.step
+            decision, key = _simulate_step(journey, customer, info, rules, zone, waits, now)
+            path.append(
+                {
+                    "key": step["key"],
+                    "type": step["type"],
+                    "label": step.get("label", ""),
+                    "decision": decision,
+                }
+            )
+    return path
+
+
+def _simulate_step(
+    journey: Any, customer: Customer, info: StepInfo, rules: Any, zone: Any, waits: str, now: dt.datetime
+) -> tuple[str, str]:
+    step = info.step
+    kind = step["type"]
+    if kind == "send":
+        ids = list(step.get("channel_ids") or [])
+        found = {c.pk: c for c in Channel.objects.filter(workspace_id=customer.workspace_id, pk__in=ids)}
+        channels = [found[i] for i in ids if i in found]
+        if step.get("format") != "automation":
+            channels = [c for c in channels if c.kind in (step.get("content") or {})]
+        decision = send_guard_check(
+            customer=customer,
+            channels=channels,
+            purpose=step.get("purpose") or journey.purpose,
+            now=now,
+            prefer_customer_channel=bool(step.get("prefer_customer_channel")),
+            rules=rules,
+            pace=False,
+        )
+        if decision.action == "send" and decision.channel is not None:
+            return f"send on {decision.channel.kind} to {decision.address}", info.next_key
+        if decision.action == "hold":
+            return f"hold: {decision.reason} ({decision.detail}), then send", info.next_key
+        return f"skip: {decision.reason}", info.next_key
+    if kind == "delay":
+        until = delay_until(step=step, customer=customer, zone=zone, now=now)
+        return (f"wait until {until:%Y-%m-%d %H:%M} UTC" if until else "skip: no date"), info.next_key
+    if kind == "wait_for":
+        branch = step.get("matched") if waits == "matched" else step.get("timeout")
+        what = "it happens" if waits == "matched" else f"{step['timeout_seconds']} s pass without it"
+        return f"wait for {step['for']}: assumed {what}", branch_entry(
+            steps=branch or [], next_key=info.next_key
+        )
+    if kind == "condition":
+        holds = condition_holds(condition=step["if"], customer=customer, now=now)
+        branch = step.get("yes") if holds else step.get("no")
+        return ("yes" if holds else "no"), branch_entry(steps=branch or [], next_key=info.next_key)
+    if kind == "random_split":
+        branches = step["branches"]
+        chosen = split_branch(
+            journey_id=journey.pk,
+            step_key=step["key"],
+            customer_id=customer.pk,
+            weights=[int(b["weight"]) for b in branches],
+        )
+        return f"branch {chosen + 1}", branch_entry(
+            steps=branches[chosen].get("steps") or [], next_key=info.next_key
+        )
+    if kind == "exit":
+        return "exit", ""
+    return {
+        "update": "update the profile",
+        "assign_conversation": "assign the conversation",
+        "create_task": f"create the task {step.get('title')!r}",
+        "webhook": "call the outbound webhook",
+    }[kind], info.next_key

@@ -38,3 +38,11 @@ def journeys_advance_task(enrollment_ids: list[int]) -> int:
     for enrollment_id in enrollment_ids:
         enrollment_advance(enrollment_id=enrollment_id)
     return len(enrollment_ids)
+
+
+@shared_task(name="engagement.journeys.tasks.journeys_evaluate", acks_late=True, ignore_result=True)
+def journeys_evaluate_task() -> dict[str, int]:
+    """Periodic triggers (Celery beat ``journeys-evaluate``): segment entered/left, date attributes."""
+    from .periodic import journeys_evaluate
+
+    return journeys_evaluate()

@@ -55,6 +55,9 @@ class Journey(models.Model):
         "JourneyVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     trigger_type = models.CharField(max_length=40, blank=True, default="")
+    # Periodic triggers' bookkeeping (engagement/journeys/periodic.py): {"initialized": true} once the
+    # segment's members were first recorded, {"last_date": "2026-11-30"} for a date trigger.
+    trigger_state = models.JSONField(default=dict, blank=True)
     # A journey made from an automation rule (migration 0012): its sends count toward the rule's hourly
     # cap on automated answers (messaging.automated_answer_refusal).
     automation_rule = models.OneToOneField(
@@ -72,6 +75,22 @@ class Journey(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class JourneySegmentMember(models.Model):
+    """Who was in a segment-triggered journey's segment at its last evaluation: the next one enrolls
+    those who entered (or left) since. UNIQUE(journey, customer)."""
+
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["journey", "customer"], name="uniq_journey_segment_member"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.journey_id}:{self.customer_id}"
 
 
 class JourneyVersion(models.Model):

@@ -29,6 +29,7 @@ from .conversations import conversation_find_or_open, conversation_touch
 from .email_threading import message_id_generate
 from .timeline import interaction_record_inbound
 
+_OLD_DEMO_GREETING = "Hi! Ask us anything - we usually answer within minutes."
 DEMO_PASSWORD = "demo-pass-123"  # noqa: S105 - printed for the local demo only
 DEMO_USERS = [
     ("admin", Role.ADMIN, "Ada Admin"),
@@ -108,13 +109,18 @@ def demo_workspace_seed() -> DemoSeed:
                     "allow_platform_origin": True,
                     "identity_secret": secrets.token_urlsafe(32),
                     "title": "Chat with Demo Co",
-                    "greeting": "Hi! Ask us anything - we usually answer within minutes.",
+                    # No promise of its own: the widget says when to expect a reply (reply_time_text
+                    # when nobody is online), and the two must not disagree.
+                    "greeting": "Hi! Ask us anything.",
                     "reply_time_text": "We usually reply within a few hours.",
                 },
             },
         )
         if webchat.config.get("allow_platform_origin") is not True:  # seeded by an older version
             webchat.config = {**webchat.config, "allow_platform_origin": True}
+            webchat.save(update_fields=["config"])
+        if webchat.config.get("greeting") == _OLD_DEMO_GREETING:  # it promised minutes, the notice hours
+            webchat.config = {**webchat.config, "greeting": "Hi! Ask us anything."}
             webchat.save(update_fields=["config"])
         AutomationRule.objects.get_or_create(
             workspace=workspace,
@@ -123,7 +129,7 @@ def demo_workspace_seed() -> DemoSeed:
                 "trigger": Trigger.CONVERSATION_OPENED,
                 "channel_kind": "webchat",
                 "match_type": MatchType.ANY,
-                "template": "Thanks for writing to {{ workspace.name }}! An agent will be with you shortly.",
+                "template": "Thanks for writing to {{ workspace.name }}! An agent will answer here.",
             },
         )
         AutomationRule.objects.get_or_create(

@@ -18,15 +18,13 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from config.celery import app as celery_app
-from tests.conftest import database_url_for_tests, outbox_relay_start, process_stop
+from tests.conftest import database_url_for_tests
+from tests.e2e.processes import VAR, celery_worker_start, outbox_relay_start, process_spawn, process_stop
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -42,16 +40,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @dataclass
@@ -81,8 +69,7 @@ def asgi_server(transactional_db: None) -> Iterator[AsgiServer]:
     """``uvicorn config.asgi:application`` (HTTP and websockets) on the test database."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(ROOT / "var" / "e2e-uvicorn.log", "ab")  # noqa: SIM115 - closed in teardown
-    proc = subprocess.Popen(
+    proc = process_spawn(
         [
             sys.executable,
             "-m",
@@ -93,15 +80,13 @@ def asgi_server(transactional_db: None) -> Iterator[AsgiServer]:
             "--port",
             str(port),
         ],
-        cwd=ROOT,
         env=_server_env(url),
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log_name="e2e-uvicorn.log",
     )
     deadline = time.monotonic() + 60
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {proc.returncode}; see var/e2e-uvicorn.log")
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}; see {VAR / 'e2e-uvicorn.log'}")
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
                 if resp.status == 200:
@@ -113,8 +98,7 @@ def asgi_server(transactional_db: None) -> Iterator[AsgiServer]:
             raise RuntimeError("uvicorn did not answer /healthz in 60 s")
         time.sleep(0.2)
     yield AsgiServer(url=url, proc=proc)
-    _stop(proc)
-    log.close()
+    process_stop(proc)
 
 
 @pytest.fixture
@@ -128,46 +112,13 @@ def outbox_relay_for_server(asgi_server: AsgiServer) -> Iterator[subprocess.Pope
 @pytest.fixture
 def celery_worker_for_server(asgi_server: AsgiServer) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker on the test database (agent replies are sent by it)."""
-    log = open(ROOT / "var" / "e2e-worker.log", "ab")  # noqa: SIM115 - closed in teardown
-    name = f"browser-{os.getpid()}"
     relay = outbox_relay_start(_server_env(asgi_server.url))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-P",
-            "solo",
-            "-l",
-            "info",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"{name}@%h",
-        ],
-        cwd=ROOT,
-        env=_server_env(asgi_server.url),
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    proc = celery_worker_start(
+        _server_env(asgi_server.url), name=f"browser-{os.getpid()}", log_name="e2e-worker.log"
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"celery worker exited with {proc.returncode}; see var/e2e-worker.log")
-        replies = celery_app.control.ping(timeout=0.5) or []
-        if any(f"{name}@" in worker for reply in replies for worker in reply):
-            break
-    else:
-        proc.kill()
-        raise RuntimeError("celery worker did not become ready in 60 s")
     yield proc
     process_stop(relay)
-    _stop(proc)
-    log.close()
+    process_stop(proc)
 
 
 @dataclass

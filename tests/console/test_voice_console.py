@@ -97,10 +97,16 @@ def test_click_to_call_button_places_a_call(
 
     message = inbound(sms_channel, CALLER, "Please call me")
     page = agent_client.get(f"/conversations/{message.conversation_id}/").content.decode()
-    assert "disabled" in page.split('class="click-to-call"')[1].split("</form>")[0]
+    form = page.split('class="click-to-call"')[1].split("</form>")[0]
+    assert "disabled" in form
+    # Why it is disabled is on the page, not only in a tooltip.
+    reason = "Calls ring your phone first: an admin adds your number to your membership."
+    assert f'<span id="call-disabled-reason" class="disabled-reason">{reason}</span>' in form
+    assert 'aria-describedby="call-disabled-reason"' in form
     Membership.objects.filter(user=agent).update(phone="+14155550777")
     page = agent_client.get(f"/conversations/{message.conversation_id}/").content.decode()
-    assert "disabled" not in page.split('class="click-to-call"')[1].split("</form>")[0]
+    form = page.split('class="click-to-call"')[1].split("</form>")[0]
+    assert "disabled" not in form
     with django_capture_on_commit_callbacks(execute=True):
         resp = agent_client.post(f"/conversations/{message.conversation_id}/call/", follow=True)
     assert "Calling your phone" in resp.content.decode()

@@ -1,6 +1,8 @@
-"""Real processes for the fault tests: a private Redis and a private PostgreSQL cluster that a test may stop
-and start (the machine's shared services are never touched), and the platform's own processes (uvicorn,
-Celery worker and beat, the outbox relay) started with an environment that points at them."""
+"""Real processes for the end-to-end tests: how the platform's own processes (Celery worker, the outbox
+relay, uvicorn, beat) are started, logged under ``VAR`` (``ENGAGEMENT_VAR_DIR``), waited for and stopped
+(one place: the fixtures of ``tests/conftest.py``, ``tests/browser/conftest.py`` and the e2e modules use
+these); and, for the fault tests, a private Redis and a private PostgreSQL cluster that a test may stop and
+start (the machine's shared services are never touched)."""
 
 from __future__ import annotations
 
@@ -17,9 +19,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
-VAR = ROOT / "var"
+VAR = Path(settings.VAR_DIR)  # ENGAGEMENT_VAR_DIR
 
 
 def free_port() -> int:
@@ -41,6 +46,85 @@ def _wait(predicate: object, timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"{what} not ready in {timeout} s")
+
+
+# ---------------------------------------------------------------- the platform's processes
+
+
+def process_spawn(cmd: list[str], *, env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+    """``cmd`` run from the repository root with ``env``, its output appended to ``VAR / log_name``."""
+    VAR.mkdir(parents=True, exist_ok=True)
+    log = open(VAR / log_name, "ab")  # noqa: SIM115 - the child keeps its own descriptor
+    try:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+
+
+def process_stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGTERM (a worker finishes its task, the relay its batch), SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def celery_worker_command(
+    name: str,
+    *,
+    pool: str = "solo",
+    concurrency: int = 1,
+    loglevel: str = "info",
+    beat_schedule: Path | None = None,
+) -> list[str]:
+    """``celery worker`` as the tests run it: node ``name@<host>``, no gossip, mingle or heartbeat (one
+    worker has nobody to talk to), with beat embedded when ``beat_schedule`` names its state file."""
+    beat = ["-B", "-s", str(beat_schedule)] if beat_schedule is not None else []
+    return [
+        *[sys.executable, "-m", "celery", "-A", "config", "worker", *beat],
+        *["-P", pool, "-c", str(concurrency), "-l", loglevel],
+        *["--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
+    ]
+
+
+def celery_worker_wait_ready(
+    proc: subprocess.Popen[bytes], *, name: str, log_name: str, timeout: float = 60
+) -> None:
+    """Until the worker node ``name`` answers a ping (it consumes tasks); raises if it exits or is not up
+    in ``timeout`` seconds (then it is killed)."""
+    from config.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited with {proc.returncode}; see {VAR / log_name}")
+        replies = app.control.ping(timeout=0.5) or []
+        if any(f"{name}@" in node for reply in replies for node in reply):
+            return
+    proc.kill()
+    raise RuntimeError(f"celery worker did not become ready in {timeout:.0f} s; see {VAR / log_name}")
+
+
+def celery_worker_start(
+    env: dict[str, str], *, name: str, log_name: str, wait: bool = True, **options: Any
+) -> subprocess.Popen[bytes]:
+    """A ``celery worker`` process (``options``: those of :func:`celery_worker_command`) on ``env``,
+    waited for until it consumes tasks unless ``wait`` is false."""
+    proc = process_spawn(celery_worker_command(name, **options), env=env, log_name=log_name)
+    if wait:
+        celery_worker_wait_ready(proc, name=name, log_name=log_name)
+    return proc
+
+
+def outbox_relay_start(env: dict[str, str], log_name: str = "e2e-relay.log") -> subprocess.Popen[bytes]:
+    """``manage.py outbox_relay`` (the production relay) on ``env``; stop it with :func:`process_stop`."""
+    return process_spawn([sys.executable, "manage.py", "outbox_relay"], env=env, log_name=log_name)
+
+
+# ---------------------------------------------------------------- private services for the fault tests
 
 
 @dataclass
@@ -185,11 +269,7 @@ class Platform:
     web_url: str = ""
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
-        log = open(VAR / f"e2e-{name}.log", "ab")  # noqa: SIM115 - the child keeps its own descriptor
-        try:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        finally:
-            log.close()
+        proc = process_spawn(cmd, env=self.env, log_name=f"e2e-{name}.log")
         self.procs[name] = proc
         return proc
 
@@ -200,7 +280,7 @@ class Platform:
 
         def serving() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError("uvicorn exited; see var/e2e-web.log")
+                raise RuntimeError(f"uvicorn exited; see {VAR / 'e2e-web.log'}")
             try:
                 with urllib.request.urlopen(f"{self.web_url}/healthz", timeout=2) as resp:
                     return bool(resp.status == 200)
@@ -213,12 +293,13 @@ class Platform:
     def worker(
         self, name: str = "worker", *, pool: str = "solo", concurrency: int = 1
     ) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", pool, "-c", str(concurrency)]
-        flags = ["-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-        return self._spawn(name, [*cmd, *flags, "-n", f"{name}-{os.getpid()}@%h"])
+        cmd = celery_worker_command(f"{name}-{os.getpid()}", pool=pool, concurrency=concurrency)
+        return self._spawn(name, cmd)
 
     def relay(self) -> subprocess.Popen[bytes]:
-        return self._spawn("relay", [sys.executable, "manage.py", "outbox_relay"])
+        proc = outbox_relay_start(self.env, log_name="e2e-relay.log")
+        self.procs["relay"] = proc
+        return proc
 
     def beat(self) -> subprocess.Popen[bytes]:
         schedule = VAR / f"e2e-beat-{os.getpid()}"

@@ -16,11 +16,9 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,11 +30,11 @@ from engagement.campaigns.services import campaign_launch, campaign_pause, campa
 from engagement.models import CampaignRecipient, CampaignRun, CampaignSettings
 from tests import factories
 from tests.campaigns.helpers import audience_create, sms_campaign, tag_segment
-from tests.conftest import database_url_for_tests, outbox_relay_start, process_stop, wait_for
+from tests.conftest import database_url_for_tests, wait_for
+from tests.e2e.processes import celery_worker_start, outbox_relay_start, process_stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 N = int(os.environ.get("CAMPAIGN_E2E_RECIPIENTS", "400"))
 KILLS = int(os.environ.get("CAMPAIGN_E2E_KILLS", "5"))
 
@@ -61,35 +59,18 @@ class Worker:
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = open(ROOT / "var" / "e2e-campaign-worker.log", "ab")  # noqa: SIM115 - closed in stop()
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-P",
-                "threads",
-                "-c",
-                "4",
-                "-l",
-                "warning",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"campaign-e2e-{os.getpid()}-{self.starts}@%h",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        self.proc = celery_worker_start(
+            self.env,
+            name=f"campaign-e2e-{os.getpid()}-{self.starts}",
+            log_name="e2e-campaign-worker.log",
+            wait=False,
+            pool="threads",
+            concurrency=4,
+            loglevel="warning",
         )
 
     def kill(self) -> None:
@@ -98,13 +79,8 @@ class Worker:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
+        if self.proc is not None:
+            process_stop(self.proc)
 
 
 class Beat(threading.Thread):

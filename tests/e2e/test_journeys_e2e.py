@@ -8,8 +8,6 @@ branch at once. The same for a custom event posted through ``POST /api/v1/events
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +23,12 @@ from engagement.journeys.services import journey_create, journey_publish
 from engagement.models import AgentTask, Enrollment, Interaction, Membership
 from engagement.services.tenancy import api_key_create
 from tests import factories
-from tests.conftest import database_url_for_tests, outbox_relay_start, process_stop, wait_for
+from tests.conftest import database_url_for_tests, wait_for
+from tests.e2e.processes import celery_worker_start, outbox_relay_start, process_stop
 from tests.fakes.twilio_server import NO_ANSWER_NUMBER, post_twilio_webhook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 ALWAYS_OPEN = {day: ["00:00", "23:59"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 ALICE, BOB, CAROL = "+14155550101", "+14155550102", "+14155550103"
 
@@ -53,34 +51,21 @@ def worker_with_beat(live_server: Any, settings: Any, tmp_path: Path) -> Iterato
         "JOURNEYS_CLOCK_FILE": str(clock),
         "JOURNEYS_TICK_BUDGET_SECONDS": "0.8",
     }
-    log = open(ROOT / "var" / "e2e-journeys-worker.log", "ab")  # noqa: SIM115 - closed in teardown
-    worker = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "-B",
-            "-s", str(tmp_path / "beat-schedule"),
-            "-P", "threads", "-c", "4", "-l", "info",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "-n", f"journeys-e2e-{os.getpid()}@%h",
-        ],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    relay = outbox_relay_start(env, log_name="e2e-journeys-relay.log")
     celery_app.conf.task_always_eager = False
+    worker = celery_worker_start(
+        env,
+        name=f"journeys-e2e-{os.getpid()}",
+        log_name="e2e-journeys-worker.log",
+        pool="threads",
+        concurrency=4,
+        beat_schedule=tmp_path / "beat-schedule",
+    )
+    relay = outbox_relay_start(env, log_name="e2e-journeys-relay.log")
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError(f"worker exited with {worker.returncode}; see var/e2e-journeys-worker.log")
-            replies = celery_app.control.ping(timeout=0.5) or []
-            if any(f"journeys-e2e-{os.getpid()}@" in name for reply in replies for name in reply):
-                break
-        else:
-            raise RuntimeError("celery worker did not become ready in 60 s")
         yield clock
     finally:
         process_stop(relay)
         process_stop(worker)
-        log.close()
 
 
 def _wait_reply_journey(workspace: Any, sms: Any, trigger: dict[str, Any], body: str) -> Any:

@@ -78,9 +78,14 @@ def test_make_run_brings_everything_up_and_ctrl_c_stops_it(tmp_path):
     try:
         page = _wait_ready(proc, port, log)
         assert "csrfmiddlewaretoken" in page
+        time.sleep(3)  # three campaign ticks
     finally:
         out = _stop(proc, log)
     assert "login agent / demo-pass-123" in out
+    # The banner stays on screen: the once-a-second campaign tick writes no INFO lines below it.
+    after_banner = out.split("Press Ctrl-C to stop everything.", 1)[1]
+    assert "campaigns_tick" not in after_banner
+    assert "campaigns-tick" not in after_banner
     assert re.search(r"Console:\s+http://127\.0\.0\.1:\d+/", out)
     assert "starting embedded PostgreSQL" in out
     assert (var_dir / "postgres" / "data" / "PG_VERSION").exists()

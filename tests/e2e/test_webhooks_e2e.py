@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +18,8 @@ from engagement.models import Interaction, WebhookDelivery, WebhookEndpoint
 from engagement.services.tenancy import api_key_create
 from engagement.webhooks.services import webhook_endpoint_create
 from tests import factories
-from tests.conftest import ROOT, database_url_for_tests, load_payload, wait_for
+from tests.conftest import database_url_for_tests, load_payload, wait_for
+from tests.e2e.processes import VAR, celery_worker_start, process_stop
 from tests.fakes.twilio_server import post_twilio_webhook
 from tests.fakes.webhook_receiver import WebhookReceiver
 
@@ -32,7 +31,6 @@ def webhook_worker(live_server: Any, transactional_db: None) -> Iterator[subproc
     """A real ``celery worker -B`` (embedded beat) on the test database, with a short retry schedule."""
     from django.conf import settings
 
-    (ROOT / "var").mkdir(exist_ok=True)
     env = {
         **os.environ,
         "DATABASE_URL": database_url_for_tests(),
@@ -45,55 +43,13 @@ def webhook_worker(live_server: Any, transactional_db: None) -> Iterator[subproc
         "WEBHOOKS_POLL_SECONDS": "0.5",
         "WEBHOOKS_DISABLE_AFTER_FAILED_DELIVERIES": "1",
     }
-    log = open(ROOT / "var" / "e2e-webhooks-worker.log", "ab")  # noqa: SIM115 - closed in teardown
-    schedule = ROOT / "var" / f"e2e-webhooks-beat-{os.getpid()}"
-    name = f"e2e-webhooks-{os.getpid()}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-B",
-            "-s",
-            str(schedule),
-            "-P",
-            "solo",
-            "-l",
-            "info",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"{name}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    schedule = VAR / f"e2e-webhooks-beat-{os.getpid()}"
     celery_app.conf.task_always_eager = False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"celery worker exited with {proc.returncode}; see var/e2e-webhooks-worker.log"
-            )
-        replies = celery_app.control.ping(timeout=0.5) or []
-        if any(f"{name}@" in n for reply in replies for n in reply):
-            break
-    else:
-        proc.kill()
-        raise RuntimeError("celery worker did not become ready in 60 s")
+    proc = celery_worker_start(
+        env, name=f"e2e-webhooks-{os.getpid()}", log_name="e2e-webhooks-worker.log", beat_schedule=schedule
+    )
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    process_stop(proc)
     for path in schedule.parent.glob(schedule.name + "*"):
         path.unlink(missing_ok=True)
 

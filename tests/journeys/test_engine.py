@@ -350,3 +350,20 @@ def test_delay_until_local_time_in_the_customers_zone(workspace, sms):
     assert enrollment.due_at is not None
     local = enrollment.due_at.astimezone(ZoneInfo("Asia/Tokyo"))
     assert (local.hour, local.minute) == (9, 0)
+
+
+def test_a_test_run_shows_the_path_without_changing_anything(workspace, sms):
+    journey = missed_call_like(workspace, sms)
+    customer = factories.customer_create(workspace, ("phone", "+14155550100"), tags=["vip"])
+    from engagement.journeys.engine import journey_simulate
+
+    path = journey_simulate(journey=journey, customer=customer)
+    assert [(p["key"], p["decision"]) for p in path] == [
+        ("sorry", "send on sms to +14155550100"),
+        ("wait", "wait for reply: assumed 3600 s pass without it"),
+        ("task", "create the task 'Call this customer back'"),
+    ]
+    matched = journey_simulate(journey=journey, customer=customer, waits="matched")
+    assert [p["key"] for p in matched] == ["sorry", "wait", "replied"]
+    assert not Enrollment.objects.exists()
+    assert not Interaction.objects.filter(direction="outbound").exists()

@@ -129,6 +129,48 @@ def test_the_demo_page_embeds_the_seeded_widget(client: Client) -> None:
     assert "http://127.0.0.1:8000" in channel.config["allowed_origins"]
 
 
+def _emoji(text: str) -> list[str]:
+    """Pictographs (emoji blocks): they show as empty boxes where the visitor has no emoji font."""
+    return [c for c in text if 0x1F300 <= ord(c) <= 0x1FAFF or 0x2600 <= ord(c) <= 0x26FF]
+
+
+@pytest.mark.django_db
+def test_the_demo_copy_does_not_contradict_itself_and_uses_no_emoji(client: Client) -> None:
+    """The page says how this page is allowed (allow_platform_origin) beside the rule for other sites; the
+    greeting makes no promise of its own beside the "when to expect a reply" notice; icons are SVG."""
+    from django.contrib.staticfiles import finders
+
+    from channels_inbound.webchat.services import webchat_public_config
+    from engagement.services.demo import demo_workspace_seed
+
+    demo_workspace_seed()
+    channel = Channel.objects.get(workspace__slug="demo", kind="webchat")
+    page = client.get("/webchat/demo/").content.decode()
+    assert "allowed_origins" in page
+    assert "allow_platform_origin" in page
+    config = webchat_public_config(channel=channel)
+    assert "minute" not in config["greeting"]
+    assert "hour" not in config["greeting"]
+    assert _emoji(page) == []
+    widget = finders.find("webchat/widget.js")
+    assert widget is not None
+    with open(widget, encoding="utf-8") as f:
+        assert _emoji(f.read()) == []
+
+
+@pytest.mark.django_db
+def test_an_older_demo_greeting_is_replaced_on_the_next_seed() -> None:
+    from engagement.services.demo import demo_workspace_seed
+
+    demo_workspace_seed()
+    channel = Channel.objects.get(workspace__slug="demo", kind="webchat")
+    channel.config = {**channel.config, "greeting": "Hi! Ask us anything - we usually answer within minutes."}
+    channel.save(update_fields=["config"])
+    demo_workspace_seed()
+    channel.refresh_from_db()
+    assert channel.config["greeting"] == "Hi! Ask us anything."
+
+
 @pytest.mark.django_db
 def test_a_same_origin_page_without_an_origin_header_gets_the_config(client, workspace):
     """Browsers send no Origin on a same-origin GET (the demo page on our own origin): the browser-set

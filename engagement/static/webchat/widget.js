@@ -44,6 +44,29 @@
     return node;
   }
 
+  // Line icons as inline SVG (paths from Feather Icons, MIT): an emoji depends on the visitor's fonts and
+  // shows as an empty box where none has it.
+  var ICONS = {
+    chat: ["M21 11.5a8.38 8.38 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.38 8.38 0 0 1-3.8-.9L3 21l1.9-5.7a8.38 8.38 0 0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.38 8.38 0 0 1 3.8-.9h.5a8.48 8.48 0 0 1 8 8v.5z"],
+    attach: ["M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48"],
+    file: ["M13 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V9z", "M13 2v7h7"]
+  };
+
+  function icon(name) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    var attrs = { viewBox: "0 0 24 24", fill: "none", stroke: "currentColor", "stroke-width": "2",
+      "stroke-linecap": "round", "stroke-linejoin": "round", "aria-hidden": "true", focusable: "false",
+      class: "icon" };
+    Object.keys(attrs).forEach(function (k) { svg.setAttribute(k, attrs[k]); });
+    ICONS[name].forEach(function (d) {
+      var path = document.createElementNS(ns, "path");
+      path.setAttribute("d", d);
+      svg.appendChild(path);
+    });
+    return svg;
+  }
+
   function newClientId() {
     var bytes = new Uint8Array(16);
     window.crypto.getRandomValues(bytes);
@@ -54,7 +77,10 @@
     ":host{all:initial;--c:#2563eb}",
     "*{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}",
     ".launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:56px;height:56px;border-radius:50%;",
-    "border:0;cursor:pointer;color:#fff;background:var(--c);box-shadow:0 4px 14px rgba(0,0,0,.25);font-size:24px}",
+    "border:0;cursor:pointer;color:#fff;background:var(--c);box-shadow:0 4px 14px rgba(0,0,0,.25);",
+    "display:flex;align-items:center;justify-content:center}.launcher .icon{width:26px;height:26px}",
+    ".icon{width:18px;height:18px;display:block}.file-link{display:inline-flex;gap:4px;align-items:center}",
+    ".file-link .icon{width:14px;height:14px;flex:none}",
     ".badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;border-radius:10px;background:#dc2626;",
     "color:#fff;font-size:12px;line-height:20px;text-align:center;padding:0 5px}",
     ".panel{position:fixed;right:20px;bottom:88px;z-index:2147483000;width:360px;max-width:calc(100vw - 40px);",
@@ -86,7 +112,8 @@
   var host = el("div", { id: "engagement-chat" });
   var root = host.attachShadow({ mode: "open" });
   root.appendChild(el("style", cspNonce ? { nonce: cspNonce } : null, CSS));
-  var launcher = el("button", { class: "launcher", id: "ec-launcher", type: "button", "aria-label": "Open chat" }, "💬");
+  var launcher = el("button", { class: "launcher", id: "ec-launcher", type: "button", "aria-label": "Open chat" });
+  launcher.appendChild(icon("chat"));
   var badge = el("span", { class: "badge", hidden: "" });
   launcher.appendChild(badge);
   var panel = el("section", { class: "panel", id: "ec-panel", hidden: "", role: "dialog", "aria-label": "Chat" });
@@ -107,7 +134,8 @@
   var compose = el("form", { class: "compose", id: "ec-compose" });
   var input = el("textarea", { id: "ec-input", placeholder: "Write a message…", "aria-label": "Message" });
   var fileInput = el("input", { type: "file", id: "ec-file", hidden: "" });
-  var attachBtn = el("button", { type: "button", class: "attach", id: "ec-attach", "aria-label": "Attach a file" }, "📎");
+  var attachBtn = el("button", { type: "button", class: "attach", id: "ec-attach", "aria-label": "Attach a file" });
+  attachBtn.appendChild(icon("attach"));
   var sendBtn = el("button", { type: "submit", class: "send", id: "ec-send" }, "Send");
   compose.appendChild(input); compose.appendChild(fileInput); compose.appendChild(attachBtn); compose.appendChild(sendBtn);
   [head, notice, log, typing, status, compose].forEach(function (n) { panel.appendChild(n); });
@@ -143,7 +171,9 @@
           img.src = url;
           bubble.appendChild(img);
         } else {
-          var link = el("a", { target: "_blank", rel: "noopener noreferrer" }, "📄 " + (a.name || "file"));
+          var link = el("a", { target: "_blank", rel: "noopener noreferrer", class: "file-link" });
+          link.appendChild(icon("file"));
+          link.appendChild(el("span", null, a.name || "file"));
           link.href = url;
           bubble.appendChild(el("div")).appendChild(link);
         }
@@ -169,7 +199,8 @@
 
   function showAvailability(av) {
     if (!av) return;
-    subtitle.textContent = av.online ? "We're online" : av.reply_time_text;
+    // Away: the notice below says when to expect a reply (said once, not twice).
+    subtitle.textContent = av.online ? "We're online" : "We're away right now";
     var askEmail = !av.online && !(welcomed && welcomed.has_email) && !store("email");
     noticeText.textContent = av.online ? "" : av.reply_time_text + (askEmail ? " Leave your email and we'll continue there." : "");
     emailForm.hidden = !askEmail;
@@ -292,7 +323,7 @@
       return;
     }
     var cid = newClientId();
-    render({ client_id: cid, from: "visitor", body: "📎 " + file.name }, "pending");
+    render({ client_id: cid, from: "visitor", body: "Attachment: " + file.name }, "pending");
     var form = new FormData();
     form.append("visitor", sessionToken || visitorToken);
     form.append("client_id", cid);
