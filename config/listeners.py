@@ -9,20 +9,21 @@ from channels_outbound.listeners import outbound_delivery_listener
 from customers.listeners import import_run_listener
 from engagement import events
 from engagement.inbound import inbound_ingestor_register
+from engagement.journeys.triggers import JOURNEY_EVENT_NAMES
 from engagement.listeners import (
     assignment_listener,
     attachment_fetch_listener,
-    automation_listener,
     csat_reply_listener,
+    journeys_listener,
     realtime_listener,
 )
-from engagement.services.automation import AUTOMATION_TRIGGERS
 from engagement.webhooks.catalog import DOMAIN_EVENTS as WEBHOOK_DOMAIN_EVENTS
 from engagement.webhooks.services import webhooks_listener
 
 LISTENERS: tuple[events.Listener, ...] = (
-    # Automation rules: a Celery task per triggering event.
-    events.Listener(name="automation", handler=automation_listener, names=AUTOMATION_TRIGGERS),
+    # Journeys (automation rules are one-step journeys): goals, exits and waits at once, triggers enroll;
+    # the steps run in a Celery task (engagement/journeys/).
+    events.Listener(name="journeys", handler=journeys_listener, names=JOURNEY_EVENT_NAMES),
     # Assignment of a new conversation: its customer's thread's assignee, or its team's round-robin.
     events.Listener(
         name="assignment", handler=assignment_listener, names=frozenset({events.CONVERSATION_OPENED})

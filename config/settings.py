@@ -241,6 +241,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": float(os.environ.get("CAMPAIGN_TICK_SECONDS", "1")),
         "options": {"expires": 5},
     },
+    "journeys-tick": {
+        "task": "engagement.journeys.tasks.journeys_tick",
+        "schedule": float(os.environ.get("JOURNEYS_TICK_SECONDS", "1")),
+        "options": {"expires": 5},
+    },
+    # Segment entered/left and date-attribute triggers (engagement/journeys/periodic.py).
+    "journeys-evaluate": {
+        "task": "engagement.journeys.tasks.journeys_evaluate",
+        "schedule": float(os.environ.get("JOURNEYS_EVALUATE_SECONDS", "60")),
+        "options": {"expires": 50},
+    },
     "purge-idempotency-records": {
         "task": "engagement.tasks.idempotency_records_purge",
         "schedule": 3600.0,
@@ -503,6 +514,15 @@ CAMPAIGN_REQUEUE_AFTER_SECONDS = float(os.environ.get("CAMPAIGN_REQUEUE_AFTER_SE
 # A message left "sending" (the worker died around the provider call) with no provider answer or status
 # callback after this is "unknown": never resent blindly (at most once on ambiguity).
 CAMPAIGN_AMBIGUOUS_AFTER_SECONDS = float(os.environ.get("CAMPAIGN_AMBIGUOUS_AFTER_SECONDS", "300"))
+
+# Journeys (engagement/journeys/). Due enrollments claimed per batch, their lease (a claimed row whose
+# worker died is claimable again after it), how long one tick works before handing the worker back.
+JOURNEYS_BATCH_SIZE = int(os.environ.get("JOURNEYS_BATCH_SIZE", "200"))
+JOURNEYS_LEASE_SECONDS = float(os.environ.get("JOURNEYS_LEASE_SECONDS", "60"))
+JOURNEYS_TICK_BUDGET_SECONDS = float(os.environ.get("JOURNEYS_TICK_BUDGET_SECONDS", "2"))
+# Tests only: a file holding seconds added to the journeys' clock (engagement/journeys/clock.py), so an
+# end-to-end test can let "an hour" pass for its worker and beat. Empty in production.
+JOURNEYS_CLOCK_FILE = os.environ.get("JOURNEYS_CLOCK_FILE", "")
 
 # Webchat widget (channels_inbound/webchat/). Rate limits are (count, window seconds), counted in Redis.
 WEBCHAT_MAX_MESSAGE_CHARS = int(os.environ.get("WEBCHAT_MAX_MESSAGE_CHARS", "5000"))

@@ -1,7 +1,8 @@
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpRequest
 
 from engagement.credentials import MASK, SECRET_CONFIG_KEYS, config_masked, config_unmask
 from engagement.models import (
@@ -61,9 +62,28 @@ class ChannelAdmin(admin.ModelAdmin):
 
 @admin.register(AutomationRule)
 class AutomationRuleAdmin(admin.ModelAdmin):
+    """Read-only: automation rules are one-step journeys now, edited in the console (Journeys,
+    /journeys/). A rule's journey is linked from here; changing the rule row would not change it."""
+
     list_display = ("name", "workspace", "enabled", "trigger", "channel_kind", "match_type", "keywords")
     list_filter = ("workspace", "enabled", "trigger")
-    list_editable = ("enabled",)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        messages.info(
+            request,
+            "Automation rules are edited in the console under Journeys (/journeys/): each rule is a "
+            "one-step journey there. This list is read-only.",
+        )
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ApiKey)

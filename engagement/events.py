@@ -57,6 +57,9 @@ CONSENT_CHANGED = "consent.changed"
 SLA_BREACHED = "sla.breached"
 # A customer answered a satisfaction survey (``data``: csat_id, score, resolution_id).
 CSAT_RECEIVED = "csat.received"
+# A journey's "call an outbound webhook" step (``data``: journey_id, enrollment_id, step, name, data);
+# the outbound webhooks listener delivers it to the endpoints subscribed to "journey.webhook".
+JOURNEY_WEBHOOK = "journey.webhook"
 
 
 def _event_id() -> str:

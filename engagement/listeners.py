@@ -4,18 +4,20 @@ place: ``config/listeners.py``."""
 from __future__ import annotations
 
 from engagement.events import DomainEvent
+from engagement.journeys.tasks import journeys_advance_task
+from engagement.journeys.triggers import journeys_event_handle
 from engagement.realtime import push_to_workspace
-from engagement.tasks import (
-    auto_assign_conversation_task,
-    csat_reply_record_task,
-    fetch_attachment_task,
-    run_automations_task,
-)
+from engagement.tasks import auto_assign_conversation_task, csat_reply_record_task, fetch_attachment_task
 
 
-def automation_listener(event: DomainEvent) -> None:
-    """Automation rules run in a Celery task, never on the request path."""
-    run_automations_task.delay(event.as_dict())
+def journeys_listener(event: DomainEvent) -> None:
+    """Journeys (automation rules included): goals, exits and waits act here, in the event's
+    after-commit handling (the relay), so a reply reaches its waiting enrollment at once; the steps
+    that follow (sends…) run in a Celery task. The scheduler also finds those enrollments due now, so
+    a lost task delays them by a tick, never drops them."""
+    due = journeys_event_handle(event=event)
+    if due:
+        journeys_advance_task.delay(due)
 
 
 def realtime_listener(event: DomainEvent) -> None:

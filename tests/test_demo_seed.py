@@ -103,3 +103,12 @@ def test_seed_demo_command_runs_outside_a_test_transaction_and_twice():
     names = sorted(Campaign.objects.filter(workspace__slug="demo").values_list("name", "state"))
     assert len(names) == 2, names
     assert any(state == "completed" for _, state in names), names
+    from engagement.models import Journey
+    from engagement.services.demo import DEMO_JOURNEY_BROCHURE, DEMO_JOURNEY_MISSED_CALL
+
+    journeys = dict(
+        Journey.objects.filter(workspace__slug="demo", automation_rule__isnull=True).values_list(
+            "name", "status"
+        )
+    )
+    assert journeys == {DEMO_JOURNEY_MISSED_CALL: "live", DEMO_JOURNEY_BROCHURE: "live"}

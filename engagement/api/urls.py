@@ -5,6 +5,7 @@ from . import (
     campaigns_api,
     conversations_api,
     customers_api,
+    journeys_api,
     reports_api,
     search_api,
     segments_api,
@@ -32,11 +33,14 @@ router.register("webhook-deliveries", webhooks_api.WebhookDeliveryViewSet, basen
 
 router.register("segments", segments_api.SegmentViewSet, basename="segment")
 router.register("campaigns", campaigns_api.CampaignViewSet, basename="campaign")
+router.register("journeys", journeys_api.JourneyViewSet, basename="journey")
+router.register("enrollments", journeys_api.EnrollmentViewSet, basename="enrollment")
 
 urlpatterns = [
     path("messages/", views.MessageCreate.as_view(), name="message-create"),
     path("search/", search_api.SearchView.as_view(), name="search"),
     path("reports/<str:name>/", reports_api.ReportView.as_view(), name="report"),
+    path("events/", journeys_api.EventTrackView.as_view(), name="event-track"),
     path("webhook-event-types/", webhooks_api.WebhookEventTypeList.as_view(), name="webhook-event-types"),
     *router.urls,
 ]

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from customers.consent import consent_history, consent_record, consent_summary
 from customers.directory import customer_directory, customer_tags_in_use
 from customers.duplicates import merge_suggestion_accept, merge_suggestion_dismiss, merge_suggestion_list
+from customers.events import customer_events_recent
 from customers.lookup import customer_resolve_current_or_none
 from customers.merging import (
     MergeRejected,
@@ -50,6 +51,7 @@ from engagement.services import console_queries as q
 from engagement.services.inbox import customer_label, thread_high_water_mark
 
 from .forms import CustomerCreateForm
+from .journey_views import customer_journeys_context
 from .workspace import ConsoleRequest, admin_required, console_render, console_view
 
 
@@ -94,6 +96,7 @@ def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
         "customer_label": customer_label(customer, identities),
         "live_mark": thread_high_water_mark(workspace=request.workspace),
         "timeline_limit": q.TIMELINE_LIMIT,
+        "custom_events": customer_events_recent(customer=customer),
         "identities": identities,
         "zone": zone,
         "zone_source": zone_source,
@@ -104,6 +107,7 @@ def customer_profile(request: ConsoleRequest, customer_id: int) -> HttpResponse:
         "suggestions": merge_suggestion_list(workspace=request.workspace, customer=customer),
         "merges": merge_list_for_customer(workspace=request.workspace, customer=customer),
         "preview": preview,
+        **customer_journeys_context(request, customer),
         "channels": ConsentChannel.choices,
         "purposes": [("", "Every purpose"), *ConsentPurpose.choices],
         "statuses": ConsentStatus.choices,

@@ -4,6 +4,7 @@ from django.urls import path
 from . import (
     calls,
     customer_views,
+    journey_views,
     report_views,
     search_views,
     segment_views,
@@ -31,6 +32,24 @@ urlpatterns = [
     path("segments/<int:segment_id>/", segment_views.segment_detail, name="segment"),
     path("segments/<int:segment_id>/upload/", segment_views.segment_upload, name="segment_upload"),
     path("segments/<int:segment_id>/delete/", segment_views.segment_delete_view, name="segment_delete"),
+    path("journeys/", journey_views.journey_list, name="journeys"),
+    path("journeys/<int:journey_id>/", journey_views.journey_detail, name="journey"),
+    path("journeys/<int:journey_id>/settings/", journey_views.journey_settings_view, name="journey_settings"),
+    path("journeys/<int:journey_id>/test/", journey_views.journey_test_view, name="journey_test"),
+    path(
+        "journeys/<int:journey_id>/steps/<str:action>/",
+        journey_views.journey_step_action,
+        name="journey_step_action",
+    ),
+    path("journeys/<int:journey_id>/step/<str:key>/", journey_views.journey_step_view, name="journey_step"),
+    path("journeys/<int:journey_id>/<str:verb>/", journey_views.journey_state_view, name="journey_state"),
+    path(
+        "enrollments/<int:enrollment_id>/remove/",
+        journey_views.enrollment_remove_view,
+        name="enrollment_remove",
+    ),
+    path("tasks/", journey_views.task_list, name="tasks"),
+    path("tasks/<int:task_id>/done/", journey_views.task_done_view, name="task_done"),
     path("conversations/<int:conversation_id>/", views.conversation_detail, name="conversation"),
     path(
         "conversations/<int:conversation_id>/status/",

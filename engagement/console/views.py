@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods, require_POST
 
+from customers.events import customer_events_recent
 from customers.identifiers import identities_reply_refusal
 from customers.lookup import customer_resolve_current_or_none
 from customers.models import Customer
@@ -38,6 +39,7 @@ from engagement.services.tenancy import (
 )
 
 from .forms import ApiKeyCreateForm, ConversationStatusForm, ReplyForm, SimulatorForm, WorkspaceSwitchForm
+from .journey_views import tasks_for
 from .team_views import SNOOZE_CHOICES
 from .workspace import SESSION_KEY, ConsoleRequest, admin_required, console_render, console_view
 
@@ -150,6 +152,7 @@ def _timeline_context(request: ConsoleRequest, customer: Customer) -> dict[str, 
     return {
         # Private notes between the messages, in time order (the template tells them by ``is_note``).
         "items": inbox_service.timeline_with_notes(interactions=interactions, notes=notes),
+        "custom_events": customer_events_recent(customer=customer),
         "interactions": interactions,
         "truncated": truncated,
         "timeline_limit": q.TIMELINE_LIMIT,
@@ -221,6 +224,7 @@ def _thread(
         if conversation is not None
         else "",
         "conversation_ids": q.conversation_ids_for_customer(workspace=request.workspace, customer=customer),
+        "customer_tasks": tasks_for(request, scope="all", customer=customer),
         "form": form,
         "options": options,
         "selected": selected,

@@ -20,6 +20,18 @@ from .insights import (
     SlaMetric,
     SlaPolicy,
 )
+from .journeys import (
+    AgentTask,
+    Enrollment,
+    EnrollmentState,
+    Journey,
+    JourneySegmentMember,
+    JourneyStatus,
+    JourneyStepRun,
+    JourneyVersion,
+    ReentryPolicy,
+    StepOutcome,
+)
 from .outbox import OutboxEvent
 from .segments import Segment, SegmentKind, SegmentMember
 from .teamwork import CannedResponse, Label, Note, Team
@@ -27,6 +39,7 @@ from .tenancy import ApiKey, CustomerReadMarker, IdempotencyRecord, Membership, 
 from .webhooks import DeliveryState, DisabledReason, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "AgentTask",
     "ApiKey",
     "Attachment",
     "AutomationRule",
@@ -46,14 +59,22 @@ __all__ = [
     "CustomerReadMarker",
     "DeliveryState",
     "DisabledReason",
+    "Enrollment",
+    "EnrollmentState",
     "IdempotencyRecord",
     "Interaction",
     "InteractionStatus",
+    "Journey",
+    "JourneySegmentMember",
+    "JourneyStatus",
+    "JourneyStepRun",
+    "JourneyVersion",
     "Label",
     "Membership",
     "Note",
     "OutboxEvent",
     "RecipientState",
+    "ReentryPolicy",
     "Role",
     "RunState",
     "Segment",
@@ -62,6 +83,7 @@ __all__ = [
     "SlaBreach",
     "SlaMetric",
     "SlaPolicy",
+    "StepOutcome",
     "Team",
     "WebhookAttempt",
     "WebhookDelivery",

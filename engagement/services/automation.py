@@ -1,47 +1,25 @@
-"""Automation: rules as data, run by a Celery task on domain events after commit."""
+"""Automation rules: one-step journeys (a trigger and a reply), run by the journey engine.
+
+The helpers here (who answered, where an answer goes, the rule's Django-template reply) are what the
+engine's send step uses for a rule's answer; :func:`automations_run` runs a rule set for one event."""
 
 from __future__ import annotations
 
 import logging
-import re
 
 from django.db.models import Q
 from django.template import Context, Template, TemplateSyntaxError
 
 from engagement import events
-from engagement.models import AutomationRule, Channel, Conversation, Interaction
-from engagement.models.automation import Action, MatchType
+from engagement.models import Channel, Conversation, Interaction
 from engagement.models.channels import CHANNEL_IDENTITY_KIND
 from engagement.models.conversations import Direction
-
-from .messaging import SendRejected, message_send
 
 logger = logging.getLogger(__name__)
 
 AUTOMATION_TRIGGERS = frozenset(
     {events.MESSAGE_RECEIVED, events.CONVERSATION_OPENED, events.CALL_MISSED, events.VOICEMAIL_RECEIVED}
 )
-
-
-def _keywords(rule: AutomationRule) -> list[str]:
-    return [k.strip().lower() for k in rule.keywords.split(",") if k.strip()]
-
-
-def rule_matches(*, rule: AutomationRule, interaction: Interaction) -> bool:
-    if (
-        rule.channel_kind
-        and interaction.channel is not None
-        and rule.channel_kind != interaction.channel.kind
-    ):
-        return False
-    text = interaction.body.strip().lower()
-    if rule.match_type == MatchType.ANY:
-        return True
-    if rule.match_type == MatchType.KEYWORD:
-        return text in _keywords(rule)
-    if rule.match_type == MatchType.CONTAINS:
-        return any(re.search(rf"\b{re.escape(k)}\b", text) for k in _keywords(rule))
-    return False
 
 
 def interaction_is_automated(*, interaction: Interaction) -> bool:
@@ -85,12 +63,12 @@ def template_render(*, template: str, interaction: Interaction) -> str:
         return template.strip()
 
 
-def _reply_target(
-    *, rule: AutomationRule, interaction: Interaction, channel: Channel
+def reply_target(
+    *, reply_channel: Channel | None, interaction: Interaction, channel: Channel
 ) -> tuple[Channel, Conversation | None, str | None]:
-    """Where a rule's reply goes: its ``reply_channel`` of the same workspace (e.g. an SMS line after a
+    """Where an automated answer goes: ``reply_channel`` of the same workspace (e.g. an SMS line after a
     missed call), else the interaction's own ``channel`` and conversation."""
-    reply = rule.reply_channel
+    reply = reply_channel
     if reply is None or reply.pk == channel.pk or reply.workspace_id != interaction.workspace_id:
         return channel, interaction.conversation, interaction.customer_address or None
     same_kind = CHANNEL_IDENTITY_KIND.get(reply.kind) == CHANNEL_IDENTITY_KIND.get(channel.kind)
@@ -98,54 +76,20 @@ def _reply_target(
 
 
 def automations_run(*, event_name: str, workspace_id: int, interaction_id: int) -> list[Interaction]:
-    """Run every enabled rule of the workspace that listens to ``event_name`` against the interaction.
+    """Run the workspace's automation rules for ``event_name`` on the interaction, through the journey
+    engine: every rule is a live one-step journey (``engagement/journeys/automation.py``; migration
+    0012 converted the existing ones, a rule added since is converted here on first use). Returns the
+    answers those journeys queued (or recorded as blocked) for this interaction, also on a repeat.
 
-    Each (rule, interaction) pair sends at most once, whatever the retries: the outbound message
-    carries the idempotency key ``automation:<rule>:<interaction>``. A message that was itself sent by
-    a program (an email marked automated: auto-reply, bounce, list mail; RFC 3834 section 2) is never
-    answered, whichever event brought it here; answers are also capped per hour in ``message_send``.
-    Nor is a message a person has answered, or one in a conversation an agent already wrote in
-    (:func:`human_has_answered`): the bot never speaks after a human.
+    Each (rule, interaction) pair answers at most once, whatever the retries: the enrollment is unique
+    per trigger (``<event>:<interaction>``) and the step's message per ``journey:<enrollment>:<step>``.
+    A message sent by a program (RFC 3834 section 2) is never answered, nor one a person has answered
+    (:func:`human_has_answered`): the bot never speaks after a human; answers are capped per hour in
+    ``message_send``.
     """
-    interaction = (
-        Interaction.objects.select_related("channel", "customer", "conversation", "workspace")
-        .filter(pk=interaction_id, workspace_id=workspace_id)
-        .first()
+    # Inside the body: the journeys engine imports this module's helpers at its top.
+    from engagement.journeys.automation import automation_event_run
+
+    return automation_event_run(
+        event_name=event_name, workspace_id=workspace_id, interaction_id=interaction_id
     )
-    if (
-        interaction is None
-        or interaction.channel is None
-        or interaction_is_automated(interaction=interaction)
-        or human_has_answered(interaction=interaction)
-    ):
-        return []
-    sent: list[Interaction] = []
-    rules = AutomationRule.objects.filter(
-        workspace_id=workspace_id, enabled=True, trigger=event_name
-    ).select_related("reply_channel")
-    for rule in rules:
-        if not rule_matches(rule=rule, interaction=interaction):
-            continue
-        if rule.action == Action.SEND_REPLY:
-            body = template_render(template=rule.template, interaction=interaction)
-            channel, conversation, to_address = _reply_target(
-                rule=rule, interaction=interaction, channel=interaction.channel
-            )
-            try:
-                out, _ = message_send(
-                    workspace=interaction.workspace,
-                    channel=channel,
-                    customer=interaction.customer,
-                    conversation=conversation,
-                    body=body,
-                    to_address=to_address,
-                    automation_rule=rule,
-                    idempotency_key=f"automation:{rule.pk}:{interaction.pk}",
-                )
-            except SendRejected:
-                logger.warning(
-                    "rule %s could not reply to interaction %s", rule.pk, interaction.pk, exc_info=True
-                )
-                continue
-            sent.append(out)
-    return sent

@@ -179,6 +179,7 @@ def demo_workspace_seed() -> DemoSeed:
     demo_segment_seed(workspace=workspace, at=now)
     demo_campaigns_seed(workspace=workspace, sms_channel=channel, at=now)
     demo_teamwork_seed(workspace=workspace, channels=[channel, webchat])
+    demo_journeys_seed(workspace=workspace, sms_channel=channel)
     return DemoSeed(workspace=workspace, sms_channel=channel, logins=logins)
 
 
@@ -620,3 +621,122 @@ def demo_teamwork_seed(*, workspace: Workspace, channels: list[Channel]) -> None
             conversations=thread_conversations(workspace=workspace, customer_id=katherine.customer_id),
             add=["delivery"],
         )
+
+
+DEMO_JOURNEY_MISSED_CALL = "Missed call: text, then a callback task"
+DEMO_JOURNEY_BROCHURE = "Keyword DEMO: brochure, then a nudge"
+
+
+def demo_journeys_seed(*, workspace: Workspace, sms_channel: Channel) -> None:
+    """Two live journeys (once each, by name):
+
+    - a missed call on the voice line → SMS "sorry we missed you" → wait 1 hour for a reply → no reply:
+      a "call this customer back" task for an agent (a reply ends it);
+    - keyword DEMO by SMS → the brochure by email (SMS with the link when there is no address) → 2 days
+      → not clicked: an SMS nudge."""
+    from engagement.journeys.services import journey_create, journey_publish
+    from engagement.models import Journey
+
+    email = Channel.objects.filter(workspace=workspace, kind="email").first()
+    voice = Channel.objects.filter(workspace=workspace, kind="voice").first()
+    if (
+        voice is not None
+        and not Journey.objects.filter(workspace=workspace, name=DEMO_JOURNEY_MISSED_CALL).exists()
+    ):
+        journey = journey_create(
+            workspace=workspace,
+            name=DEMO_JOURNEY_MISSED_CALL,
+            description="Nobody answered the phone: say sorry by SMS, and if they do not write back within "
+            "the hour, ask an agent to call them.",
+            reentry="once_at_a_time",
+            definition={
+                "trigger": {"type": "call.missed", "channel_kind": "voice"},
+                "steps": [
+                    {
+                        "key": "sorry",
+                        "label": "Text: sorry we missed you",
+                        "type": "send",
+                        "channel_ids": [sms_channel.pk],
+                        "content": {
+                            "sms": {
+                                "body": "Hi {{ first_name | default('there') }}, sorry we missed your call! "
+                                "Reply here and we'll get right back to you."
+                            }
+                        },
+                    },
+                    {
+                        "key": "wait_reply",
+                        "label": "Wait 1 hour for a reply",
+                        "type": "wait_for",
+                        "for": "reply",
+                        "timeout_seconds": 3600,
+                        "matched": [],
+                        "timeout": [
+                            {
+                                "key": "callback",
+                                "type": "create_task",
+                                "title": "Call this customer back",
+                                "detail": "They called, we missed it, and they did not answer our SMS.",
+                                "due_in_seconds": 4 * 3600,
+                            }
+                        ],
+                    },
+                ],
+            },
+        )
+        journey_publish(journey=journey)
+    if not Journey.objects.filter(workspace=workspace, name=DEMO_JOURNEY_BROCHURE).exists():
+        channels = [email.pk, sms_channel.pk] if email is not None else [sms_channel.pk]
+        journey = journey_create(
+            workspace=workspace,
+            name=DEMO_JOURNEY_BROCHURE,
+            description="Someone texts DEMO: send the brochure, and nudge them by SMS if they have not "
+            "opened its link two days later.",
+            reentry="once_ever",
+            definition={
+                "trigger": {
+                    "type": "message.received",
+                    "channel_kind": "sms",
+                    "match": "keyword",
+                    "keywords": ["DEMO"],
+                },
+                "steps": [
+                    {
+                        "key": "brochure",
+                        "label": "Email the brochure",
+                        "type": "send",
+                        "channel_ids": channels,
+                        "content": {
+                            "email": {
+                                "subject": "Your Demo Co brochure",
+                                "html": "<p>Hi {{ first_name | default('there') }},</p><p>Here is "
+                                '<a href="https://demo.example/brochure.pdf">our brochure</a>.</p>',
+                            },
+                            "sms": {"body": "Here is our brochure: https://demo.example/brochure.pdf"},
+                        },
+                    },
+                    {"key": "two_days", "type": "delay", "seconds": 2 * 86400},
+                    {
+                        "key": "clicked",
+                        "label": "Opened the brochure link?",
+                        "type": "condition",
+                        "if": {"kind": "message_engaged", "step": "brochure", "engagement": "click"},
+                        "yes": [],
+                        "no": [
+                            {
+                                "key": "nudge",
+                                "type": "send",
+                                "channel_ids": [sms_channel.pk],
+                                "content": {
+                                    "sms": {
+                                        "body": "Did you get a chance to look at our brochure? "
+                                        "Reply with any question."
+                                    }
+                                },
+                            }
+                        ],
+                    },
+                ],
+            },
+        )
+        journey_publish(journey=journey)

@@ -33,6 +33,7 @@ EVENT_TYPES: dict[str, str] = {
     "consent.changed": "A consent change was recorded for a customer.",
     "sla.breached": "A conversation missed a service-level target (first or next response, resolution).",
     "csat.received": "A customer answered the satisfaction survey sent after a resolution.",
+    "journey.webhook": "A journey's outbound-webhook step ran (data: journey, step, name, data).",
 }
 
 
@@ -189,6 +190,17 @@ _BUILDERS: dict[str, Callable[[events.DomainEvent], tuple[str, dict[str, Any]] |
             "csat_id": e.data.get("csat_id"),
             "resolution_id": e.data.get("resolution_id"),
             "score": e.data.get("score"),
+        },
+    ),
+    events.JOURNEY_WEBHOOK: _fixed(
+        "journey.webhook",
+        lambda e: {
+            "customer_id": e.customer_id,
+            "journey_id": e.data.get("journey_id"),
+            "enrollment_id": e.data.get("enrollment_id"),
+            "step": e.data.get("step"),
+            "name": e.data.get("name"),
+            "data": e.data.get("data") or {},
         },
     ),
 }

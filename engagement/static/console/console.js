@@ -40,6 +40,7 @@
   function relevant(msg) {
     if (msg.event === "catchup") return msg.stale === true;
     if (mode === "inbox") return true;
+    if (mode === "tasks") return typeof msg.event === "string" && msg.event.indexOf("agent_task.") === 0;
     if (mode !== "conversation") return false;
     var customer = body.getAttribute("data-customer-id");
     if (customer && msg.customer_id !== undefined && msg.customer_id !== null) {
@@ -132,5 +133,5 @@
   }
 
   toBottom();
-  if (region && (mode === "inbox" || mode === "conversation") && "WebSocket" in window) connect();
+  if (region && (mode === "inbox" || mode === "conversation" || mode === "tasks") && "WebSocket" in window) connect();
 })();
