@@ -307,7 +307,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "console:login"
-LOGIN_REDIRECT_URL = "console:home"  # by role: marketers to segments, others to the inbox
+LOGIN_REDIRECT_URL = "console:home"  # by role: marketers to campaigns, others to the inbox
 LOGOUT_REDIRECT_URL = "console:login"
 
 LANGUAGE_CODE = "en-us"

@@ -47,7 +47,12 @@ from engagement.models import (
     Workspace,
 )
 from engagement.models.campaigns import LatePolicy, ScheduleKind
-from engagement.segments.services import segment_count
+from engagement.segments.services import (
+    AudienceCounts,
+    segment_audience_counts,
+    segment_count,
+    segment_queryset,
+)
 from engagement.services.guards import campaign_settings_for
 from engagement.services.messaging import SendRejected, message_send_to_address
 
@@ -646,6 +651,50 @@ def campaign_stats(*, campaign: Campaign, run: CampaignRun | None = None) -> dic
             for r in runs
         ],
     }
+
+
+def campaigns_progress(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Progress of several campaigns in ONE grouped query over their recipient rows:
+    ``{campaign_id: {"targeted", "finished", "sent"}}`` (``finished`` = terminal rows, holdout included).
+    Campaigns without rows are absent. For the console's list."""
+    out: dict[int, dict[str, int]] = {}
+    rows = (
+        CampaignRecipient.objects.filter(campaign_id__in=campaign_ids)
+        .values("campaign_id")
+        .annotate(
+            targeted=Count("pk"),
+            finished=Count("pk", filter=Q(state__in=["sent", "failed", "skipped", "unknown"])),
+            sent=Count("pk", filter=Q(state=RecipientState.SENT)),
+        )
+        .order_by()
+    )
+    for row in rows:
+        out[row["campaign_id"]] = {k: row[k] for k in ("targeted", "finished", "sent")}
+    return out
+
+
+def campaign_audience(*, campaign: Campaign, purpose: str | None = None) -> dict[str, Any]:
+    """The campaign's segment now: ``{"count", "purpose", "reachable": {kind: n}, "approval_threshold",
+    "approval_needed"}`` in one counting query (``segment_audience_counts``); approval is needed when
+    the workspace's ``CampaignSettings.approval_threshold`` is set and the count is above it."""
+    counts: AudienceCounts = segment_audience_counts(
+        workspace=campaign.workspace,
+        queryset=segment_queryset(segment=campaign.segment),
+        purpose=purpose or campaign.purpose,
+    )
+    threshold = campaign_settings_for(workspace_id=campaign.workspace_id).approval_threshold
+    return {
+        "count": counts.count,
+        "purpose": counts.purpose,
+        "reachable": counts.reachable,
+        "approval_threshold": threshold,
+        "approval_needed": threshold is not None and counts.count > threshold,
+    }
+
+
+def campaign_preview_customers(*, campaign: Campaign, limit: int = 25) -> list[Customer]:
+    """A few members of the campaign's segment to preview as (one query, newest first)."""
+    return list(segment_queryset(segment=campaign.segment).only("id", "display_name").order_by("-id")[:limit])
 
 
 CSV_COLUMNS = (

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import calls, customer_views, segment_views, views, webhook_views
+from . import calls, campaign_views, customer_views, segment_views, views, webhook_views
 
 app_name = "console"
 
@@ -15,6 +15,32 @@ urlpatterns = [
     path("segments/<int:segment_id>/", segment_views.segment_detail, name="segment"),
     path("segments/<int:segment_id>/upload/", segment_views.segment_upload, name="segment_upload"),
     path("segments/<int:segment_id>/delete/", segment_views.segment_delete_view, name="segment_delete"),
+    path("campaigns/", campaign_views.campaign_list, name="campaigns"),
+    path("campaigns/new/", campaign_views.campaign_new, name="campaign_new"),
+    path("campaigns/audience/", campaign_views.campaign_audience_fragment, name="campaign_audience"),
+    path("campaigns/<int:campaign_id>/", campaign_views.campaign_detail, name="campaign"),
+    path(
+        "campaigns/<int:campaign_id>/progress/",
+        campaign_views.campaign_progress_fragment,
+        name="campaign_progress",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/preview/",
+        campaign_views.campaign_preview_fragment,
+        name="campaign_preview",
+    ),
+    path("campaigns/<int:campaign_id>/test/", campaign_views.campaign_test_send_view, name="campaign_test"),
+    path(
+        "campaigns/<int:campaign_id>/recipients/",
+        campaign_views.campaign_recipients_view,
+        name="campaign_recipients",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/recipients.csv",
+        campaign_views.campaign_export,
+        name="campaign_export",
+    ),
+    path("campaigns/<int:campaign_id>/<str:verb>/", campaign_views.campaign_action, name="campaign_action"),
     path("conversations/<int:conversation_id>/", views.conversation_detail, name="conversation"),
     path(
         "conversations/<int:conversation_id>/status/",
