@@ -458,6 +458,11 @@ if OUTBOUND_SEND_LEASE_SECONDS <= 2 * TWILIO_HTTP_TIMEOUT:
     raise ImproperlyConfigured("OUTBOUND_SEND_LEASE_SECONDS must exceed twice TWILIO_HTTP_TIMEOUT")
 # A queued send whose task has not run this long is handed to a new task (its broker message was lost).
 OUTBOUND_REQUEUE_AFTER_SECONDS = float(os.environ.get("OUTBOUND_REQUEUE_AFTER_SECONDS", "120"))
+# Campaign email goes out in batches (SendGrid: up to 1,000 personalizations per Mail Send request). A
+# batch is sent when full or when its oldest message has waited this long; one flush drains for at
+# most the budget, then hands over to the next.
+OUTBOUND_EMAIL_BATCH_WAIT_SECONDS = float(os.environ.get("OUTBOUND_EMAIL_BATCH_WAIT_SECONDS", "1"))
+OUTBOUND_EMAIL_BATCH_BUDGET_SECONDS = float(os.environ.get("OUTBOUND_EMAIL_BATCH_BUDGET_SECONDS", "20"))
 
 # Campaigns (engagement/campaigns/sending.py).
 # Messages per second per sender (Twilio number/messaging service, SendGrid account) unless the channel's
@@ -467,6 +472,8 @@ CAMPAIGN_DEFAULT_RATE_PER_SECOND = float(os.environ.get("CAMPAIGN_DEFAULT_RATE_P
 CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "50"))
 # Back-pressure: a run claims no more recipients while this many of its messages wait for a send task.
 CAMPAIGN_MAX_QUEUED = int(os.environ.get("CAMPAIGN_MAX_QUEUED", "200"))
+# A run with an email channel may queue this many: enough to fill SendGrid batches of 1,000.
+CAMPAIGN_EMAIL_MAX_QUEUED = int(os.environ.get("CAMPAIGN_EMAIL_MAX_QUEUED", "2000"))
 # A claimed recipient whose worker died is claimable again after this.
 CAMPAIGN_CLAIM_LEASE_SECONDS = float(os.environ.get("CAMPAIGN_CLAIM_LEASE_SECONDS", "60"))
 # How long one tick works on one run before handing the worker back.

@@ -220,6 +220,7 @@ class TickContext:
     now: dt.datetime
     channels: dict[int, list[Channel]] = field(default_factory=dict)
     rules: dict[int, CampaignSettings] = field(default_factory=dict)
+    max_queued: dict[int, int] = field(default_factory=dict)
 
     def channels_for(self, campaign: Campaign) -> list[Channel]:
         if campaign.pk not in self.channels:
@@ -231,6 +232,16 @@ class TickContext:
             }
             self.channels[campaign.pk] = [by_id[i] for i in campaign.channel_ids if i in by_id]
         return self.channels[campaign.pk]
+
+    def max_queued_for(self, run_id: int) -> int:
+        """How many of the run's messages may wait for a send task: ``CAMPAIGN_MAX_QUEUED``, or enough
+        to fill email batches (``CAMPAIGN_EMAIL_MAX_QUEUED``) when the campaign has an email channel."""
+        if run_id not in self.max_queued:
+            campaign = Campaign.objects.filter(runs__pk=run_id).first()
+            has_email = campaign is not None and any(c.kind == "email" for c in self.channels_for(campaign))
+            limit = settings.CAMPAIGN_MAX_QUEUED
+            self.max_queued[run_id] = max(limit, settings.CAMPAIGN_EMAIL_MAX_QUEUED) if has_email else limit
+        return self.max_queued[run_id]
 
     def rules_for(self, workspace_id: int) -> CampaignSettings:
         if workspace_id not in self.rules:
@@ -427,7 +438,7 @@ def run_process(*, run_id: int, deadline: float, context: TickContext) -> int:
         state = CampaignRun.objects.filter(pk=run_id).values_list("state", flat=True).first()
         if state != RunState.RUNNING:
             break
-        if run_outbox_depth(run_id=run_id) >= settings.CAMPAIGN_MAX_QUEUED:
+        if run_outbox_depth(run_id=run_id) >= context.max_queued_for(run_id):
             break  # the send tasks are behind: keep the provider queue shallow (pause stays quick)
         ids = recipients_claim(run_id=run_id, now=timezone.now(), limit=settings.CAMPAIGN_BATCH_SIZE)
         if not ids:
