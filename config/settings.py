@@ -15,6 +15,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -198,6 +199,17 @@ CHANNEL_LAYERS = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Two lanes: conversational work (agent replies, automated answers, webhooks…) on the default queue,
+# campaign fan-out (the scheduler tick, campaign sends, email batches) on the bulk queue. A worker
+# consumes every queue in CELERY_TASK_QUEUES unless told otherwise (-Q), polling them in turn, so a deep
+# bulk queue never stands in front of a reply; production can also run a worker on the default queue
+# alone (docker-compose's `worker` consumes both).
+CELERY_BULK_QUEUE = os.environ.get("CELERY_BULK_QUEUE", "bulk")
+CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(CELERY_BULK_QUEUE))
+CELERY_TASK_ROUTES = {
+    "engagement.tasks.campaigns_tick": {"queue": CELERY_BULK_QUEUE},
+    "channels_outbound.tasks.send_email_batch": {"queue": CELERY_BULK_QUEUE},
+}
 CELERY_TASK_IGNORE_RESULT = True
 # Every task is idempotent (a send claims its interaction, automation replies carry idempotency keys,
 # status events are deduplicated by provider event id, an import skips what is done), so each is
@@ -472,6 +484,9 @@ CAMPAIGN_DEFAULT_RATE_PER_SECOND = float(os.environ.get("CAMPAIGN_DEFAULT_RATE_P
 CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "50"))
 # Back-pressure: a run claims no more recipients while this many of its messages wait for a send task.
 CAMPAIGN_MAX_QUEUED = int(os.environ.get("CAMPAIGN_MAX_QUEUED", "200"))
+# Auto-pause: a run whose last CAMPAIGN_AUTOPAUSE_WINDOW provider attempts are at least this % failed.
+CAMPAIGN_AUTOPAUSE_FAILED_PERCENT = float(os.environ.get("CAMPAIGN_AUTOPAUSE_FAILED_PERCENT", "20"))
+CAMPAIGN_AUTOPAUSE_WINDOW = int(os.environ.get("CAMPAIGN_AUTOPAUSE_WINDOW", "50"))
 # A run with an email channel may queue this many: enough to fill SendGrid batches of 1,000.
 CAMPAIGN_EMAIL_MAX_QUEUED = int(os.environ.get("CAMPAIGN_EMAIL_MAX_QUEUED", "2000"))
 # A claimed recipient whose worker died is claimable again after this.

@@ -230,6 +230,8 @@ def posted_fields(post: QueryDict, *, previous: Campaign | None = None) -> dict[
         "fallback_timezone": post.get("fallback_timezone", "").strip() or "UTC",
         "late_policy": post.get("late_policy", LatePolicy.NEXT_DAY),
         "attribution_hours": _int(post.get("attribution_hours", ""), "attribution_hours", default=72),
+        "goal_event": post.get("goal_event", "").strip(),
+        "goal_window_hours": _int(post.get("goal_window_hours", ""), "goal_window_hours", default=72),
     }
 
 
@@ -256,6 +258,8 @@ def _form_values(campaign: Campaign | None, default_zone: str) -> dict[str, Any]
             "fallback_timezone": default_zone,
             "late_policy": LatePolicy.NEXT_DAY,
             "attribution_hours": 72,
+            "goal_event": "",
+            "goal_window_hours": 72,
         }
     content = {
         f"{kind}_{key}": str((campaign.content.get(kind) or {}).get(key) or "")
@@ -282,6 +286,8 @@ def _form_values(campaign: Campaign | None, default_zone: str) -> dict[str, Any]
         "fallback_timezone": campaign.fallback_timezone,
         "late_policy": campaign.late_policy,
         "attribution_hours": campaign.attribution_hours,
+        "goal_event": campaign.goal_event,
+        "goal_window_hours": campaign.goal_window_hours,
     }
 
 

@@ -79,6 +79,8 @@ def form(segment_id: int, channels: list[Channel], **extra: Any) -> dict[str, An
         "fallback_timezone": "UTC",
         "late_policy": "next_day",
         "attribution_hours": "72",
+        "goal_event": "",
+        "goal_window_hours": "72",
         "variant_0_key": "",
         "variant_0_weight": "",
         "variant_1_key": "",

@@ -85,7 +85,7 @@
     var stats = readStats();
     if (!stats || !window.Chart) return;
     var total = stats.total;
-    var funnel = FUNNEL.filter(function (k) { return k in total; });
+    var funnel = FUNNEL.filter(function (k) { return k in total && (k !== "converted" || stats.goal_event); });
     var variantKeys = Object.keys(stats.variants || {});
     var data = {
       states: {
