@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -534,15 +535,26 @@ def _batch_claim(
                 _publish_status(r)
             counts["blocked"] = len(cancelled) + len(refused)
         for r in claimed:
-            r.status = InteractionStatus.SENDING
-            r.send_attempts += 1
-            r.status_changed_at = now
-            r.lease_until = lease
             r.envelope = email_broadcast_envelope(interaction=r)  # type: ignore[attr-defined]
-        Interaction.objects.bulk_update(
-            claimed,
-            ["status", "send_attempts", "status_changed_at", "lease_until", "email_message_id", "metadata"],
-        )
+        if claimed:
+            # One statement for the claim (a bulk_update's CASE over 1,000 rows cost seconds to build).
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"""
+                    UPDATE {itable} AS i SET status = 'sending', send_attempts = i.send_attempts + 1,
+                           status_changed_at = %s, lease_until = %s, email_message_id = v.mid,
+                           metadata = v.meta
+                    FROM unnest(%s::bigint[], %s::text[], %s::jsonb[]) AS v(id, mid, meta)
+                    WHERE i.id = v.id
+                    """,  # noqa: S608 - table names; values are parameters
+                    [
+                        now,
+                        lease,
+                        [r.pk for r in claimed],
+                        [r.email_message_id for r in claimed],
+                        [json.dumps(r.metadata, cls=DjangoJSONEncoder) for r in claimed],
+                    ],
+                )
     return claimed, counts, lease
 
 
