@@ -45,7 +45,8 @@ def _email_fixture(raw: Any, workspace_id: int, channel_id: int, run_id: int, ca
         cur.execute(
             "INSERT INTO customers_customer (id, workspace_id, display_name, attributes, tags, timezone,"
             " preferred_channel, created_at, updated_at)"
-            " SELECT %(base)s + g, %(ws)s, 'Person ' || g, '{}'::jsonb, '[\"promo\"]'::jsonb, '', '', now(), now()"
+            " SELECT %(base)s + g, %(ws)s, 'Person ' || g, '{}'::jsonb, '[\"promo\"]'::jsonb, '', '',"
+            " now(), now()"
             " FROM generate_series(0, %(n)s - 1) AS g",
             args,
         )
@@ -64,8 +65,8 @@ def _email_fixture(raw: Any, workspace_id: int, channel_id: int, run_id: int, ca
             args,
         )
         cur.execute(
-            "INSERT INTO engagement_interaction (workspace_id, customer_id, channel_id, direction, kind, body,"
-            " customer_address, status, status_changed_at, next_attempt_at, send_attempts, segments,"
+            "INSERT INTO engagement_interaction (workspace_id, customer_id, channel_id, direction, kind,"
+            " body, customer_address, status, status_changed_at, next_attempt_at, send_attempts, segments,"
             " provider_message_id, idempotency_key, email_message_id, error_code, error_message, metadata,"
             " call_outcome, created_at)"
             " SELECT %(ws)s, %(base)s + g, %(ch)s, 'outbound', 'message',"
@@ -166,9 +167,10 @@ def _email(errors: list[str]) -> tuple[dict[str, Any], list[str]]:
             "aim_met": ratio >= 0.10,
         }
         lines = [
-            f"  email   {EMAILS:,} recipients in {fake.requests} Mail Send requests (≤ {data['largest_request']} "
-            f"personalizations each): {fanout_s:.1f} s ({data['per_second']:,.0f}/s); COPY of the same rows "
-            f"{copy_s:.2f} s → {ratio:.1%} of COPY's speed (aim ≥ 10%: {'met' if data['aim_met'] else 'missed'})"
+            f"  email   {EMAILS:,} recipients in {fake.requests} Mail Send requests "
+            f"(≤ {data['largest_request']} personalizations each): {fanout_s:.1f} s "
+            f"({data['per_second']:,.0f}/s); COPY of the same rows {copy_s:.2f} s → {ratio:.1%} of COPY's "
+            f"speed (aim ≥ 10%: {'met' if data['aim_met'] else 'missed'})"
         ]
         return data, lines
     finally:

@@ -350,10 +350,15 @@ def _state_set_q(channel: str, purpose: str, state: str | None, workspace_id: in
     def own_is(wanted: str) -> Q:
         return newest_is([purpose], f"{purpose}:{wanted}" if wanted else "")
 
+    if state == IN and purpose != ConsentPurpose.TRANSACTIONAL:
+        # Opted in ⇔ the newest own row is an opt-in and no newer channel-wide opt-out (the top row is
+        # then that own row or a newer channel-wide opt-in, whose "own row's status" is that opt-in):
+        # one anti-join over the opt-ins and a small one over channel-wide opt-outs, where the form
+        # below took two large ones (bench_segments' consent count).
+        return own_is(IN) & ~top_is(f":{OUT}")
     wide_in = top_is(f":{IN}")
     if state == IN:
-        lifted = ~own_is(OUT) if purpose == ConsentPurpose.TRANSACTIONAL else own_is(IN)
-        return top_is(f"{purpose}:{IN}") | (wide_in & lifted)
+        return top_is(f"{purpose}:{IN}") | (wide_in & ~own_is(OUT))
     if state == OUT:
         return top_is(f"{purpose}:{OUT}") | top_is(f":{OUT}") | (wide_in & own_is(OUT))
     if purpose == ConsentPurpose.TRANSACTIONAL:

@@ -182,9 +182,9 @@ def posted_fields(post: QueryDict, *, previous: Campaign | None = None) -> dict[
             channel_ids.append(value)
     content: dict[str, dict[str, Any]] = {}
     for name, kind, key in CONTENT_INPUTS:
-        value = post.get(name, "")
-        if value.strip():
-            content.setdefault(kind, {})[key] = value
+        text = post.get(name, "")
+        if text.strip():
+            content.setdefault(kind, {})[key] = text
     media = [line.strip() for line in post.get("sms_media_urls", "").splitlines() if line.strip()]
     if media:
         content.setdefault("sms", {})["media_urls"] = media
@@ -198,9 +198,9 @@ def posted_fields(post: QueryDict, *, previous: Campaign | None = None) -> dict[
             kind: dict(block) for kind, block in (old_variants.get(key, {}).get("content") or {}).items()
         }
         for kind, field in VARIANT_OVERRIDES:
-            value = post.get(f"variant_{n}_{kind}_{field}", "")
-            if value.strip():
-                overrides.setdefault(kind, {})[field] = value
+            override = post.get(f"variant_{n}_{kind}_{field}", "")
+            if override.strip():
+                overrides.setdefault(kind, {})[field] = override
             elif kind in overrides:
                 overrides[kind].pop(field, None)
         variants.append(
@@ -311,7 +311,7 @@ def _variant_rows(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _values_from_post(post: QueryDict) -> dict[str, Any]:
     """The posted form shown back unchanged after a refusal (so nothing typed is lost)."""
-    values = {key: post.get(key, "") for key in post}
+    values: dict[str, Any] = {key: post.get(key, "") for key in post}
     values["channels"] = [_int_or_none(post.get(f"channel_{s}", "")) for s in range(CHANNEL_SLOTS)]
     values["segment"] = _int_or_none(post.get("segment", ""))
     values["prefer_customer_channel"] = post.get("prefer_customer_channel") == "on"
@@ -477,9 +477,12 @@ def _detail(
 @console_view
 def campaign_audience_fragment(request: ConsoleRequest) -> HttpResponse:
     """The editor's audience box for the chosen segment and purpose: count and reach per channel."""
-    segment = Segment.objects.filter(
-        workspace=request.workspace, pk=_int_or_none(request.GET.get("segment", ""))
-    ).first()
+    segment_id = _int_or_none(request.GET.get("segment", ""))
+    segment = (
+        Segment.objects.filter(workspace=request.workspace, pk=segment_id).first()
+        if segment_id is not None
+        else None
+    )
     audience = None
     if segment is not None:
         probe = Campaign(workspace=request.workspace, segment=segment)
@@ -546,7 +549,11 @@ def campaign_preview_fragment(request: ConsoleRequest, campaign_id: int) -> Http
     customer_id = _int_or_none(request.POST.get("customer_id_other", "")) or _int_or_none(
         request.POST.get("customer_id", "")
     )
-    customer = Customer.objects.filter(workspace=request.workspace, pk=customer_id).first()
+    customer = (
+        Customer.objects.filter(workspace=request.workspace, pk=customer_id).first()
+        if customer_id is not None
+        else None
+    )
     context: dict[str, Any] = {"customer": customer, "campaign": campaign}
     if customer is None:
         context["error"] = "Choose a customer of this workspace."
@@ -630,8 +637,8 @@ def campaign_recipients_view(request: ConsoleRequest, campaign_id: int) -> HttpR
 
 @require_http_methods(["GET", "HEAD"])
 @console_view
-def campaign_export(request: ConsoleRequest, campaign_id: int) -> StreamingHttpResponse:
+def campaign_export(request: ConsoleRequest, campaign_id: int) -> HttpResponse:
     campaign = _campaign_or_404(request, campaign_id)
     response = StreamingHttpResponse(campaign_recipients_csv(campaign=campaign), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-recipients.csv"'
-    return response
+    return response  # type: ignore[return-value]  # streamed: Django's handlers take either

@@ -15,7 +15,6 @@ is often a mailer daemon) is filed under the conversation's customer instead.
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -307,16 +306,16 @@ def unsubscribe_token_read(token: str) -> dict[str, int] | None:
 
 def unsubscribe_url(*, customer_id: int, channel_id: int, interaction_id: int) -> str:
     token = unsubscribe_token(customer_id=customer_id, channel_id=channel_id, interaction_id=interaction_id)
-    return settings.PUBLIC_BASE_URL + _unsubscribe_path().replace(_TOKEN_MARK, token)
+    return settings.PUBLIC_BASE_URL + _unsubscribe_path().replace(_SLOT, token)
 
 
-_TOKEN_MARK = "TOKEN-MARK"
+_SLOT = "TOKEN-SLOT"
 
 
 @functools.cache
 def _unsubscribe_path() -> str:
     """The unsubscribe URL's path with a mark for the token: reversed once (a batch builds 1,000)."""
-    return reverse("email-unsubscribe", kwargs={"token": _TOKEN_MARK})
+    return reverse("email-unsubscribe", kwargs={"token": _SLOT})
 
 
 AUTOMATED_KEY_PREFIXES = ("automation:", "keyword:")

@@ -95,8 +95,9 @@ def test_converted_counts_the_goal_event_within_its_window(workspace, sms_channe
         tick()
     rows = CampaignRecipient.objects.filter(campaign=campaign)
     assert rows.filter(state="sent").count() == 4
-    rows.update(sent_at=timezone.now() - dt.timedelta(days=3))  # sent three days ago
-    sent_at = {r.customer_id: r.sent_at for r in rows}
+    sent = timezone.now() - dt.timedelta(days=3)
+    rows.update(sent_at=sent)  # sent three days ago
+    sent_at = dict.fromkeys((p.pk for p in people), sent)
     at = {
         people[0]: sent_at[people[0].pk] + dt.timedelta(hours=2),  # converted
         people[1]: sent_at[people[1].pk] - dt.timedelta(hours=1),  # before the send: no

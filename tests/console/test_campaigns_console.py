@@ -189,14 +189,14 @@ def test_audience_fragment_counts_the_segment_and_reach(workspace, marketer):
     segment = tag_segment(workspace)
     html = (
         _client(marketer)
-        .get(reverse("console:campaign_audience"), {"segment": segment.pk, "purpose": "marketing"})
+        .get(reverse("console:campaign_audience"), {"segment": str(segment.pk), "purpose": "marketing"})
         .content.decode()
     )
     assert "<strong data-audience-count>6</strong>" in html
     assert "sms: 4 reachable" in html
     html = (
         _client(marketer)
-        .get(reverse("console:campaign_audience"), {"segment": segment.pk, "purpose": "transactional"})
+        .get(reverse("console:campaign_audience"), {"segment": str(segment.pk), "purpose": "transactional"})
         .content.decode()
     )
     assert "sms: 6 reachable" in html
