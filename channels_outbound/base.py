@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -64,6 +65,27 @@ class OutboundSender(ABC):
     # Does :meth:`lookup` see a message as soon as the provider accepted it? When not (an index that
     # lags, like SendGrid's Email Activity), "not found" is trusted only after a grace period.
     lookup_is_immediate: ClassVar[bool] = True
+
+    # How many messages one provider request may carry (SendGrid: 1,000 personalizations); 1 = no batches.
+    max_batch: ClassVar[int] = 1
+    # A batched message's text and HTML travel as per-recipient substitutions: at most this many bytes.
+    max_batch_message_bytes: ClassVar[int] = 0
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> SendResult:
+        """Send ``messages`` (same channel, at most :attr:`max_batch`) in ONE provider request; the
+        provider answers the request as a whole, so one result stands for all of them."""
+        payload = self.build_batch_payload(messages)
+        try:
+            response = self.post_to_provider(messages[0], payload)
+        except Exception as exc:
+            result = self.classify_error(exc)
+            if result is None:
+                raise
+            return result
+        return self.parse_result(response)
+
+    def build_batch_payload(self, messages: Sequence[OutboundMessage]) -> dict[str, Any]:
+        raise NotImplementedError(f"{self.provider} does not send batches")
 
     def send(self, message: OutboundMessage) -> SendResult:
         payload = self.build_payload(message)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -392,3 +395,329 @@ def outbound_lease_reclaim(*, interaction_id: int) -> Outcome | None:
         )
     logger.info("interaction %s: not at the provider; queued again", interaction_id)
     return Outcome.RETRY
+
+
+# ---------------------------------------------------------------- broadcast email in batches
+
+BATCH_WAIT_KEY = "outbound:email-batch:{channel_id}"
+
+
+def outbound_batch_channel(*, interaction_id: int) -> int | None:
+    """The channel to batch this queued interaction with, or None to send it alone. Batched: campaign
+    email (``metadata.campaign_run_id``, not a test send) to a live customer on a channel whose sender
+    sends batches, small enough for the provider's per-recipient substitutions. One query."""
+    row = (
+        Interaction.objects.filter(pk=interaction_id, status=InteractionStatus.QUEUED)
+        .values(
+            "channel_id", "channel__provider", "channel__kind", "body", "metadata", "customer__merged_into_id"
+        )
+        .first()
+    )
+    if row is None or row["channel_id"] is None or row["channel__kind"] != ChannelKind.EMAIL:
+        return None
+    metadata = row["metadata"] or {}
+    if not metadata.get("campaign_run_id") or metadata.get("test") or row["customer__merged_into_id"]:
+        return None
+    sender = sender_for(Channel(provider=row["channel__provider"], kind=row["channel__kind"]))
+    if sender.max_batch <= 1:
+        return None
+    html = str((metadata.get("email") or {}).get("html") or "")
+    if len(row["body"].encode()) + len(html.encode()) >= sender.max_batch_message_bytes:
+        return None
+    return int(row["channel_id"])
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """One batch: how many were claimed and sent in the request, blocked, left queued (paused run)."""
+
+    sent: int = 0
+    failed: int = 0
+    retry: int = 0
+    unknown: int = 0
+    blocked: int = 0
+    held: int = 0
+    requests: int = 0
+
+    @property
+    def claimed(self) -> int:
+        return self.sent + self.failed + self.retry + self.unknown
+
+
+def _batch_claim(
+    *, channel: Channel, limit: int, max_bytes: int
+) -> tuple[list[Interaction], dict[str, int], Any]:
+    """Claim up to ``limit`` queued campaign emails of ``channel`` in ONE transaction (``FOR UPDATE SKIP
+    LOCKED``: two batches never take the same row): a paused run's stay queued, a cancelled run's and
+    those consent no longer allows are blocked (set-based), the rest move to ``sending`` with one lease
+    (its instant names this claim) and their Message-ID and headers. The provider is called after
+    commit. Returns (claimed, counts, lease)."""
+    from customers.consent import consent_allows_q
+    from customers.models import Customer
+    from engagement.services.email_threading import email_broadcast_envelope
+    from engagement.services.guards import RELEASE_CANCEL, RELEASE_HOLD, send_release_check_many
+
+    now = timezone.now()
+    counts = {"blocked": 0, "held": 0}
+    lease = now + timedelta(seconds=settings.OUTBOUND_SEND_LEASE_SECONDS)
+    itable = Interaction._meta.db_table
+    ctable = Customer._meta.db_table
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                SELECT i.id FROM {itable} i JOIN {ctable} c ON c.id = i.customer_id
+                WHERE i.channel_id = %s AND i.status = 'queued' AND i.next_attempt_at <= %s
+                  AND i.metadata ? 'campaign_run_id' AND NOT i.metadata @> '{{"test": true}}'
+                  AND c.merged_into_id IS NULL
+                  AND octet_length(i.body) + octet_length(COALESCE(i.metadata->'email'->>'html', '')) < %s
+                ORDER BY i.id LIMIT %s
+                FOR UPDATE OF i SKIP LOCKED
+                """,  # noqa: S608 - table names; values are parameters
+                [channel.pk, now, max_bytes, limit],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return [], counts, lease
+        rows = list(Interaction.objects.filter(pk__in=ids).select_related("channel").order_by("pk"))
+        release = send_release_check_many(run_ids={int(r.metadata["campaign_run_id"]) for r in rows})
+        rows_by_purpose: dict[str, list[Interaction]] = {}
+        cancelled: list[Interaction] = []
+        for r in rows:
+            decision = release[int(r.metadata["campaign_run_id"])]
+            if decision == RELEASE_HOLD:
+                counts["held"] += 1  # stays queued: the run's resume hands it back
+            elif decision == RELEASE_CANCEL:
+                cancelled.append(r)
+            else:
+                rows_by_purpose.setdefault(r.metadata.get("purpose") or SendPurpose.TRANSACTIONAL, []).append(
+                    r
+                )
+        # Consent again at send time (a STOP while it waited wins), one query per purpose.
+        refused: list[Interaction] = []
+        claimed: list[Interaction] = []
+        for purpose, group in rows_by_purpose.items():
+            allowed = set(
+                Customer.objects.filter(pk__in={r.customer_id for r in group})
+                .filter(
+                    consent_allows_q(
+                        channel_kind=channel.kind, purpose=purpose, workspace_id=channel.workspace_id
+                    )
+                )
+                .values_list("pk", flat=True)
+            )
+            for r in group:
+                (claimed if r.customer_id in allowed else refused).append(r)
+        blocked_fields = ["status", "status_changed_at", "error_code", "error_message", "next_attempt_at"]
+        for r, code, text in [
+            *(
+                (r, "campaign:cancelled", "the campaign run was cancelled before this message was sent")
+                for r in cancelled
+            ),
+            *((r, "consent:not_allowed", "consent no longer allows this message") for r in refused),
+        ]:
+            r.status, r.status_changed_at, r.next_attempt_at = InteractionStatus.BLOCKED, now, None
+            r.error_code, r.error_message = code, text
+        if cancelled or refused:
+            Interaction.objects.bulk_update([*cancelled, *refused], blocked_fields)
+            for r in (*cancelled, *refused):
+                _publish_status(r)
+            counts["blocked"] = len(cancelled) + len(refused)
+        for r in claimed:
+            r.envelope = email_broadcast_envelope(interaction=r)  # type: ignore[attr-defined]
+        if claimed:
+            # One statement for the claim (a bulk_update's CASE over 1,000 rows cost seconds to build).
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"""
+                    UPDATE {itable} AS i SET status = 'sending', send_attempts = i.send_attempts + 1,
+                           status_changed_at = %s, lease_until = %s, email_message_id = v.mid,
+                           metadata = v.meta
+                    FROM unnest(%s::bigint[], %s::text[], %s::jsonb[]) AS v(id, mid, meta)
+                    WHERE i.id = v.id
+                    """,  # noqa: S608 - table names; values are parameters
+                    [
+                        now,
+                        lease,
+                        [r.pk for r in claimed],
+                        [r.email_message_id for r in claimed],
+                        [json.dumps(r.metadata, cls=DjangoJSONEncoder) for r in claimed],
+                    ],
+                )
+    return claimed, counts, lease
+
+
+def outbound_email_batch_send(*, channel: Channel, limit: int | None = None) -> BatchReport:
+    """Send up to ``limit`` (default: the sender's ``max_batch``, SendGrid 1,000) queued campaign emails
+    of ``channel`` in ONE provider request, exactly once each: claimed and committed as ``sending``
+    before the call (:func:`_batch_claim`), every recipient a personalization that carries our
+    interaction id (``custom_args.iid``), the outcome recorded set-based only on rows still holding this
+    claim's lease. Accepted → ``sent`` (``provider_message_id`` = the request's ``X-Message-Id``, a dot
+    and our id: unique per recipient); retryable (429 with Retry-After, 5xx, network) → ``queued`` with
+    a backoff; refused → ``failed``; no answer → left ``sending`` with its lease expired, for recovery to
+    reconcile with the provider by ``iid`` (never resent blindly)."""
+    sender = sender_for(channel)
+    size = min(limit or sender.max_batch, sender.max_batch)
+    claimed, counts, lease = _batch_claim(
+        channel=channel, limit=size, max_bytes=sender.max_batch_message_bytes
+    )
+    if not claimed:
+        return BatchReport(blocked=counts["blocked"], held=counts["held"])
+    messages = [
+        OutboundMessage(
+            interaction_id=r.pk,
+            channel=channel,
+            to=r.customer_address,
+            body=r.body,
+            status_callback_url="",
+            subject=r.envelope.subject,  # type: ignore[attr-defined]
+            headers=r.envelope.headers,  # type: ignore[attr-defined]
+            reply_to=r.envelope.reply_to,  # type: ignore[attr-defined]
+            html=str((r.metadata.get("email") or {}).get("html") or ""),
+        )
+        for r in claimed
+    ]
+    try:
+        result = sender.send_batch(messages)
+    except Exception as exc:
+        logger.exception("batch sender crashed for channel %s", channel.pk)
+        result = SendResult(
+            accepted=False,
+            status="failed",
+            error_code="internal",
+            error_message=str(exc)[:500],
+            retryable=True,
+        )
+    ids = [r.pk for r in claimed]
+    now = timezone.now()
+    itable = Interaction._meta.db_table
+    if result.outcome_unknown and not result.accepted:
+        sql = f"""
+            UPDATE {itable} SET lease_until = %s
+            WHERE id = ANY(%s) AND status = 'sending' AND lease_until = %s
+        """  # noqa: S608 - table names; values are parameters
+        params: list[Any] = [now, ids, lease]
+        outcome = "unknown"
+    elif result.accepted:
+        sql = f"""
+            UPDATE {itable} SET status = 'sent', status_changed_at = %s, lease_until = NULL,
+                   next_attempt_at = NULL, error_code = '', error_message = '',
+                   provider_message_id = %s || '.' || id::text,
+                   metadata = metadata || jsonb_build_object('provider', %s::jsonb)
+            WHERE id = ANY(%s) AND status = 'sending' AND lease_until = %s
+            RETURNING id, workspace_id, conversation_id, customer_id, status
+        """  # noqa: S608 - table names; values are parameters
+        raw = {**result.raw, "batch": len(ids)}
+        params = [now, result.provider_message_id, json.dumps(raw), ids, lease]
+        outcome = "sent"
+    elif result.retryable:
+        delay = max(retry_delay(1), result.retry_after or 0.0)
+        sql = f"""
+            UPDATE {itable} SET status = 'queued', status_changed_at = %s, lease_until = NULL,
+                   next_attempt_at = %s, error_code = %s, error_message = %s
+            WHERE id = ANY(%s) AND status = 'sending' AND lease_until = %s
+            RETURNING id, workspace_id, conversation_id, customer_id, status
+        """  # noqa: S608 - table names; values are parameters
+        params = [
+            now,
+            now + timedelta(seconds=delay),
+            result.error_code[:32],
+            result.error_message[:500],
+            ids,
+            lease,
+        ]
+        outcome = "retry"
+    else:
+        sql = f"""
+            UPDATE {itable} SET status = 'failed', status_changed_at = %s, lease_until = NULL,
+                   next_attempt_at = NULL, error_code = %s, error_message = %s
+            WHERE id = ANY(%s) AND status = 'sending' AND lease_until = %s
+            RETURNING id, workspace_id, conversation_id, customer_id, status
+        """  # noqa: S608 - table names; values are parameters
+        params = [now, result.error_code[:32], result.error_message[:500], ids, lease]
+        outcome = "failed"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall() if outcome != "unknown" else []
+        events.publish_on_commit(
+            *(
+                events.DomainEvent(
+                    name=events.INTERACTION_UPDATED,
+                    workspace_id=workspace_id,
+                    interaction_id=pk,
+                    conversation_id=conversation_id,
+                    customer_id=customer_id,
+                    data={"status": status},
+                )
+                for pk, workspace_id, conversation_id, customer_id, status in rows
+            )
+        )
+    n = len(ids)
+    return BatchReport(
+        sent=n if outcome == "sent" else 0,
+        failed=n if outcome == "failed" else 0,
+        retry=n if outcome == "retry" else 0,
+        unknown=n if outcome == "unknown" else 0,
+        blocked=counts["blocked"],
+        held=counts["held"],
+        requests=1,
+    )
+
+
+def outbound_email_batches_drain(
+    *, channel: Channel, budget_seconds: float, wait_seconds: float
+) -> list[BatchReport]:
+    """Send the channel's queued campaign emails in batches until none is ready or ``budget_seconds``
+    pass. A batch goes when it is full, or when its oldest message has waited ``wait_seconds`` (so a
+    campaign still queueing fills its requests instead of sending them a few at a time)."""
+    import time as time_module
+
+    sender = sender_for(channel)
+    deadline = time_module.monotonic() + budget_seconds
+    reports: list[BatchReport] = []
+    while time_module.monotonic() < deadline:
+        ready = _batch_ready(channel=channel, size=sender.max_batch, wait_seconds=wait_seconds)
+        if ready is None:
+            break
+        if not ready:
+            time_module.sleep(min(0.2, wait_seconds))
+            continue
+        report = outbound_email_batch_send(channel=channel)
+        reports.append(report)
+        if not report.claimed and not report.blocked:
+            break  # the ready rows belong to a paused run, or another worker took them
+    return reports
+
+
+def _batch_ready(*, channel: Channel, size: int, wait_seconds: float) -> bool | None:
+    """None: nothing queued for a batch; True: a full batch, or the oldest has waited long enough."""
+    now = timezone.now()
+    queued = Interaction.objects.filter(
+        channel=channel,
+        status=InteractionStatus.QUEUED,
+        next_attempt_at__lte=now,
+        metadata__has_key="campaign_run_id",
+    )
+    found = list(queued.order_by("pk").values_list("created_at", flat=True)[:size])
+    if not found:
+        return None
+    return len(found) >= size or min(found) <= now - timedelta(seconds=wait_seconds)
+
+
+def outbound_batch_pending(*, channel: Channel) -> bool:
+    """Campaign emails of ``channel`` queued and due now, not held by a paused run (those wait for its
+    resume): another flush is needed. Those waiting for a retry's backoff come back through recovery
+    (``run_requeue_lost``, ``outbound_stuck_requeue``), which hands them to a send task again."""
+    from engagement.models import CampaignRun, RunState
+
+    paused = CampaignRun.objects.filter(state=RunState.PAUSED).values_list("pk", flat=True)
+    return (
+        Interaction.objects.filter(
+            channel=channel,
+            status=InteractionStatus.QUEUED,
+            next_attempt_at__lte=timezone.now(),
+            metadata__has_key="campaign_run_id",
+        )
+        .exclude(metadata__campaign_run_id__in=list(paused))
+        .exists()
+    )

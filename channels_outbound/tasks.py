@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from engagement.models import Channel
 
 from .services import (
+    BATCH_WAIT_KEY,
     Outcome,
+    outbound_batch_channel,
+    outbound_batch_pending,
+    outbound_email_batches_drain,
     outbound_interaction_send,
     outbound_lease_reclaim,
     outbound_leases_expired,
@@ -34,6 +40,12 @@ MAX_SEND_RETRIES = 6
     retry_backoff_max=60,
 )
 def send_interaction(self, interaction_id: int) -> str:
+    channel_id = outbound_batch_channel(interaction_id=interaction_id)
+    if channel_id is not None:
+        # Campaign email goes out in batches (SendGrid: 1,000 per request): one flush per channel is
+        # scheduled at a time and sends this message with the others queued meanwhile.
+        email_batch_schedule(channel_id=channel_id)
+        return "batched"
     attempt = outbound_interaction_send(
         interaction_id=interaction_id, final_attempt=self.request.retries >= MAX_SEND_RETRIES
     )
@@ -121,3 +133,29 @@ def sandbox_report_call(channel_id: int, call_sid: str, interaction_id: int, cli
         )
     )
     events_ingest(channel=channel, events=events)
+
+
+def email_batch_schedule(*, channel_id: int) -> None:
+    """Schedule the channel's batch flush in ``OUTBOUND_EMAIL_BATCH_WAIT_SECONDS`` unless one is pending
+    (a cache key, added atomically, marks it; it expires on its own should the flush be lost)."""
+    wait = settings.OUTBOUND_EMAIL_BATCH_WAIT_SECONDS
+    if cache.add(BATCH_WAIT_KEY.format(channel_id=channel_id), 1, timeout=wait + 60):
+        send_email_batch.apply_async((channel_id,), countdown=wait)
+
+
+@shared_task(name="channels_outbound.tasks.send_email_batch", acks_late=True, reject_on_worker_lost=True)
+def send_email_batch(channel_id: int) -> int:
+    """Send the channel's queued campaign emails in batches (see ``outbound_email_batches_drain``).
+    Messages queued after the last batch, or waiting for a retry, get the next flush."""
+    channel = Channel.objects.select_related("workspace").get(pk=channel_id)
+    try:
+        reports = outbound_email_batches_drain(
+            channel=channel,
+            budget_seconds=settings.OUTBOUND_EMAIL_BATCH_BUDGET_SECONDS,
+            wait_seconds=settings.OUTBOUND_EMAIL_BATCH_WAIT_SECONDS,
+        )
+    finally:
+        cache.delete(BATCH_WAIT_KEY.format(channel_id=channel_id))
+    if outbound_batch_pending(channel=channel):
+        email_batch_schedule(channel_id=channel_id)
+    return sum(r.claimed for r in reports)

@@ -15,6 +15,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from kombu import Queue
 
 from config.log_filters import CELERY_TASK_LOGGERS
 
@@ -167,6 +168,11 @@ _db["CONN_HEALTH_CHECKS"] = _env_bool("DATABASE_HEALTH_CHECKS", True)
 if _env_bool("DATABASE_PREPARED", True):
     _db["OPTIONS"]["server_side_binding"] = True
     _db["OPTIONS"]["prepare_threshold"] = 5
+# PostgreSQL's JIT compiles a plan's expressions once the plan's cost passes jit_above_cost: on the
+# audience counts (a segment with consent rules over 1,000,000 customers) compiling took about a second
+# that the query never won back (bench_segments). Off for our connections; DATABASE_JIT=1 turns it on.
+if not _env_bool("DATABASE_JIT", False):
+    _db["OPTIONS"]["options"] = (str(_db["OPTIONS"].get("options", "")) + " -c jit=off").strip()
 DATABASES = {"default": _db}
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -200,6 +206,17 @@ CHANNEL_LAYERS = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Two lanes: conversational work (agent replies, automated answers, webhooks…) on the default queue,
+# campaign fan-out (the scheduler tick, campaign sends, email batches) on the bulk queue. A worker
+# consumes every queue in CELERY_TASK_QUEUES unless told otherwise (-Q), polling them in turn, so a deep
+# bulk queue never stands in front of a reply; production can also run a worker on the default queue
+# alone (docker-compose's `worker` consumes both).
+CELERY_BULK_QUEUE = os.environ.get("CELERY_BULK_QUEUE", "bulk")
+CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(CELERY_BULK_QUEUE))
+CELERY_TASK_ROUTES = {
+    "engagement.tasks.campaigns_tick": {"queue": CELERY_BULK_QUEUE},
+    "channels_outbound.tasks.send_email_batch": {"queue": CELERY_BULK_QUEUE},
+}
 CELERY_TASK_IGNORE_RESULT = True
 # Every task is idempotent (a send claims its interaction, automation replies carry idempotency keys,
 # status events are deduplicated by provider event id, an import skips what is done), so each is
@@ -333,7 +350,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "console:login"
-LOGIN_REDIRECT_URL = "console:home"  # by role: marketers to segments, others to the inbox
+LOGIN_REDIRECT_URL = "console:home"  # by role: marketers to campaigns, others to the inbox
 LOGOUT_REDIRECT_URL = "console:login"
 
 LANGUAGE_CODE = "en-us"
@@ -496,6 +513,11 @@ if OUTBOUND_SEND_LEASE_SECONDS <= 2 * TWILIO_HTTP_TIMEOUT:
     raise ImproperlyConfigured("OUTBOUND_SEND_LEASE_SECONDS must exceed twice TWILIO_HTTP_TIMEOUT")
 # A queued send whose task has not run this long is handed to a new task (its broker message was lost).
 OUTBOUND_REQUEUE_AFTER_SECONDS = float(os.environ.get("OUTBOUND_REQUEUE_AFTER_SECONDS", "120"))
+# Campaign email goes out in batches (SendGrid: up to 1,000 personalizations per Mail Send request). A
+# batch is sent when full or when its oldest message has waited this long; one flush drains for at
+# most the budget, then hands over to the next.
+OUTBOUND_EMAIL_BATCH_WAIT_SECONDS = float(os.environ.get("OUTBOUND_EMAIL_BATCH_WAIT_SECONDS", "1"))
+OUTBOUND_EMAIL_BATCH_BUDGET_SECONDS = float(os.environ.get("OUTBOUND_EMAIL_BATCH_BUDGET_SECONDS", "20"))
 
 # Campaigns (engagement/campaigns/sending.py).
 # Messages per second per sender (Twilio number/messaging service, SendGrid account) unless the channel's
@@ -505,6 +527,11 @@ CAMPAIGN_DEFAULT_RATE_PER_SECOND = float(os.environ.get("CAMPAIGN_DEFAULT_RATE_P
 CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "50"))
 # Back-pressure: a run claims no more recipients while this many of its messages wait for a send task.
 CAMPAIGN_MAX_QUEUED = int(os.environ.get("CAMPAIGN_MAX_QUEUED", "200"))
+# Auto-pause: a run whose last CAMPAIGN_AUTOPAUSE_WINDOW provider attempts are at least this % failed.
+CAMPAIGN_AUTOPAUSE_FAILED_PERCENT = float(os.environ.get("CAMPAIGN_AUTOPAUSE_FAILED_PERCENT", "20"))
+CAMPAIGN_AUTOPAUSE_WINDOW = int(os.environ.get("CAMPAIGN_AUTOPAUSE_WINDOW", "50"))
+# A run with an email channel may queue this many: enough to fill SendGrid batches of 1,000.
+CAMPAIGN_EMAIL_MAX_QUEUED = int(os.environ.get("CAMPAIGN_EMAIL_MAX_QUEUED", "2000"))
 # A claimed recipient whose worker died is claimable again after this.
 CAMPAIGN_CLAIM_LEASE_SECONDS = float(os.environ.get("CAMPAIGN_CLAIM_LEASE_SECONDS", "60"))
 # How long one tick works on one run before handing the worker back.

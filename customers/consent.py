@@ -351,11 +351,17 @@ def _derived_state_q(
     is that (``":<status>"`` a channel-wide row, ``""`` no row); ``own_is(status)``, the newest own row
     has that status (``""`` no own row)."""
     IN, OUT = ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value
+    if state == IN and purpose != ConsentPurpose.TRANSACTIONAL:
+        # Opted in ⇔ the newest own row is an opt-in and no newer channel-wide opt-out (the top row is
+        # then that own row or a newer channel-wide opt-in, whose "own row's status" is that opt-in):
+        # one anti-join over the opt-ins and a small one over channel-wide opt-outs, where the form
+        # "top is the own opt-in, or a wide opt-in over an own opt-in" took two large ones
+        # (bench_segments' consent count).
+        return own_is(IN) & ~top_is(f":{OUT}")
     wide_in = top_is(f":{IN}")
     if state == IN:
         # transactional: a channel-wide opt-in counts unless the purpose's own row says opted out
-        lifted = ~own_is(OUT) if purpose == ConsentPurpose.TRANSACTIONAL else own_is(IN)
-        return top_is(f"{purpose}:{IN}") | (wide_in & lifted)
+        return top_is(f"{purpose}:{IN}") | (wide_in & ~own_is(OUT))
     if state == OUT:
         return top_is(f"{purpose}:{OUT}") | top_is(f":{OUT}") | (wide_in & own_is(OUT))
     if purpose == ConsentPurpose.TRANSACTIONAL:

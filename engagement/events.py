@@ -70,6 +70,11 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+# ``OUTBOUND_QUEUED`` events of bulk sends (campaigns) say so in ``data["lane"]``; the delivery listener
+# puts their tasks on the bulk queue.
+LANE_BULK = "bulk"
+
+
 @dataclass(frozen=True)
 class DomainEvent:
     name: str

@@ -74,6 +74,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "id",
             *CONTENT_FIELDS,
             "state",
+            "paused_reason",
             "next_run_at",
             "created_by_id",
             "approved_by_id",
@@ -113,6 +114,10 @@ class CampaignWriteSerializer(serializers.Serializer):
     fallback_timezone = serializers.CharField(required=False)
     late_policy = serializers.ChoiceField(choices=LatePolicy.choices, required=False)
     attribution_hours = serializers.IntegerField(required=False, min_value=1, max_value=24 * 30)
+    goal_event = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="A custom event name: 'converted'."
+    )
+    goal_window_hours = serializers.IntegerField(required=False, min_value=1, max_value=24 * 90)
 
 
 class RecipientSerializer(serializers.ModelSerializer):

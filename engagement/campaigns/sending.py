@@ -220,6 +220,7 @@ class TickContext:
     now: dt.datetime
     channels: dict[int, list[Channel]] = field(default_factory=dict)
     rules: dict[int, CampaignSettings] = field(default_factory=dict)
+    max_queued: dict[int, int] = field(default_factory=dict)
 
     def channels_for(self, campaign: Campaign) -> list[Channel]:
         if campaign.pk not in self.channels:
@@ -231,6 +232,16 @@ class TickContext:
             }
             self.channels[campaign.pk] = [by_id[i] for i in campaign.channel_ids if i in by_id]
         return self.channels[campaign.pk]
+
+    def max_queued_for(self, run_id: int) -> int:
+        """How many of the run's messages may wait for a send task: ``CAMPAIGN_MAX_QUEUED``, or enough
+        to fill email batches (``CAMPAIGN_EMAIL_MAX_QUEUED``) when the campaign has an email channel."""
+        if run_id not in self.max_queued:
+            campaign = Campaign.objects.filter(runs__pk=run_id).first()
+            has_email = campaign is not None and any(c.kind == "email" for c in self.channels_for(campaign))
+            limit = settings.CAMPAIGN_MAX_QUEUED
+            self.max_queued[run_id] = max(limit, settings.CAMPAIGN_EMAIL_MAX_QUEUED) if has_email else limit
+        return self.max_queued[run_id]
 
     def rules_for(self, workspace_id: int) -> CampaignSettings:
         if workspace_id not in self.rules:
@@ -427,7 +438,7 @@ def run_process(*, run_id: int, deadline: float, context: TickContext) -> int:
         state = CampaignRun.objects.filter(pk=run_id).values_list("state", flat=True).first()
         if state != RunState.RUNNING:
             break
-        if run_outbox_depth(run_id=run_id) >= settings.CAMPAIGN_MAX_QUEUED:
+        if run_outbox_depth(run_id=run_id) >= context.max_queued_for(run_id):
             break  # the send tasks are behind: keep the provider queue shallow (pause stays quick)
         ids = recipients_claim(run_id=run_id, now=timezone.now(), limit=settings.CAMPAIGN_BATCH_SIZE)
         if not ids:
@@ -503,10 +514,61 @@ def run_sync(*, run: CampaignRun, now: dt.datetime) -> dict[str, int]:
                     detail=message[:300],
                 )
     result["failed"] = len(failed)
+    if run.state == RunState.RUNNING and run_autopause_check(run_id=run.pk, campaign_id=run.campaign_id):
+        run.state = RunState.PAUSED
+        result["auto_paused"] = 1
     if run.state == RunState.RUNNING:
         result["requeued"] = len(run_requeue_lost(run_id=run.pk, now=now))
     run_complete_if_done(run_id=run.pk, now=now)
     return result
+
+
+def run_error_rate(*, run_id: int, window: int) -> tuple[int, int]:
+    """(attempts, failed) among the run's last ``window`` attempts: rows that reached the provider
+    (sent, failed, unknown), newest first. One query over the run's rows."""
+    table = CampaignRecipient._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT count(*), count(*) FILTER (WHERE state = 'failed') FROM (
+                SELECT state FROM {table}
+                WHERE run_id = %s AND state IN ('sent', 'failed', 'unknown')
+                ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT %s
+            ) AS recent
+            """,  # noqa: S608 - table names; values are parameters
+            [run_id, window],
+        )
+        attempts, failed = cursor.fetchone()
+    return int(attempts), int(failed)
+
+
+def run_autopause_check(*, run_id: int, campaign_id: int) -> bool:
+    """Pause the campaign when its run's error rate passes the threshold: at least
+    ``CAMPAIGN_AUTOPAUSE_FAILED_PERCENT`` % failed among the last ``CAMPAIGN_AUTOPAUSE_WINDOW`` attempts
+    (judged once that many were made). The reason is stored on the campaign (``paused_reason``) and
+    shown in the console; resume clears it. Source: CAMPAIGNS.md lesson 9 (auto-pause on error rate).
+    Returns True when it paused."""
+    window = settings.CAMPAIGN_AUTOPAUSE_WINDOW
+    attempts, failed = run_error_rate(run_id=run_id, window=window)
+    if attempts < window or failed * 100 < settings.CAMPAIGN_AUTOPAUSE_FAILED_PERCENT * attempts:
+        return False
+    reason = (
+        f"Paused automatically: {failed} of the last {attempts} sends failed "
+        f"(threshold {settings.CAMPAIGN_AUTOPAUSE_FAILED_PERCENT:g}%). Check the recipients' failure "
+        "reasons and the channel, then resume."
+    )
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+        if campaign is None or campaign.state != CampaignState.RUNNING:
+            return False
+        campaign.state = CampaignState.PAUSED
+        campaign.paused_reason = reason
+        campaign.save(update_fields=["state", "paused_reason", "updated_at"])
+        CampaignRun.objects.filter(campaign_id=campaign_id, state=RunState.RUNNING).update(
+            state=RunState.PAUSED, lease_until=None
+        )
+    logger.warning("campaign %s: %s", campaign_id, reason)
+    return True
 
 
 def recipients_settle_late(*, now: dt.datetime, within: dt.timedelta = dt.timedelta(days=2)) -> int:
@@ -560,7 +622,10 @@ def run_requeue_lost(*, run_id: int, now: dt.datetime, older_than: float | None 
             events.publish_on_commit(
                 *(
                     events.DomainEvent(
-                        name=events.OUTBOUND_QUEUED, workspace_id=workspace_id, interaction_id=pk
+                        name=events.OUTBOUND_QUEUED,
+                        workspace_id=workspace_id,
+                        interaction_id=pk,
+                        data={"lane": events.LANE_BULK},
                     )
                     for pk in ids
                 )

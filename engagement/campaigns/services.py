@@ -30,7 +30,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
 from customers.consent import SendPurpose
-from customers.models import ConsentEvent, Customer
+from customers.models import ConsentEvent, Customer, CustomerEvent
 from engagement.errors import Conflict, NotFound, Rejected, ValidationFailed
 from engagement.models import (
     Campaign,
@@ -47,7 +47,12 @@ from engagement.models import (
     Workspace,
 )
 from engagement.models.campaigns import LatePolicy, ScheduleKind
-from engagement.segments.services import segment_count
+from engagement.segments.services import (
+    AudienceCounts,
+    segment_audience_counts,
+    segment_count,
+    segment_queryset,
+)
 from engagement.services.guards import campaign_settings_for
 from engagement.services.messaging import SendRejected, message_send_to_address
 
@@ -83,6 +88,8 @@ CONTENT_FIELDS = (
     "fallback_timezone",
     "late_policy",
     "attribution_hours",
+    "goal_event",
+    "goal_window_hours",
 )
 
 
@@ -167,6 +174,13 @@ def _validate(campaign: Campaign) -> None:
         raise CampaignInvalid(f"late_policy is one of {', '.join(LatePolicy.values)}", field="late_policy")
     zone_validate(campaign.schedule_timezone or "UTC", field="schedule_timezone")
     zone_validate(campaign.fallback_timezone or "UTC", field="fallback_timezone")
+    campaign.goal_event = (campaign.goal_event or "").strip()
+    if len(campaign.goal_event) > 200:
+        raise CampaignInvalid(
+            "goal_event is a custom event name of at most 200 characters", field="goal_event"
+        )
+    if not 1 <= int(campaign.goal_window_hours or 0) <= 24 * 90:
+        raise CampaignInvalid("goal_window_hours is 1-2160", field="goal_window_hours")
     kind = campaign.schedule_kind
     if kind in (ScheduleKind.AT, ScheduleKind.RECURRING) and campaign.send_at is None:
         raise CampaignInvalid("send_at is required for this schedule", field="send_at")
@@ -371,7 +385,8 @@ def campaign_pause(*, campaign: Campaign) -> Campaign:
         if campaign.state not in (CampaignState.SCHEDULED, CampaignState.RUNNING):
             raise CampaignStateConflict(f"a {campaign.state} campaign cannot be paused")
         campaign.state = CampaignState.PAUSED
-        campaign.save(update_fields=["state", "updated_at"])
+        campaign.paused_reason = ""
+        campaign.save(update_fields=["state", "paused_reason", "updated_at"])
         CampaignRun.objects.filter(campaign=campaign, state=RunState.RUNNING).update(
             state=RunState.PAUSED, lease_until=None
         )
@@ -393,7 +408,8 @@ def campaign_resume(*, campaign: Campaign) -> Campaign:
         CampaignRun.objects.filter(pk__in=runs).update(state=RunState.RUNNING, lease_until=None)
         has_runs = CampaignRun.objects.filter(campaign=campaign).exists()
         campaign.state = CampaignState.RUNNING if has_runs else CampaignState.SCHEDULED
-        campaign.save(update_fields=["state", "updated_at"])
+        campaign.paused_reason = ""
+        campaign.save(update_fields=["state", "paused_reason", "updated_at"])
         for run_id in runs:
             run_requeue_lost(run_id=run_id, now=now, older_than=0)
         transaction.on_commit(lambda: current_app.send_task("engagement.tasks.campaigns_tick"))
@@ -557,6 +573,7 @@ STAT_KEYS = (
     "clicked",
     "replied",
     "unsubscribed",
+    "converted",
 )
 
 
@@ -566,9 +583,11 @@ def campaign_stats(*, campaign: Campaign, run: CampaignRun | None = None) -> dic
     are skipped rows with reason "holdout", counted apart; "pending" includes claimed). ``delivered``,
     ``opened`` (SendGrid opens), ``clicked`` are among ``sent``; ``replied`` = an inbound message from the
     recipient on any channel within ``attribution_hours`` after the send; ``unsubscribed`` = an opt-out
-    in the consent ledger in that window. Returns ``{"total": {...}, "variants": {key: {...}},
-    "skipped_by_reason": {reason: n}, "held_by_reason": {...}, "runs": [{"id", "state", ...}]}``.
-    Test sends have no recipient row and never count."""
+    in the consent ledger in that window; ``converted`` = a custom event named ``goal_event`` from the
+    recipient within ``goal_window_hours`` after the send (0 without a goal). Returns ``{"total": {...},
+    "variants": {key: {...}}, "skipped_by_reason": {reason: n}, "held_by_reason": {...},
+    "runs": [{"id", "state", ...}], "paused_reason", "goal_event"}``. Test sends have no recipient row
+    and never count."""
     rows = campaign_recipients(campaign=campaign, run=run)
     window = dt.timedelta(hours=campaign.attribution_hours)
     replied = Interaction.objects.filter(
@@ -582,6 +601,13 @@ def campaign_stats(*, campaign: Campaign, run: CampaignRun | None = None) -> dic
         status="opted_out",
         occurred_at__gt=OuterRef("sent_at"),
         occurred_at__lte=OuterRef("sent_at") + Value(window),
+    )
+    goal_window = dt.timedelta(hours=campaign.goal_window_hours)
+    converted = CustomerEvent.objects.filter(
+        customer_id=OuterRef("interaction__customer_id"),
+        name=campaign.goal_event,
+        occurred_at__gt=OuterRef("sent_at"),
+        occurred_at__lte=OuterRef("sent_at") + Value(goal_window),
     )
     sent = Q(state=RecipientState.SENT)
     aggregates = {
@@ -599,6 +625,7 @@ def campaign_stats(*, campaign: Campaign, run: CampaignRun | None = None) -> dic
         "clicked": Count("pk", filter=sent & Q(interaction__metadata__engagement__clicks__gt=0)),
         "replied": Count("pk", filter=sent & Q(Exists(replied))),
         "unsubscribed": Count("pk", filter=sent & Q(Exists(unsubscribed))),
+        "converted": Count("pk", filter=sent & Q(Exists(converted))),  # no goal: no event is named ""
     }
     grouped: list[dict[str, Any]] = list(rows.values("variant").annotate(**aggregates))  # type: ignore[arg-type]
     per_variant = {r["variant"]: {k: r[k] for k in STAT_KEYS} for r in grouped}
@@ -629,6 +656,8 @@ def campaign_stats(*, campaign: Campaign, run: CampaignRun | None = None) -> dic
     return {
         "campaign_id": campaign.pk,
         "state": campaign.state,
+        "paused_reason": campaign.paused_reason,
+        "goal_event": campaign.goal_event,
         "total": total,
         "variants": per_variant,
         "skipped_by_reason": skipped,
@@ -646,6 +675,50 @@ def campaign_stats(*, campaign: Campaign, run: CampaignRun | None = None) -> dic
             for r in runs
         ],
     }
+
+
+def campaigns_progress(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Progress of several campaigns in ONE grouped query over their recipient rows:
+    ``{campaign_id: {"targeted", "finished", "sent"}}`` (``finished`` = terminal rows, holdout included).
+    Campaigns without rows are absent. For the console's list."""
+    out: dict[int, dict[str, int]] = {}
+    rows = (
+        CampaignRecipient.objects.filter(campaign_id__in=campaign_ids)
+        .values("campaign_id")
+        .annotate(
+            targeted=Count("pk"),
+            finished=Count("pk", filter=Q(state__in=["sent", "failed", "skipped", "unknown"])),
+            sent=Count("pk", filter=Q(state=RecipientState.SENT)),
+        )
+        .order_by()
+    )
+    for row in rows:
+        out[row["campaign_id"]] = {k: row[k] for k in ("targeted", "finished", "sent")}
+    return out
+
+
+def campaign_audience(*, campaign: Campaign, purpose: str | None = None) -> dict[str, Any]:
+    """The campaign's segment now: ``{"count", "purpose", "reachable": {kind: n}, "approval_threshold",
+    "approval_needed"}`` in one counting query (``segment_audience_counts``); approval is needed when
+    the workspace's ``CampaignSettings.approval_threshold`` is set and the count is above it."""
+    counts: AudienceCounts = segment_audience_counts(
+        workspace=campaign.workspace,
+        queryset=segment_queryset(segment=campaign.segment),
+        purpose=purpose or campaign.purpose,
+    )
+    threshold = campaign_settings_for(workspace_id=campaign.workspace_id).approval_threshold
+    return {
+        "count": counts.count,
+        "purpose": counts.purpose,
+        "reachable": counts.reachable,
+        "approval_threshold": threshold,
+        "approval_needed": threshold is not None and counts.count > threshold,
+    }
+
+
+def campaign_preview_customers(*, campaign: Campaign, limit: int = 25) -> list[Customer]:
+    """A few members of the campaign's segment to preview as (one query, newest first)."""
+    return list(segment_queryset(segment=campaign.segment).only("id", "display_name").order_by("-id")[:limit])
 
 
 CSV_COLUMNS = (

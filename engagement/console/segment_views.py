@@ -231,7 +231,7 @@ def segment_delete_view(request: ConsoleRequest, segment_id: int) -> HttpRespons
 @require_http_methods(["GET", "HEAD"])
 @console_view
 def home(request: ConsoleRequest) -> HttpResponse:
-    """Where signing in lands: marketers on their segments, everybody else in the inbox."""
+    """Where signing in lands: marketers on their campaigns, everybody else in the inbox."""
     if request.membership.role == Role.MARKETER:
-        return redirect("console:segments")
+        return redirect("console:campaigns")
     return redirect("console:inbox")

@@ -3,6 +3,7 @@ from django.urls import path
 
 from . import (
     calls,
+    campaign_views,
     customer_views,
     journey_views,
     report_views,
@@ -50,6 +51,32 @@ urlpatterns = [
     ),
     path("tasks/", journey_views.task_list, name="tasks"),
     path("tasks/<int:task_id>/done/", journey_views.task_done_view, name="task_done"),
+    path("campaigns/", campaign_views.campaign_list, name="campaigns"),
+    path("campaigns/new/", campaign_views.campaign_new, name="campaign_new"),
+    path("campaigns/audience/", campaign_views.campaign_audience_fragment, name="campaign_audience"),
+    path("campaigns/<int:campaign_id>/", campaign_views.campaign_detail, name="campaign"),
+    path(
+        "campaigns/<int:campaign_id>/progress/",
+        campaign_views.campaign_progress_fragment,
+        name="campaign_progress",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/preview/",
+        campaign_views.campaign_preview_fragment,
+        name="campaign_preview",
+    ),
+    path("campaigns/<int:campaign_id>/test/", campaign_views.campaign_test_send_view, name="campaign_test"),
+    path(
+        "campaigns/<int:campaign_id>/recipients/",
+        campaign_views.campaign_recipients_view,
+        name="campaign_recipients",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/recipients.csv",
+        campaign_views.campaign_export,
+        name="campaign_export",
+    ),
+    path("campaigns/<int:campaign_id>/<str:verb>/", campaign_views.campaign_action, name="campaign_action"),
     path("conversations/<int:conversation_id>/", views.conversation_detail, name="conversation"),
     path(
         "conversations/<int:conversation_id>/status/",

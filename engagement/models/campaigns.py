@@ -80,6 +80,12 @@ class Campaign(models.Model):
 
     # Replies and opt-outs within this many hours of a send count for the campaign.
     attribution_hours = models.PositiveIntegerField(default=72)
+    # "Converted": the recipient's custom event of this name (customers.CustomerEvent) within
+    # goal_window_hours after the send. Empty: no goal.
+    goal_event = models.CharField(max_length=200, blank=True, default="")
+    goal_window_hours = models.PositiveIntegerField(default=72)
+    # Why it is paused when the system paused it (error rate over the threshold); "" when a person did.
+    paused_reason = models.CharField(max_length=300, blank=True, default="")
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

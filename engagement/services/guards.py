@@ -321,6 +321,25 @@ def send_release_check(*, interaction: Interaction) -> str:
     return RELEASE_GO
 
 
+def send_release_check_many(*, run_ids: set[int]) -> dict[int, str]:
+    """:func:`send_release_check` for the campaign runs of a batch in one query: run id → "go", "hold"
+    or "cancel"."""
+    from engagement.models import CampaignRun, RunState
+
+    states = dict(CampaignRun.objects.filter(pk__in=run_ids).values_list("pk", "state"))
+    out = {}
+    for run_id in run_ids:
+        state = states.get(run_id)
+        out[run_id] = (
+            RELEASE_HOLD
+            if state == RunState.PAUSED
+            else RELEASE_CANCEL
+            if state == RunState.CANCELLED
+            else RELEASE_GO
+        )
+    return out
+
+
 __all__ = [
     "RELEASE_CANCEL",
     "RELEASE_GO",
@@ -331,5 +350,6 @@ __all__ = [
     "pacing_take",
     "send_guard_check",
     "send_release_check",
+    "send_release_check_many",
     "sender_key",
 ]

@@ -245,6 +245,8 @@ def message_send(
                     interaction_id=interaction.pk,
                     conversation_id=conversation.pk,
                     customer_id=customer.pk,
+                    # Campaign sends take the bulk lane; replies to a customer never wait behind them.
+                    data={"lane": events.LANE_BULK} if (metadata or {}).get("campaign_run_id") else {},
                 )
             )
         events.publish_on_commit(

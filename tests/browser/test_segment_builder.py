@@ -1,6 +1,7 @@
-"""The segment builder in a real browser: a marketer signs in and lands on segments, builds a rule with
-rows (a tag, then NOT), watches the live count and the reach per channel follow each edit, saves, and
-the stored rule tree is exactly what the rows said; reopening the segment draws the same rows."""
+"""The segment builder in a real browser: a marketer signs in (landing on campaigns), opens segments,
+builds a rule with rows (a tag, then NOT), watches the live count and the reach per channel follow
+each edit, saves, and the stored rule tree is exactly what the rows said; reopening the segment draws
+the same rows."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def test_marketer_builds_a_segment_with_a_live_count(asgi_server: AsgiServer) ->
         page.fill("input[name=username]", marketer.username)
         page.fill("input[name=password]", "pw-for-tests-123")
         page.click("button[type=submit]")
-        expect(page.locator("h1")).to_have_text("Segments")  # a marketer's home
+        expect(page.locator("h1")).to_have_text("Campaigns")  # a marketer's home
+        page.click("nav >> text=Segments")
         page.click("text=New segment")
 
         count = page.locator("#live-count [data-count]")

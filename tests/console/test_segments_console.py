@@ -40,9 +40,9 @@ def test_segments_are_for_marketers_and_admins(workspace: Workspace, role: str, 
     assert client.get(reverse("console:segment_new")).status_code == (200 if sees else 403)
 
 
-def test_home_sends_marketers_to_segments_and_agents_to_the_inbox(workspace: Workspace) -> None:
+def test_home_sends_marketers_to_campaigns_and_agents_to_the_inbox(workspace: Workspace) -> None:
     assert _client(workspace, Role.MARKETER).get(reverse("console:home"))["Location"] == reverse(
-        "console:segments"
+        "console:campaigns"
     )
     assert _client(workspace, Role.AGENT).get(reverse("console:home"))["Location"] == reverse("console:inbox")
 

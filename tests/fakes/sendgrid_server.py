@@ -3,7 +3,9 @@
 It checks the Bearer key, validates the payload the way SendGrid does (400 with SendGrid's
 ``{"errors": [{"message", "field", "help"}]}`` on violations; PROTOCOLS.md H), answers 202 with an
 ``X-Message-Id`` header, can be told to answer 429/5xx next, and, like SendGrid, can later POST signed
-Event Webhook batches (processed, delivered) to a configured URL, echoing custom args as top-level keys.
+Event Webhook batches (processed, delivered) to a configured URL, echoing custom args (the request's
+merged with each personalization's) as top-level keys. It counts accepted requests and personalizations
+(``requests``, ``personalizations``) and expands each personalization's substitutions (``mails()``).
 Email Activity (``GET /v3/messages``) finds sent mail by custom arg and recipient.
 """
 
@@ -97,6 +99,26 @@ def mail_send_errors(payload: Any) -> list[dict[str, Any]]:
                     )
                 else:
                     seen.add(address.lower())
+        substitutions = p.get("substitutions") or {}
+        if not isinstance(substitutions, dict) or not all(isinstance(v, str) for v in substitutions.values()):
+            errors.append(_error("Substitutions must be strings.", f"personalizations.{n}.substitutions"))
+        elif sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items()) > 10_000:
+            errors.append(
+                _error(
+                    "The total size of substitutions may not exceed 10,000 bytes per personalization.",
+                    f"personalizations.{n}.substitutions",
+                )
+            )
+        p_args = p.get("custom_args") or {}
+        if not isinstance(p_args, dict) or not all(isinstance(v, str) for v in p_args.values()):
+            errors.append(_error("Custom args values must be strings.", f"personalizations.{n}.custom_args"))
+        for name in p.get("headers") or {}:
+            if name.lower() in RESERVED_HEADERS:
+                errors.append(
+                    _error(
+                        f"The header {name} is reserved and cannot be set.", f"personalizations.{n}.headers"
+                    )
+                )
         if not payload.get("subject") and not p.get("subject") and not payload.get("template_id"):
             errors.append(
                 _error(
@@ -243,6 +265,49 @@ class FakeSendGrid:
             self._server.shutdown()
             self._server.server_close()
 
+    @property
+    def requests(self) -> int:
+        """Mail Send requests accepted (202)."""
+        return len(self.messages)
+
+    @property
+    def personalizations(self) -> int:
+        """Personalizations across every accepted request (one per recipient for our sends)."""
+        return sum(len(m["personalizations"]) for m in self.messages)
+
+    def mails(self) -> list[dict[str, Any]]:
+        """Every accepted personalization as the mail its recipient gets: ``to``, ``subject``,
+        ``headers``, ``custom_args`` (the request's merged with the personalization's), ``text`` and
+        ``html`` with the substitutions applied, and the request's ``x_message_id``."""
+        out = []
+        for sent in list(self.messages):
+            contents = {c["type"]: c["value"] for c in sent.get("content") or []}
+            for p in sent["personalizations"]:
+                subs = p.get("substitutions") or {}
+
+                def apply(text: str, subs: dict[str, str] = subs) -> str:
+                    for key, value in subs.items():
+                        text = text.replace(key, value)
+                    return text
+
+                for recipient in p["to"]:
+                    out.append(
+                        {
+                            "to": recipient["email"],
+                            "subject": apply(p.get("subject") or sent.get("subject") or ""),
+                            "headers": {**(sent.get("headers") or {}), **(p.get("headers") or {})},
+                            "custom_args": {
+                                **(sent.get("custom_args") or {}),
+                                **(p.get("custom_args") or {}),
+                            },
+                            "text": apply(contents.get("text/plain", "")),
+                            "html": apply(contents.get("text/html", "")),
+                            "reply_to": (sent.get("reply_to") or {}).get("email", ""),
+                            "x_message_id": sent["x_message_id"],
+                        }
+                    )
+        return out
+
     def reset(self) -> None:
         with self._lock:
             self.messages.clear()
@@ -305,14 +370,18 @@ class FakeSendGrid:
         to = re.findall(r"to_email=\"([^\"]*)\"", query)
         found = []
         for sent in list(self.messages):
-            custom = sent.get("custom_args") or {}
-            recipients = [r["email"] for p in sent["personalizations"] for r in p["to"]]
-            if all(custom.get(k) == v for k, v in args.items()) and all(t in recipients for t in to):
+            for p in sent["personalizations"]:
+                custom = {**(sent.get("custom_args") or {}), **(p.get("custom_args") or {})}
+                recipients = [r["email"] for r in p["to"]]
+                if not (
+                    all(custom.get(k) == v for k, v in args.items()) and all(t in recipients for t in to)
+                ):
+                    continue
                 found.append(
                     {
                         "from_email": sent["from"]["email"],
                         "msg_id": f"{sent['x_message_id']}.filterdrecv-fake-1-0.0",
-                        "subject": sent.get("subject", ""),
+                        "subject": p.get("subject") or sent.get("subject", ""),
                         "to_email": recipients[0],
                         "status": "processed",
                         "opens_count": 0,
@@ -323,8 +392,9 @@ class FakeSendGrid:
         h._json(200, {"messages": found[: int(params.get("limit") or 10)]})
 
     def _events(self, payload: dict[str, Any], message_id: str) -> None:
-        custom_args = payload.get("custom_args") or {}
         for p in payload["personalizations"]:
+            # A personalization's custom args override the request's (SendGrid merges them).
+            custom_args = {**(payload.get("custom_args") or {}), **(p.get("custom_args") or {})}
             for recipient in p["to"]:
                 final = "bounce" if recipient["email"] == BOUNCING_ADDRESS else "delivered"
                 for kind in ("processed", final):

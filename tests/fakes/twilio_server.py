@@ -53,6 +53,8 @@ class FakeTwilio:
     callbacks: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
     media_requests: list[tuple[str, bool]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
+    # Numbers starting with this are refused as invalid (21211), like INVALID_NUMBER (error-rate tests).
+    invalid_prefix: str = ""
     # Seconds to wait before answering the next Messages requests (after accepting them, callbacks
     # included): a client timeout then leaves the sender unsure whether the message went out.
     stall_next: list[float] = field(default_factory=list)
@@ -111,6 +113,7 @@ class FakeTwilio:
             self.media_requests.clear()
             self.callbacks.clear()
             self.fail_next.clear()
+            self.invalid_prefix = ""
             self.resources.clear()
             self.list_requests.clear()
             self.stall_next.clear()
@@ -160,8 +163,8 @@ class FakeTwilio:
         if not form.get("To") or not (form.get("From") or form.get("MessagingServiceSid")):
             h._json(400, {"code": 21604, "message": "A 'To' and a 'From' are required", "status": 400})
             return
-        if form["To"] in PERMANENT:
-            code, message = PERMANENT[form["To"]]
+        if form["To"] in PERMANENT or (self.invalid_prefix and form["To"].startswith(self.invalid_prefix)):
+            code, message = PERMANENT.get(form["To"], PERMANENT[INVALID_NUMBER])
             h._json(400, {"code": code, "message": message, "more_info": "", "status": 400})
             self.messages.append({"rejected": code, **form})
             return
