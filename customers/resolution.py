@@ -67,6 +67,8 @@ def policy_for(*, workspace: Workspace) -> Policy:
 
 def identifiers_normalize(*, workspace: Workspace, identifiers: list[Identifier]) -> list[Identifier]:
     """Normalize and de-duplicate (a repeat that is verified anywhere counts as verified); order kept."""
+    if len(identifiers) == 1:  # every inbound message: no de-duplication to do
+        return [identifier_normalize(identifiers[0], workspace=workspace)]
     out: dict[tuple[str, str], Identifier] = {}
     for raw in identifiers:
         ident = identifier_normalize(raw, workspace=workspace)
@@ -181,6 +183,24 @@ def identity_touch_fields(
     return fields
 
 
+# One prepared statement for every touch (the ORM's update() cost ~0.3 ms of statement building per
+# call on the first contact of the day): ``verified`` only ever goes up, ``last_channel`` moves only
+# when one is given, ``last_seen_at`` moves whenever anything does.
+_TOUCH_SQL = (
+    "UPDATE customers_identity SET last_seen_at = %s, verified = verified OR %s,"
+    " last_channel = COALESCE(%s, last_channel) WHERE id = %s"
+)
+
+
+def _identity_touch(*, pk: int, fields: dict[str, Any]) -> None:
+    """Write what :func:`identity_touch_fields` decided for identity ``pk`` (one UPDATE)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _TOUCH_SQL,
+            [fields["last_seen_at"], bool(fields.get("verified")), fields.get("last_channel"), pk],
+        )
+
+
 def _one_statement() -> str:
     """Look one identifier up with its customer (raw SQL: the ORM's query building cost four times the
     database's work on this path). Built once from the models' columns."""
@@ -221,7 +241,7 @@ def _resolve_one(
     )
     if fields:
         # One statement, atomic by itself: no savepoint needed around it.
-        Identity.objects.filter(pk=identity.pk).update(**fields)
+        _identity_touch(pk=identity.pk, fields=fields)
     return Resolution(customer=customer), known
 
 
@@ -248,7 +268,7 @@ def _resolve_known(
         fields = identity_touch_fields(identity=identity, ident=ident, channel_kind=channel_kind, now=now)
         if fields:
             # One statement, atomic by itself: no savepoint needed around it.
-            Identity.objects.filter(pk=identity.pk).update(**fields)
+            _identity_touch(pk=identity.pk, fields=fields)
     return Resolution(customer=customer)
 
 
@@ -321,7 +341,7 @@ def _resolve(
                 identity=known[key], ident=ident, channel_kind=channel_kind, now=now
             )
             if fields:
-                Identity.objects.filter(pk=known[key].pk).update(**fields)
+                _identity_touch(pk=known[key].pk, fields=fields)
         else:
             resolution.linked.append(
                 Identity.objects.create(
