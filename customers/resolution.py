@@ -216,6 +216,16 @@ def _one_statement() -> str:
 _ONE_STATEMENT: list[str] = []
 
 
+def _from_row(model: Any, fields: Any, values: tuple[Any, ...]) -> Any:
+    """A model instance from a raw row of its concrete ``fields``, converted as the ORM would (each
+    field's ``from_db_value``: JSON columns arrive as text and become dicts and lists)."""
+    converted = [
+        f.from_db_value(v, None, connection) if v is not None and hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
 def _resolve_one(
     *, workspace: Workspace, ident: Identifier, channel_kind: str, display_name: str
 ) -> tuple[Resolution | None, dict[tuple[str, str], Identity]]:
@@ -230,8 +240,8 @@ def _resolve_one(
     if row is None:
         return None, {}
     identity_fields, customer_fields = Identity._meta.concrete_fields, Customer._meta.concrete_fields
-    identity = Identity.from_db("default", [f.attname for f in identity_fields], row[: len(identity_fields)])
-    customer = Customer.from_db("default", [f.attname for f in customer_fields], row[len(identity_fields) :])
+    identity = _from_row(Identity, identity_fields, row[: len(identity_fields)])
+    customer = _from_row(Customer, customer_fields, row[len(identity_fields) :])
     Identity.customer.field.set_cached_value(identity, customer)
     known = {(ident.kind, ident.value): identity}
     if display_name and not customer.display_name:
