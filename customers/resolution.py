@@ -22,8 +22,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from engagement import events
+from engagement import events, rows
 from engagement.models import Workspace
+from engagement.rows import model_from_row
 
 from .identifiers import Identifier, InvalidIdentifier, identifier_normalize
 from .merging import customer_merge
@@ -204,26 +205,15 @@ def _identity_touch(*, pk: int, fields: dict[str, Any]) -> None:
 def _one_statement() -> str:
     """Look one identifier up with its customer (raw SQL: the ORM's query building cost four times the
     database's work on this path). Built once from the models' columns."""
-    identity_cols = ", ".join(f"i.{f.column}" for f in Identity._meta.concrete_fields)
-    customer_cols = ", ".join(f"c.{f.column}" for f in Customer._meta.concrete_fields)
+    selected = f"{rows.columns(Identity, 'i')}, {rows.columns(Customer, 'c')}"
     return (
-        f"SELECT {identity_cols}, {customer_cols} FROM {Identity._meta.db_table} i"  # noqa: S608 - our models' names
+        f"SELECT {selected} FROM {Identity._meta.db_table} i"  # noqa: S608 - our models' names
         f" JOIN {Customer._meta.db_table} c ON c.id = i.customer_id"
         " WHERE i.workspace_id = %s AND i.kind = %s AND i.value = %s"
     )
 
 
 _ONE_STATEMENT: list[str] = []
-
-
-def _from_row(model: Any, fields: Any, values: tuple[Any, ...]) -> Any:
-    """A model instance from a raw row of its concrete ``fields``, converted as the ORM would (each
-    field's ``from_db_value``: JSON columns arrive as text and become dicts and lists)."""
-    converted = [
-        f.from_db_value(v, None, connection) if v is not None and hasattr(f, "from_db_value") else v
-        for f, v in zip(fields, values, strict=True)
-    ]
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 def _resolve_one(
@@ -239,9 +229,8 @@ def _resolve_one(
         row = cursor.fetchone()
     if row is None:
         return None, {}
-    identity_fields, customer_fields = Identity._meta.concrete_fields, Customer._meta.concrete_fields
-    identity = _from_row(Identity, identity_fields, row[: len(identity_fields)])
-    customer = _from_row(Customer, customer_fields, row[len(identity_fields) :])
+    identity = model_from_row(Identity, row[: rows.width(Identity)])
+    customer = model_from_row(Customer, row[rows.width(Identity) :])
     Identity.customer.field.set_cached_value(identity, customer)
     known = {(ident.kind, ident.value): identity}
     if display_name and not customer.display_name:
