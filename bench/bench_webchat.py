@@ -266,7 +266,11 @@ def run(ctx: Context) -> BenchResult:
     elapsed = {"echo": 0.0, "webchat": 0.0}
     usage: dict[str, harness.CpuUsage] = {}
     missing_at_agent = 0
-    with harness.uvicorn_server(env, workers=ctx.workers, name="uvicorn-webchat", app=APP) as server:
+    # The agent console hears of a visitor's message through the outbox relay, as in production.
+    with (
+        harness.outbox_relay(env, name="relay-webchat"),
+        harness.uvicorn_server(env, workers=ctx.workers, name="uvicorn-webchat", app=APP) as server,
+    ):
 
         async def main() -> None:
             nonlocal missing_at_agent

@@ -275,6 +275,26 @@ def app_server(
             _stop(proc)
 
 
+@contextlib.contextmanager
+def outbox_relay(env: dict[str, str], *, name: str = "relay") -> Iterator[subprocess.Popen[bytes]]:
+    """``manage.py outbox_relay``, the production relay of after-commit side effects (realtime pushes,
+    Celery tasks), as ``make run`` runs it. Its output goes to ``bench/results/<name>.log``."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS_DIR / f"{name}.log", "wb") as log_file:
+        proc = subprocess.Popen(
+            [PY, "manage.py", "outbox_relay"],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        finally:
+            _stop(proc)
+
+
 # The server that serves the product's HTTP (console, API, webhooks), as tools/run.py and
 # docker-compose.yml run it; websockets go to the ASGI application under uvicorn on the same origin.
 PRODUCT_HTTP_KIND = "granian-wsgi"

@@ -12,6 +12,7 @@ Exit status: 0 when every benchmark ran without errors (a missed aim is a result
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib
 import json
 import os
@@ -54,6 +55,8 @@ def server_env(database_url: str, redis_url: str) -> dict[str, str]:
         # Production-like: DEBUG would keep every SQL query in memory and serve static files by finders.
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(48),
+        # The bench process seeds channels (their credentials encrypted) that the servers read: one key ring.
+        "CREDENTIALS_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         # Nothing may reach real Twilio: no global credentials, and a REST base nobody listens on.
         "TWILIO_ACCOUNT_SID": "",
         "TWILIO_AUTH_TOKEN": "",
@@ -117,7 +120,9 @@ def main(argv: list[str]) -> int:
         env = server_env(database_url, redis_url)
         harness.log("migrating")
         harness.manage(env, "migrate", "--noinput")
-        os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")})
+        os.environ.update(
+            {k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CREDENTIALS_KEYS")}
+        )
         os.environ["DATABASE_POOL_MAX"] = "2"
         import django
 

@@ -363,7 +363,9 @@ def main(argv: list[str]) -> int:
         }
         harness.log(f"soak: migrating {SOAK_DB}")
         harness.manage(env, "migrate", "--noinput")
-        os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")})
+        os.environ.update(
+            {k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CREDENTIALS_KEYS")}
+        )
         os.environ["DATABASE_POOL_MAX"] = "2"
         import django
 
