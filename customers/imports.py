@@ -269,8 +269,8 @@ class _RowPreparer:
             unknown = [] if self.all_defined else sorted({k for k, _ in present} - set(self.definitions))
             if unknown:
                 raise ProfileInvalid(f"unknown attribute(s): {', '.join(unknown)}")
-            for key, raw in present:
-                attributes[key] = self._attribute(key, raw)
+            for name, raw in present:
+                attributes[name] = self._attribute(name, raw)
         tags: list[str] = []
         raw_tags = cells[self.tags]
         if raw_tags.strip():
@@ -559,8 +559,8 @@ def _batch_bulk_apply(imp: CustomerImport, rows: list[_Row]) -> tuple[list[_Row]
                 p.customer_id,
                 workspace.pk,
                 p.display_name,
-                json.dumps(p.attributes),
-                json.dumps(p.tags),
+                json.dumps(p.attributes) if p.attributes else "{}",
+                json.dumps(p.tags) if p.tags else "[]",
                 p.timezone,
                 p.preferred_channel,
                 now,
@@ -620,7 +620,8 @@ def _batch_bulk_apply(imp: CustomerImport, rows: list[_Row]) -> tuple[list[_Row]
                 status,
                 ConsentSource.IMPORT,
                 "",
-                json.dumps({"import_id": imp.pk, "row": item.number}),
+                # json.dumps({"import_id": ..., "row": ...}) of two ints, spelt out (a call per row otherwise)
+                f'{{"import_id": {int(imp.pk)}, "row": {int(item.number)}}}',
                 now,
                 now,
             )
