@@ -12,8 +12,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from engagement import rows
 from engagement.inbound import CallEvent, DeliveryStatus, InboundEvent, InboundMessage, inbound_event_clean
-from engagement.models import Channel
+from engagement.models import Channel, Workspace
 from engagement.sanitize import json_clean
 from engagement.services import calls
 from engagement.services.email_feedback import interaction_record_feedback
@@ -24,6 +25,34 @@ from engagement.services.timeline import interaction_apply_status, interaction_r
 from .models import ProviderEvent
 
 logger = logging.getLogger(__name__)
+
+
+_CHANNEL_FOR_WEBHOOK: list[str] = []
+
+
+def channel_for_webhook(*, provider: str, token: str) -> Channel | None:
+    """The channel whose webhook URL carries ``token`` for ``provider`` (active or not: an inactive
+    channel's signed requests are kept for when it is back), with its workspace; None if none.
+
+    One hand-written statement (``engagement/rows.py``): the queryset
+    ``Channel.objects.select_related("workspace").filter(webhook_token=..., provider=...)`` cost ~1 ms
+    of statement building per webhook. ``webhook_token`` is unique, so there is at most one row."""
+    if not _CHANNEL_FOR_WEBHOOK:
+        _CHANNEL_FOR_WEBHOOK.append(
+            f"SELECT {rows.columns(Channel, 'ch')}, {rows.columns(Workspace, 'w')}"  # noqa: S608 - our models' names
+            f" FROM {Channel._meta.db_table} ch JOIN {Workspace._meta.db_table} w ON w.id = ch.workspace_id"
+            " WHERE ch.webhook_token = %s AND ch.provider = %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_CHANNEL_FOR_WEBHOOK[0], [token, provider])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    channel = rows.model_from_row(Channel, row[: rows.width(Channel)])
+    Channel.workspace.field.set_cached_value(
+        channel, rows.model_from_row(Workspace, row[rows.width(Channel) :])
+    )
+    return channel
 
 
 def _payload(event: InboundEvent) -> dict[str, Any]:

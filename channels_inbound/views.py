@@ -15,11 +15,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from engagement.middleware import input_unchecked
-from engagement.models import Channel
 
 from .base import SignatureInvalid
 from .intake import inbound_request_receive
 from .registry import adapter_for
+from .services import channel_for_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +43,7 @@ def webhook(request: HttpRequest, provider: str, token: str, hook: str) -> HttpR
     if declared > limit:
         return _error(413, f"request body is {declared} bytes; the limit is {limit}")
     # An inactive channel's token is still known: its signed requests are kept for when it is back.
-    channel = (
-        Channel.objects.select_related("workspace").filter(webhook_token=token, provider=provider).first()
-    )
+    channel = channel_for_webhook(provider=provider, token=token)
     if channel is None:
         return _error(404, "no such webhook")
     try:

@@ -22,8 +22,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from engagement import events
+from engagement import events, rows
 from engagement.models import Workspace
+from engagement.rows import model_from_row
 
 from .identifiers import Identifier, InvalidIdentifier, identifier_normalize
 from .merging import customer_merge
@@ -67,6 +68,8 @@ def policy_for(*, workspace: Workspace) -> Policy:
 
 def identifiers_normalize(*, workspace: Workspace, identifiers: list[Identifier]) -> list[Identifier]:
     """Normalize and de-duplicate (a repeat that is verified anywhere counts as verified); order kept."""
+    if len(identifiers) == 1:  # every inbound message: no de-duplication to do
+        return [identifier_normalize(identifiers[0], workspace=workspace)]
     out: dict[tuple[str, str], Identifier] = {}
     for raw in identifiers:
         ident = identifier_normalize(raw, workspace=workspace)
@@ -181,13 +184,30 @@ def identity_touch_fields(
     return fields
 
 
+# One prepared statement for every touch (the ORM's update() cost ~0.3 ms of statement building per
+# call on the first contact of the day): ``verified`` only ever goes up, ``last_channel`` moves only
+# when one is given, ``last_seen_at`` moves whenever anything does.
+_TOUCH_SQL = (
+    "UPDATE customers_identity SET last_seen_at = %s, verified = verified OR %s,"
+    " last_channel = COALESCE(%s, last_channel) WHERE id = %s"
+)
+
+
+def _identity_touch(*, pk: int, fields: dict[str, Any]) -> None:
+    """Write what :func:`identity_touch_fields` decided for identity ``pk`` (one UPDATE)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _TOUCH_SQL,
+            [fields["last_seen_at"], bool(fields.get("verified")), fields.get("last_channel"), pk],
+        )
+
+
 def _one_statement() -> str:
     """Look one identifier up with its customer (raw SQL: the ORM's query building cost four times the
     database's work on this path). Built once from the models' columns."""
-    identity_cols = ", ".join(f"i.{f.column}" for f in Identity._meta.concrete_fields)
-    customer_cols = ", ".join(f"c.{f.column}" for f in Customer._meta.concrete_fields)
+    selected = f"{rows.columns(Identity, 'i')}, {rows.columns(Customer, 'c')}"
     return (
-        f"SELECT {identity_cols}, {customer_cols} FROM {Identity._meta.db_table} i"  # noqa: S608 - our models' names
+        f"SELECT {selected} FROM {Identity._meta.db_table} i"  # noqa: S608 - our models' names
         f" JOIN {Customer._meta.db_table} c ON c.id = i.customer_id"
         " WHERE i.workspace_id = %s AND i.kind = %s AND i.value = %s"
     )
@@ -209,9 +229,8 @@ def _resolve_one(
         row = cursor.fetchone()
     if row is None:
         return None, {}
-    identity_fields, customer_fields = Identity._meta.concrete_fields, Customer._meta.concrete_fields
-    identity = Identity.from_db("default", [f.attname for f in identity_fields], row[: len(identity_fields)])
-    customer = Customer.from_db("default", [f.attname for f in customer_fields], row[len(identity_fields) :])
+    identity = model_from_row(Identity, row[: rows.width(Identity)])
+    customer = model_from_row(Customer, row[rows.width(Identity) :])
     Identity.customer.field.set_cached_value(identity, customer)
     known = {(ident.kind, ident.value): identity}
     if display_name and not customer.display_name:
@@ -221,7 +240,7 @@ def _resolve_one(
     )
     if fields:
         # One statement, atomic by itself: no savepoint needed around it.
-        Identity.objects.filter(pk=identity.pk).update(**fields)
+        _identity_touch(pk=identity.pk, fields=fields)
     return Resolution(customer=customer), known
 
 
@@ -248,7 +267,7 @@ def _resolve_known(
         fields = identity_touch_fields(identity=identity, ident=ident, channel_kind=channel_kind, now=now)
         if fields:
             # One statement, atomic by itself: no savepoint needed around it.
-            Identity.objects.filter(pk=identity.pk).update(**fields)
+            _identity_touch(pk=identity.pk, fields=fields)
     return Resolution(customer=customer)
 
 
@@ -321,7 +340,7 @@ def _resolve(
                 identity=known[key], ident=ident, channel_kind=channel_kind, now=now
             )
             if fields:
-                Identity.objects.filter(pk=known[key].pk).update(**fields)
+                _identity_touch(pk=known[key].pk, fields=fields)
         else:
             resolution.linked.append(
                 Identity.objects.create(

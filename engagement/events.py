@@ -13,6 +13,7 @@ transaction commits, and nothing that committed is lost while a listener's backe
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,16 @@ def dispatch(event: DomainEvent) -> None:
             logger.exception("listener %s failed for %s", listener.name, event.name)
 
 
+_OUTBOX_INSERT = (
+    "INSERT INTO engagement_outboxevent"
+    " (name, payload, customer_id, created_at, relayed_at, attempts, next_attempt_at, listeners_done,"
+    " last_error)"
+    " SELECT u.name, u.payload::jsonb, u.customer_id, %s, NULL, 0, NULL, '[]'::jsonb, ''"
+    " FROM unnest(%s::text[], %s::text[], %s::bigint[]) WITH ORDINALITY AS u(name, payload, customer_id, n)"
+    " ORDER BY u.n RETURNING id"
+)
+
+
 def publish_on_commit(*published: DomainEvent) -> None:
     """Write ``published`` to the transactional outbox in the current transaction: one INSERT, whatever
     their number (outside a transaction it commits at once).
@@ -152,19 +163,20 @@ def publish_on_commit(*published: DomainEvent) -> None:
     """
     if not published:
         return
-    from engagement.models.outbox import OutboxEvent
-
-    now = timezone.now()
-    rows = [
-        OutboxEvent(name=event.name, payload=event.as_dict(), customer_id=event.customer_id, created_at=now)
-        for event in published
-    ]
-    if len(rows) == 1:
-        rows[0].save(force_insert=True)
-    else:
-        OutboxEvent.objects.bulk_create(rows)
+    # One fixed prepared statement for any number of events (the ORM's save() cost ~0.5 ms of
+    # statement building per webhook); the columns' defaults are the model's.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _OUTBOX_INSERT,
+            [
+                timezone.now(),
+                [event.name for event in published],
+                [json.dumps(event.as_dict()) for event in published],
+                [event.customer_id for event in published],
+            ],
+        )
+        ids = [int(row[0]) for row in cursor.fetchall()]
     if settings.OUTBOX_RELAY_INLINE:
-        ids = [row.pk for row in rows]
 
         def relay() -> None:
             from engagement.outbox import outbox_relay_ids

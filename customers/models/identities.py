@@ -19,7 +19,11 @@ class Customer(models.Model):
     """A person. After a merge the merged-away row stays as a tombstone pointing at the survivor
     (``merged_into``) so its id still answers and the merge can be undone; it owns nothing meanwhile."""
 
-    workspace = models.ForeignKey("engagement.Workspace", on_delete=models.CASCADE, related_name="customers")
+    # No index of its own: customer_ws_idx (workspace, -created_at) serves every lookup by workspace,
+    # and each index is one more write per imported or first-contact customer.
+    workspace = models.ForeignKey(
+        "engagement.Workspace", on_delete=models.CASCADE, related_name="customers", db_index=False
+    )
     display_name = models.CharField(max_length=200, blank=True, default="")
     # Values of the workspace's AttributeDefinitions, keyed by definition key, stored in JSON form
     # (dates as ISO strings). Written only through customers.profile.customer_attributes_set.
@@ -31,8 +35,15 @@ class Customer(models.Model):
     preferred_channel = models.CharField(
         max_length=16, choices=PreferredChannel.choices, blank=True, default=""
     )
+    # Indexed by the partial customer_merged_idx only (an equality or IN on it implies NOT NULL, so
+    # PostgreSQL uses it): almost every row is NULL here.
     merged_into = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_customers"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="merged_customers",
+        db_index=False,
     )
     merged_at = models.DateTimeField(null=True, blank=True)
     erased_at = models.DateTimeField(null=True, blank=True)
@@ -74,8 +85,14 @@ class IdentityKind(models.TextChoices):
 class Identity(models.Model):
     """A normalized identifier, unique per workspace, that points at exactly one customer."""
 
-    workspace = models.ForeignKey("engagement.Workspace", on_delete=models.CASCADE, related_name="+")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    # Neither foreign key has an index of its own: the unique constraint (workspace, kind, value) and
+    # identity_customer_idx (customer, kind) lead with them.
+    workspace = models.ForeignKey(
+        "engagement.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="identities", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=IdentityKind.choices)
     value = models.CharField(max_length=320)
     verified = models.BooleanField(default=False)

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
+from .. import rows
 from .channels import Channel
 from .tenancy import Workspace
 
@@ -22,20 +23,27 @@ class ConversationStatus(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
+_FIND_OPEN: list[str] = []
+
+
 class ConversationQuerySet(models.QuerySet["Conversation"]):
     def find_or_open(self, *, customer: Any, channel: Any, at: datetime) -> tuple[Conversation, bool]:
         """The customer's newest unresolved conversation on ``channel`` (row locked, so concurrent
         messages for the same customer serialise on it), or a new open one. Used by the timeline and by
         merges (``customers`` re-homes interactions with it without importing the services layer)."""
-        found: Conversation | None = (
-            self.select_for_update()
-            .filter(customer=customer, channel=channel)
-            .exclude(status=ConversationStatus.RESOLVED)
-            .order_by("-last_activity_at")
-            .first()
-        )
-        if found is not None:
-            return found, False
+        # Hand-written (engagement/rows.py): the queryset's statement building cost ~1 ms of CPU on
+        # every inbound message; this is the statement it built.
+        if not _FIND_OPEN:
+            _FIND_OPEN.append(
+                f"SELECT {rows.columns(Conversation, 'c')} FROM {Conversation._meta.db_table} c"  # noqa: S608 - our model's names
+                " WHERE c.customer_id = %s AND c.channel_id = %s AND NOT (c.status = %s)"
+                " ORDER BY c.last_activity_at DESC LIMIT 1 FOR UPDATE"
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(_FIND_OPEN[0], [customer.pk, channel.pk, ConversationStatus.RESOLVED])
+            row = cursor.fetchone()
+        if row is not None:
+            return rows.model_from_row(Conversation, row), False
         created: Conversation = self.create(
             workspace_id=customer.workspace_id, customer=customer, channel=channel, last_activity_at=at
         )

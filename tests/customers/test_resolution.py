@@ -258,3 +258,34 @@ def test_a_known_sender_without_a_name_gets_one(workspace):
     assert again.pk == customer.pk
     customer.refresh_from_db()
     assert customer.display_name == "Ann"
+
+
+def test_a_known_identifier_resolves_to_the_customer_as_the_orm_reads_it(workspace):
+    """The one-statement path of a known identifier builds the customer from a raw row: its JSON
+    columns come back as a dict and a list (as ``Customer.objects.get`` gives them), not as text."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    existing = factories.customer_create(workspace, ("email", "json@example.com"), name="Jay")
+    Customer.objects.filter(pk=existing.pk).update(attributes={"plan": "pro"}, tags=["vip"])
+    stale = timezone.now() - timedelta(days=1)
+    Identity.objects.filter(value="json@example.com").update(last_seen_at=stale)
+    customer, created = customer_resolve(
+        workspace=workspace, identifier=Identifier("email", "json@example.com", True), channel_kind="email"
+    )
+    assert (created, customer.pk, customer.attributes, customer.tags) == (
+        False,
+        existing.pk,
+        {"plan": "pro"},
+        ["vip"],
+    )
+    identity = Identity.objects.get(value="json@example.com")
+    # The touch moved what the event says and nothing else.
+    assert (identity.verified, identity.last_channel) == (True, "email")
+    assert identity.last_seen_at > stale
+    Identity.objects.filter(pk=identity.pk).update(last_seen_at=stale)
+    customer_resolve(workspace=workspace, identifier=Identifier("email", "json@example.com"))
+    identity.refresh_from_db()
+    assert (identity.verified, identity.last_channel) == (True, "email")  # kept: unverified, no channel
+    assert identity.last_seen_at > stale
