@@ -41,4 +41,18 @@ def test_readme_curls_encode_the_plus() -> None:
     for line in curls:
         if "identity=+" in line:
             assert "--data-urlencode" in line, line
-    assert any('--data-urlencode "identity=+15005550101"' in line for line in curls)
+    assert any('--data-urlencode "identity=+15005550142"' in line for line in curls)
+
+
+def test_readme_session_keys_and_numbers_are_its_own() -> None:
+    """The curl and Python sessions can run one after the other against the demo: each has its own
+    Idempotency-Keys (a key reused with another body is a 422) and numbers that are no demo customer's."""
+    from engagement.services import demo
+
+    section = _section()
+    keys = re.findall(r"Idempotency-Key[\"']?: ?[\"']?([\w-]+)", section)
+    assert len(keys) == len(set(keys)) == 4, keys
+    numbers = set(re.findall(r"\+1500555\d{4}", section))
+    seeded = set(re.findall(r"\+1500555\d{4}", Path(demo.__file__).read_text()))
+    assert numbers
+    assert not numbers & seeded, numbers & seeded
