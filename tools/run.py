@@ -37,6 +37,7 @@ ROOT = devenv.ROOT
 PY = sys.executable
 
 SET_UP = "[run] django is set up"
+MIGRATED = "[run] the database is migrated"
 # The system checks (as `manage.py migrate` runs them), the migrations and the demo seed in one Django
 # process.
 PREPARE = (
@@ -45,6 +46,7 @@ PREPARE = (
     "call_command('check', databases=['default'])\n"
     f"print({SET_UP!r}, flush=True)\n"
     "call_command('migrate', interactive=False)\n"
+    f"print({MIGRATED!r}, flush=True)\n"
     "call_command('seed_demo')\n"
 )
 
@@ -129,6 +131,9 @@ def _interrupt(signum: int, frame: object) -> None:
 def main() -> int:
     started_at = time.monotonic()
     signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: the children and the services too
+    # Ctrl-C stops everything and exits 0, also where SIGINT came in ignored (started in the background
+    # by a shell without job control), when the children would die of it and leave this process behind.
+    signal.signal(signal.SIGINT, _interrupt)
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
     base_url = f"http://{host}:{port}"
@@ -175,9 +180,23 @@ def main() -> int:
     def on_web_line(_: str) -> None:
         last_output[0] = time.monotonic()
 
-    def start_servers() -> None:
-        _step("starting the web server, a Celery worker (with beat) and the outbox relay")
-        for name, cmd in commands.items():
+    # The web tier may start while the migrations run (it touches the database only per request); the
+    # worker (with beat's every-second ticks) and the relay query tables from their first second, so they
+    # start once the schema is there (on a fresh database they logged "relation does not exist").
+    web_names = [name for name in commands if name not in ("worker", "relay")]
+
+    def start_servers(names: list[str]) -> None:
+        names = [name for name in names if name not in procs]
+        if not names:
+            return
+        if "worker" in names:
+            _step("starting a Celery worker (with beat) and the outbox relay")
+        else:
+            _step("starting the web server")
+        for name in names:
+            if name in procs:
+                continue
+            cmd = commands[name]
             proc = subprocess.Popen(
                 cmd, cwd=ROOT, env=envs.get(name, env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
@@ -197,13 +216,15 @@ def main() -> int:
         prepare = subprocess.Popen([PY, "-c", PREPARE], cwd=ROOT, env=env, stdout=subprocess.PIPE)
         assert prepare.stdout is not None
         if _bytecode_cached():
-            start_servers()
+            start_servers(web_names)
         logins: list[str] = []
         for raw in prepare.stdout:
             line = raw.decode(errors="replace").rstrip("\r\n")
             if line == SET_UP:
-                if not procs:
-                    start_servers()
+                start_servers(web_names)
+                continue
+            if line == MIGRATED:
+                start_servers(list(commands))
                 continue
             if line.lstrip().startswith("login "):
                 logins.append(line.strip())
@@ -211,8 +232,7 @@ def main() -> int:
         if prepare.wait() != 0:
             print("[run] migrate + seed_demo failed", file=sys.stderr, flush=True)
             return 1
-        if not procs:
-            start_servers()
+        start_servers(list(commands))
 
         deadline = time.monotonic() + 180
         while all_alive() and time.monotonic() < deadline and not _web_answers(f"{base_url}/healthz"):
