@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Concatenate
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
@@ -226,6 +227,17 @@ def segment_delete_view(request: ConsoleRequest, segment_id: int) -> HttpRespons
         return redirect("console:segment", segment_id=segment.pk)
     messages.success(request, f"Segment “{segment.name}” deleted.")
     return redirect("console:segments")
+
+
+class ConsoleLoginView(auth_views.LoginView):
+    """Sign-in. Coming from the bare console address (``?next=/``, where any first visit starts), each
+    role lands on its home (:func:`home`) rather than the inbox; any other ``next`` is honoured."""
+
+    redirect_authenticated_user = True
+
+    def get_redirect_url(self) -> str:
+        url = super().get_redirect_url()
+        return "" if url == "/" else url
 
 
 @require_http_methods(["GET", "HEAD"])

@@ -90,3 +90,27 @@ def test_page_links_the_static_assets_and_the_nav(agent_client: Client) -> None:
     assert "/admin/" not in html
     assert finders.find("console/console.js")
     assert finders.find("console/console.css")
+
+
+@pytest.mark.django_db
+def test_first_visit_to_the_console_address_lands_each_role_on_its_home(client: Client, workspace) -> None:
+    """A first visit to ``/`` goes to the sign-in with ``next=/``; after it a marketer lands on campaigns
+    (their home), not the inbox; any other ``next`` is honoured."""
+    from engagement.models import Role
+
+    marketer = factories.member(workspace, Role.MARKETER)
+    login = client.get("/")
+    assert login.status_code == 302
+    assert "next=/" in login["Location"]
+    resp = client.post(
+        f"{reverse('console:login')}?next=/",
+        {"username": marketer.username, "password": "pw-for-tests-123", "next": "/"},
+    )
+    assert resp["Location"] == reverse("console:home")
+    assert client.get(resp["Location"])["Location"] == reverse("console:campaigns")
+    client.post(reverse("console:logout"))
+    resp = client.post(
+        reverse("console:login"),
+        {"username": marketer.username, "password": "pw-for-tests-123", "next": "/segments/"},
+    )
+    assert resp["Location"] == "/segments/"
