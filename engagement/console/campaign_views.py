@@ -606,6 +606,13 @@ def campaign_progress_fragment(request: ConsoleRequest, campaign_id: int) -> Htt
     """Live progress and stats (htmx polls it every 2 s while the campaign is active; the page's
     campaigns.js redraws the charts from its JSON)."""
     campaign = _campaign_or_404(request, campaign_id)
+    seen = request.GET.get("state", "")
+    if seen and seen != campaign.state and request.headers.get("HX-Request"):
+        # The state changed since the page drew its header and buttons (running → completed, paused by
+        # its error rate…): htmx reloads the whole page rather than leave a stale "Pause" in it.
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
     context = {
         "campaign": campaign,
         "stats": _stats(campaign),

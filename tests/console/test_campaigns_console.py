@@ -272,6 +272,18 @@ def test_launch_progress_pause_resume_cancel_recipients_and_export(workspace, ma
     assert campaign.state == "completed"
     progress = client.get(reverse("console:campaign_progress", args=[campaign.pk])).content.decode()
     assert "hx-trigger" not in progress  # finished: no more polling
+    # A page drawn while it ran reloads itself on its next poll (its header and buttons said "running").
+    poll = client.get(
+        reverse("console:campaign_progress", args=[campaign.pk]), {"state": "running"}, HTTP_HX_REQUEST="true"
+    )
+    assert poll.status_code == 204
+    assert poll["HX-Refresh"] == "true"
+    same = client.get(
+        reverse("console:campaign_progress", args=[campaign.pk]),
+        {"state": "completed"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert same.status_code == 200
     assert '<dd data-stat="sent">4</dd>' in progress
     assert 'data-skip-reason="consent:' in progress
 
