@@ -543,8 +543,11 @@ CAMPAIGN_REQUEUE_AFTER_SECONDS = float(os.environ.get("CAMPAIGN_REQUEUE_AFTER_SE
 CAMPAIGN_AMBIGUOUS_AFTER_SECONDS = float(os.environ.get("CAMPAIGN_AMBIGUOUS_AFTER_SECONDS", "300"))
 
 # Journeys (engagement/journeys/). Due enrollments claimed per batch, their lease (a claimed row whose
-# worker died is claimable again after it), how long one tick works before handing the worker back.
-JOURNEYS_BATCH_SIZE = int(os.environ.get("JOURNEYS_BATCH_SIZE", "200"))
+# worker died is claimable again after it), how long one tick works before handing the worker back. A
+# batch's timers fire set-based in one transaction; the rows it leaves at a send (or another step with
+# effects) then go through the per-enrollment engine JOURNEYS_ADVANCE_CHUNK per transaction.
+JOURNEYS_BATCH_SIZE = int(os.environ.get("JOURNEYS_BATCH_SIZE", "1000"))
+JOURNEYS_ADVANCE_CHUNK = int(os.environ.get("JOURNEYS_ADVANCE_CHUNK", "100"))
 JOURNEYS_LEASE_SECONDS = float(os.environ.get("JOURNEYS_LEASE_SECONDS", "60"))
 JOURNEYS_TICK_BUDGET_SECONDS = float(os.environ.get("JOURNEYS_TICK_BUDGET_SECONDS", "2"))
 # Tests only: a file holding seconds added to the journeys' clock (engagement/journeys/clock.py), so an
