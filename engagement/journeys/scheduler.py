@@ -3,35 +3,40 @@
 Every timer is an active enrollment's ``due_at`` (a delay's end, a wait's timeout, a guard's hold, "now"
 for a step to run at once) under the partial index ``enrollment_due_idx`` (active rows only). Celery
 beat runs :func:`journeys_tick` every second (``journeys-tick`` in ``CELERY_BEAT_SCHEDULE``, expiring
-after 5 s so a backlog of ticks never piles up). A tick claims due rows with ONE statement::
+after 5 s so a backlog of ticks never piles up).
 
-    UPDATE … SET lease_until = now + lease
-    WHERE id IN (SELECT id … WHERE state = 'active' AND due_at <= now
-                 AND (lease_until IS NULL OR lease_until < now)
-                 ORDER BY due_at LIMIT n FOR UPDATE SKIP LOCKED)
-    RETURNING id, journey_id, version_id, current_step, waiting_for, due_at, …
+A tick claims a batch (``JOURNEYS_BATCH_SIZE``) in ONE statement, in the transaction that fires it::
 
-so two ticks (or two beats by mistake) never take the same row; a worker killed mid-batch leaves its
-rows leased until ``JOURNEYS_LEASE_SECONDS`` pass, then they are claimed again.
+    SELECT id, journey_id, version_id, current_step, waiting_for, due_at, … FROM enrollment
+    WHERE state = 'active' AND due_at <= now AND (lease_until IS NULL OR lease_until < now)
+    ORDER BY due_at LIMIT n FOR UPDATE SKIP LOCKED
 
-The batch is processed set-based (:func:`_batch_fire`), in the claim's transaction (the claimed rows
-stay locked by the UPDATE until it commits): the steps that need nothing but the version's definition
-and the clock — a delay that ended, a wait that timed out (→ its timeout branch), a ``seconds`` delay or
-a reply/event wait starting, a random split, an exit step, the end of the journey — are walked in
-Python for every row, then written with ONE ``INSERT`` of their ``JourneyStepRun`` rows, ONE ``UPDATE …
-FROM unnest(…)`` of the enrollments and ONE outbox ``INSERT`` of the ended ones' events. A row that
-reaches a step needing more (a send, a condition, an update, a task, a webhook, a segment wait, a
-local-time delay, a guard hold, a paused journey) is left at that step, due now and still leased; after
-the commit those rows go, in chunks of ``JOURNEYS_ADVANCE_CHUNK`` (one transaction each, a savepoint
-per enrollment), through :func:`enrollment_advance` — the exactly-once path (row lock, re-check that it
-is due, ``JourneyStepRun`` UNIQUE(enrollment, step_key), ``message_send`` keyed
-``journey:<enrollment>:<step>``). A goal, an exit condition or an agent ending an enrollment meanwhile
-waits on the row lock, or is seen by ``enrollment_advance``'s re-check.
+so two ticks (or two beats by mistake) never take the same row, and the rows stay locked until the
+batch commits. (An ``UPDATE … SET lease_until … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)
+RETURNING`` claim, :func:`enrollments_claim`, wrote every row twice per batch — lease, then the step —
+and made the 20,000-row batch run take twice as long; only the rows handed on below get a lease.)
+
+The batch is then fired set-based (:func:`_batch_fire`): the steps that need nothing but the version's
+definition and the clock — a delay that ended, a wait that timed out (→ its timeout branch), a
+``seconds`` delay or a reply/event wait starting, a random split, an exit step, the end of the journey
+— are walked in Python for every row, then written with ONE ``INSERT`` of their ``JourneyStepRun`` rows
+and ONE ``UPDATE … FROM json_to_recordset(…)`` of the enrollments, and ONE outbox ``INSERT`` of the ended
+ones' ``journey.enrollment_changed`` events. A row that reaches a step needing more (a send, a
+condition, an update, a task, a webhook, a segment wait, a local-time delay, a guard hold, a paused
+journey) is left at that step, due now, with a lease (``JOURNEYS_LEASE_SECONDS``: no other tick takes
+it meanwhile; if this worker dies it is claimed again after it). After the commit those rows go, in
+chunks of ``JOURNEYS_ADVANCE_CHUNK`` (one transaction each, a savepoint per enrollment), through
+:func:`enrollment_advance` — the exactly-once path (row lock, re-check that it is still due,
+``JourneyStepRun`` UNIQUE(enrollment, step_key), ``message_send`` keyed ``journey:<enrollment>:<step>``).
+A goal, an exit condition or an agent ending an enrollment meanwhile waits on the row lock, or is seen by
+``enrollment_advance``'s re-check. A published version never changes, so the walk reads each version's
+step index once per process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -58,35 +63,38 @@ from .services import ENROLLMENT_CHANGED
 
 logger = logging.getLogger(__name__)
 
-_CLAIM = """
-    UPDATE {table} SET lease_until = %s
-    WHERE id IN (
-        SELECT id FROM {table}
-        WHERE state = 'active' AND due_at <= %s AND (lease_until IS NULL OR lease_until < %s)
-        ORDER BY due_at
-        LIMIT %s
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING {returning}
-"""
-
-
 def enrollments_claim(*, now: dt.datetime, limit: int, lease_seconds: float) -> list[int]:
-    """Lease up to ``limit`` due enrollments, oldest due first; their ids."""
-    return [row[0] for row in _claim(now=now, limit=limit, lease_seconds=lease_seconds, returning="id")]
-
-
-def _claim(*, now: dt.datetime, limit: int, lease_seconds: float, returning: str) -> list[tuple[Any, ...]]:
+    """Lease up to ``limit`` due enrollments, oldest due first, and commit the lease at once; their ids
+    (``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id``). The per-row fallback of
+    :func:`journeys_tick`; the batches lock instead (module docstring)."""
     table = Enrollment._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            _CLAIM.format(table=table, returning=returning),
+            f"""
+            UPDATE {table} SET lease_until = %s
+            WHERE id IN (
+                SELECT id FROM {table}
+                WHERE state = 'active' AND due_at <= %s AND (lease_until IS NULL OR lease_until < %s)
+                ORDER BY due_at
+                LIMIT %s
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING id
+            """,  # noqa: S608 - the table name is the model's, every value a parameter
             [now + dt.timedelta(seconds=lease_seconds), now, now, limit],
         )
-        return list(cursor.fetchall())
+        return [row[0] for row in cursor.fetchall()]
 
 
-_RETURNING = "id, journey_id, version_id, workspace_id, customer_id, current_step, waiting_for, due_at, lease_until"
+_LOCK = """
+    SELECT id, journey_id, version_id, workspace_id, customer_id, current_step, waiting_for, due_at,
+           %s::timestamptz
+    FROM {table}
+    WHERE state = 'active' AND due_at <= %s AND (lease_until IS NULL OR lease_until < %s)
+    ORDER BY due_at
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+"""
 
 
 @dataclass
@@ -188,25 +196,41 @@ def _indexes(version_ids: set[int]) -> dict[int, dict[str, StepInfo]]:
     return {pk: _INDEXES[pk] for pk in version_ids if pk in _INDEXES}
 
 
+# The batch's writes take ONE json parameter each (json_to_recordset): psycopg quotes text arrays
+# element by element in Python, json.dumps does it in C.
 _APPLY = """
     UPDATE {table} AS e SET
         state = v.state, current_step = v.step, waiting_for = v.waiting_for, wait_detail = v.detail,
         due_at = v.due_at, lease_until = v.lease_until, exit_reason = v.exit_reason,
         finished_at = CASE WHEN v.state = 'active' THEN NULL ELSE %s END, updated_at = %s
-    FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-                %s::timestamptz[], %s::text[])
-        AS v(id, state, step, waiting_for, detail, due_at, lease_until, exit_reason)
+    FROM json_to_recordset(%s::json) AS v(id bigint, state text, step text, waiting_for text, detail text,
+                                          due_at timestamptz, lease_until timestamptz, exit_reason text)
     WHERE e.id = v.id AND e.state = 'active'
 """
+_RUNS = """
+    INSERT INTO {table} (enrollment_id, journey_id, step_key, step_type, outcome, reason, detail,
+                         interaction_id, created_at)
+    SELECT v.enrollment_id, v.journey_id, v.step_key, v.step_type, v.outcome, v.reason, '', NULL, %s
+    FROM json_to_recordset(%s::json) AS v(enrollment_id bigint, journey_id bigint, step_key text,
+                                          step_type text, outcome text, reason text)
+"""
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _batch_fire(*, now: dt.datetime, limit: int, lease_seconds: float) -> tuple[list[_Row], list[int]]:
     """Claim a batch and fire its timers set-based (in the caller's transaction): the claimed rows,
     and the ids left for :func:`enrollment_advance`."""
-    rows = [
-        _Row(*r)
-        for r in _claim(now=now, limit=limit, lease_seconds=lease_seconds, returning=_RETURNING)
-    ]
+    table = Enrollment._meta.db_table
+    lease_until = now + dt.timedelta(seconds=lease_seconds)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _LOCK.format(table=table),
+            [lease_until, now, now, limit],
+        )
+        rows = [_Row(*r) for r in cursor.fetchall()]
     if not rows:
         return rows, []
     live = set(
@@ -215,53 +239,64 @@ def _batch_fire(*, now: dt.datetime, limit: int, lease_seconds: float) -> tuple[
         ).values_list("pk", flat=True)
     )
     indexes = _indexes({r.version_id for r in rows if r.journey_id in live})
-    runs: list[JourneyStepRun] = []
+    runs: list[dict[str, Any]] = []
     changes: list[tuple[_Row, _Outcome]] = []
     advance: list[int] = []
+    still: list[int] = []
     for row in rows:
         index = indexes.get(row.version_id)
         if row.journey_id not in live or index is None:
             advance.append(row.id)  # paused: the engine puts it off
+            still.append(row.id)
             continue
         out = _walk(row, index, now)
         for info, outcome, reason in out.runs:
             runs.append(
-                JourneyStepRun(
-                    enrollment_id=row.id,
-                    journey_id=row.journey_id,
-                    step_key=info.step["key"],
-                    step_type=info.step["type"],
-                    outcome=outcome,
-                    reason=reason,
-                    created_at=now,
-                )
+                {
+                    "enrollment_id": row.id,
+                    "journey_id": row.journey_id,
+                    "step_key": info.step["key"],
+                    "step_type": info.step["type"],
+                    "outcome": outcome,
+                    "reason": reason,
+                }
             )
         if out.advance:
             advance.append(row.id)
             if not out.runs:
-                continue  # nothing moved: the engine takes it as it is
+                still.append(row.id)  # nothing moved: the engine takes it as it is
+                continue
             out.due_at, out.waiting_for, out.wait_detail = now, "", ""
         changes.append((row, out))
-    if runs:
-        JourneyStepRun.objects.bulk_create(runs, batch_size=5000)
-    if changes:
-        table = Enrollment._meta.db_table
-        with connection.cursor() as cursor:
+    with connection.cursor() as cursor:
+        if still:
+            cursor.execute(f"UPDATE {table} SET lease_until = %s WHERE id = ANY(%s)", [lease_until, still])  # noqa: S608
+        if runs:
+            cursor.execute(_RUNS.format(table=JourneyStepRun._meta.db_table), [now, json.dumps(runs)])
+        if changes:
             cursor.execute(
-                _APPLY.format(table=table),
+                _APPLY.format(table=Enrollment._meta.db_table),
                 [
                     now,
                     now,
-                    [r.id for r, _ in changes],
-                    [o.state for _, o in changes],
-                    [o.step for _, o in changes],
-                    [o.waiting_for for _, o in changes],
-                    [o.wait_detail[:300] for _, o in changes],
-                    [o.due_at if o.state == EnrollmentState.ACTIVE else None for _, o in changes],
-                    [r.lease_until if o.advance else None for r, o in changes],
-                    [o.exit_reason for _, o in changes],
+                    json.dumps(
+                        [
+                            {
+                                "id": r.id,
+                                "state": o.state,
+                                "step": o.step,
+                                "waiting_for": o.waiting_for,
+                                "detail": o.wait_detail[:300],
+                                "due_at": _iso(o.due_at if o.state == EnrollmentState.ACTIVE else None),
+                                "lease_until": _iso(r.lease_until if o.advance else None),
+                                "exit_reason": o.exit_reason,
+                            }
+                            for r, o in changes
+                        ]
+                    ),
                 ],
             )
+    if changes:
         ended = [
             events.DomainEvent(
                 name=ENROLLMENT_CHANGED,
