@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils.dateparse import parse_date
 
@@ -151,6 +152,22 @@ def enrollment_advance(*, enrollment_id: int, now: dt.datetime | None = None) ->
         # A long run of instant steps: the rest in the next call (due now).
         _save(enrollment, now, due_at=now, lease_until=None, waiting_for="", wait_detail="")
         return enrollment.state
+
+
+def enrollments_advance_inline(*, enrollment_ids: list[int]) -> list[int]:
+    """Advance up to ``JOURNEYS_INLINE_ADVANCE`` of ``enrollment_ids`` here and now (the relay's
+    journeys listener: a keyword's first message is queued in the same pass that enrolled the customer,
+    instead of a Celery task's round trip first); returns the ids left for the task: the rest, and any
+    whose step raised (logged; the task or the scheduler tries again — each step still runs once)."""
+    limit = settings.JOURNEYS_INLINE_ADVANCE
+    left = list(enrollment_ids[limit:])
+    for enrollment_id in enrollment_ids[:limit]:
+        try:
+            enrollment_advance(enrollment_id=enrollment_id)
+        except Exception:
+            logger.exception("journey enrollment %s failed inline; handed to the task", enrollment_id)
+            left.append(enrollment_id)
+    return left
 
 
 _INDEXES: dict[int, dict[str, StepInfo]] = {}
