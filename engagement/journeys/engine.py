@@ -428,7 +428,8 @@ def journey_send_fallback(*, interaction_id: int, now: dt.datetime | None = None
         if isinstance(sent, _Sent) and sent.interaction is not None:
             run.outcome, run.interaction = sent.outcome, sent.interaction
             run.reason = f"fell_back:{code}"[:64]
-            run.detail = f"{failed.channel.kind if failed.channel else ''} failed: {failed.error_message}"[:300]
+            kind = failed.channel.kind if failed.channel else ""
+            run.detail = f"{kind} failed: {failed.error_message}"[:300]
         else:
             held = f" (the next channel: {sent.wait_detail})" if isinstance(sent, _Move) else ""
             skipped = f" (the next channel: {sent.reason})" if isinstance(sent, _Sent) and sent.reason else ""

@@ -63,6 +63,7 @@ from .services import ENROLLMENT_CHANGED
 
 logger = logging.getLogger(__name__)
 
+
 def enrollments_claim(*, now: dt.datetime, limit: int, lease_seconds: float) -> list[int]:
     """Lease up to ``limit`` due enrollments, oldest due first, and commit the lease at once; their ids
     (``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id``). The per-row fallback of
@@ -234,9 +235,9 @@ def _batch_fire(*, now: dt.datetime, limit: int, lease_seconds: float) -> tuple[
     if not rows:
         return rows, []
     live = set(
-        Journey.objects.filter(
-            pk__in={r.journey_id for r in rows}, status=JourneyStatus.LIVE
-        ).values_list("pk", flat=True)
+        Journey.objects.filter(pk__in={r.journey_id for r in rows}, status=JourneyStatus.LIVE).values_list(
+            "pk", flat=True
+        )
     )
     indexes = _indexes({r.version_id for r in rows if r.journey_id in live})
     runs: list[dict[str, Any]] = []

@@ -118,7 +118,9 @@ def test_wait_timeout_split_and_exit_in_one_batch(workspace):
         )
         runs = dict(JourneyStepRun.objects.filter(enrollment=enrollment).values_list("step_key", "outcome"))
         assert runs["wait"] == "timed_out"
-        assert JourneyStepRun.objects.get(enrollment=enrollment, step_key="split").reason == f"branch:{chosen}"
+        assert (
+            JourneyStepRun.objects.get(enrollment=enrollment, step_key="split").reason == f"branch:{chosen}"
+        )
         if chosen == 0:
             assert (enrollment.state, enrollment.exit_reason, enrollment.current_step) == (
                 "exited",
@@ -150,7 +152,11 @@ def test_paused_journey_waits_and_sends_go_through_the_engine_on_their_version(w
     enrollments = _enroll(journey, 3, step="wait", waiting_for="delay", due=start)
     for i, enrollment in enumerate(enrollments):
         enrollment.customer.identities.create(
-            workspace=workspace, kind="phone", value=f"+1202555{i:04d}", first_seen_at=start, last_seen_at=start
+            workspace=workspace,
+            kind="phone",
+            value=f"+1202555{i:04d}",
+            first_seen_at=start,
+            last_seen_at=start,
         )
     # A new version changes the message: enrollments in flight keep v1.
     definition["steps"][1]["content"] = {"sms": {"body": "v2"}}
