@@ -201,6 +201,7 @@ def _keyword_to_provider(ctx: Context, errors: list[str]) -> dict[str, Any]:
         _stop(relay)
         server_cm.__exit__(None, None, None)
         fake.stop()
+    stages = _stages(journey.pk, {n: sent_at[n] for n in first}, first)
     p50, p95 = _pct(latencies, 0.5), _pct(latencies, 0.95)
     if p95 > AIM_P95_S:
         errors.append(f"keyword → provider p95 {p95:.3f} s is above the {AIM_P95_S} s aim")
@@ -210,7 +211,41 @@ def _keyword_to_provider(ctx: Context, errors: list[str]) -> dict[str, Any]:
         "p50_s": round(p50, 3),
         "p95_s": round(p95, 3),
         "max_s": round(max(latencies, default=0.0), 3),
+        "stages_p50_p95_s": stages,
     }
+
+
+def _stages(journey_id: int, posted: dict[str, float], arrived: dict[str, float]) -> dict[str, list[float]]:
+    """Where the time goes, per message (p50 and p95 of each hop, seconds), from the rows' timestamps
+    (same machine, one clock): the webhook POST → the inbound interaction written (web) → the enrollment
+    (the relay's journeys listener) → the outbound interaction queued (the send step) → the fake Twilio
+    receiving it (relay → send task → provider)."""
+    from engagement.models import Enrollment, Interaction
+
+    shift = time.time() - time.monotonic()  # monotonic → wall clock
+    enrolled: dict[int, Any] = {}
+    for e in Enrollment.objects.filter(journey_id=journey_id).values("customer_id", "entered_at", "context"):
+        enrolled[e["customer_id"]] = e
+    hops: dict[str, list[float]] = {"webhook": [], "relay_enroll": [], "send_step": [], "to_provider": []}
+    rows = Interaction.objects.filter(customer_address__in=list(posted)).values(
+        "customer_address", "direction", "created_at", "customer_id"
+    )
+    inbound: dict[str, Any] = {}
+    outbound: dict[str, Any] = {}
+    for r in rows:
+        (inbound if r["direction"] == "inbound" else outbound).setdefault(r["customer_address"], r)
+    for number, t_post in posted.items():
+        i, o = inbound.get(number), outbound.get(number)
+        e = enrolled.get(i["customer_id"]) if i else None
+        if not (i and o and e):
+            continue
+        t_in, t_enr = i["created_at"].timestamp(), e["entered_at"].timestamp()
+        t_out, t_prov = o["created_at"].timestamp(), arrived[number] + shift
+        hops["webhook"].append(t_in - (t_post + shift))
+        hops["relay_enroll"].append(t_enr - t_in)
+        hops["send_step"].append(t_out - t_enr)
+        hops["to_provider"].append(t_prov - t_out)
+    return {k: [round(_pct(v, 0.5), 3), round(_pct(v, 0.95), 3)] for k, v in hops.items()}
 
 
 def _due_at_once(ctx: Context, errors: list[str]) -> dict[str, Any]:
@@ -337,6 +372,10 @@ def run(ctx: Context) -> BenchResult:
             f"  keyword → first journey message at the fake Twilio ({keyword['messages']} messages at "
             f"{keyword['rate_per_s']}/s): p50 {keyword['p50_s']:.3f} s, p95 {keyword['p95_s']:.3f} s, "
             f"max {keyword['max_s']:.3f} s (aim p95 < {AIM_P95_S} s)"
+        )
+        lines.append(
+            "  hops p50/p95 s: "
+            + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in keyword["stages_p50_p95_s"].items())
         )
     if timers:
         lines += [

@@ -14,8 +14,8 @@ from engagement.tasks import auto_assign_conversation_task, csat_reply_record_ta
 def journeys_listener(event: DomainEvent) -> None:
     """Journeys (automation rules included): goals, exits and waits act here, in the event's
     after-commit handling (the relay), so a reply reaches its waiting enrollment at once; the steps
-    that follow (sends…) run here too for the first few enrollments (a keyword's first message skips a
-    Celery round trip), the others in a Celery task. The scheduler also finds those enrollments due
+    that follow (sends…) run in a Celery task (here, for up to ``JOURNEYS_INLINE_ADVANCE`` of them,
+    when that is set; off by default: it makes the single relay the bottleneck). The scheduler also finds those enrollments due
     now, so a lost task delays them by a tick, never drops them."""
     due = journeys_event_handle(event=event)
     left = enrollments_advance_inline(enrollment_ids=due) if due else []
