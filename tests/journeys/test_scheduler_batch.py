@@ -177,3 +177,19 @@ def test_paused_journey_waits_and_sends_go_through_the_engine_on_their_version(w
     assert set(Enrollment.objects.filter(journey=journey).values_list("state", "lease_until")) == {
         ("completed", None)
     }
+
+
+def test_inline_advance_runs_the_first_ones_and_leaves_the_rest(workspace, settings):
+    from engagement.journeys.engine import enrollments_advance_inline
+
+    settings.JOURNEYS_INLINE_ADVANCE = 2
+    journey = live_journey(
+        workspace,
+        {"trigger": {"type": "manual"}, "steps": [{"key": "d", "type": "delay", "seconds": 60}]},
+        reentry="every_time",
+    )
+    enrollments = _enroll(journey, 3, step="d", waiting_for="", due=timezone.now())
+    ids = [e.pk for e in enrollments]
+    assert after_commit(enrollments_advance_inline, enrollment_ids=ids) == ids[2:]
+    waiting = dict(Enrollment.objects.filter(journey=journey).values_list("pk", "waiting_for"))
+    assert waiting == {ids[0]: "delay", ids[1]: "delay", ids[2]: ""}
