@@ -224,8 +224,10 @@ def _stages(journey_id: int, posted: dict[str, float], arrived: dict[str, float]
 
     shift = time.time() - time.monotonic()  # monotonic → wall clock
     enrolled: dict[int, Any] = {}
-    for e in Enrollment.objects.filter(journey_id=journey_id).values("customer_id", "entered_at", "context"):
-        enrolled[e["customer_id"]] = e
+    for customer_id, entered_at in Enrollment.objects.filter(journey_id=journey_id).values_list(
+        "customer_id", "entered_at"
+    ):
+        enrolled[customer_id] = entered_at
     hops: dict[str, list[float]] = {"webhook": [], "relay_enroll": [], "send_step": [], "to_provider": []}
     rows = Interaction.objects.filter(customer_address__in=list(posted)).values(
         "customer_address", "direction", "created_at", "customer_id"
@@ -236,10 +238,10 @@ def _stages(journey_id: int, posted: dict[str, float], arrived: dict[str, float]
         (inbound if r["direction"] == "inbound" else outbound).setdefault(r["customer_address"], r)
     for number, t_post in posted.items():
         i, o = inbound.get(number), outbound.get(number)
-        e = enrolled.get(i["customer_id"]) if i else None
-        if not (i and o and e):
+        entered = enrolled.get(i["customer_id"]) if i else None
+        if not (i and o and entered):
             continue
-        t_in, t_enr = i["created_at"].timestamp(), e["entered_at"].timestamp()
+        t_in, t_enr = i["created_at"].timestamp(), entered.timestamp()
         t_out, t_prov = o["created_at"].timestamp(), arrived[number] + shift
         hops["webhook"].append(t_in - (t_post + shift))
         hops["relay_enroll"].append(t_enr - t_in)

@@ -4,6 +4,7 @@ written with a few statements whatever the batch's size; sends and other effects
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -140,7 +141,7 @@ def test_wait_timeout_split_and_exit_in_one_batch(workspace):
 
 
 def test_paused_journey_waits_and_sends_go_through_the_engine_on_their_version(workspace, sms):
-    definition = {
+    definition: dict[str, Any] = {
         "trigger": {"type": "manual"},
         "steps": [
             {"key": "wait", "type": "delay", "seconds": 60},
