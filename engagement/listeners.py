@@ -15,8 +15,8 @@ def journeys_listener(event: DomainEvent) -> None:
     """Journeys (automation rules included): goals, exits and waits act here, in the event's
     after-commit handling (the relay), so a reply reaches its waiting enrollment at once; the steps
     that follow (sends…) run in a Celery task (here, for up to ``JOURNEYS_INLINE_ADVANCE`` of them,
-    when that is set; off by default: it makes the single relay the bottleneck). The scheduler also finds those enrollments due
-    now, so a lost task delays them by a tick, never drops them."""
+    when that is set; off by default: it makes the single relay the bottleneck). The scheduler also
+    finds those enrollments due now, so a lost task delays them by a tick, never drops them."""
     due = journeys_event_handle(event=event)
     left = enrollments_advance_inline(enrollment_ids=due) if due else []
     if left:
