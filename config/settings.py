@@ -545,8 +545,16 @@ CAMPAIGN_REQUEUE_AFTER_SECONDS = float(os.environ.get("CAMPAIGN_REQUEUE_AFTER_SE
 CAMPAIGN_AMBIGUOUS_AFTER_SECONDS = float(os.environ.get("CAMPAIGN_AMBIGUOUS_AFTER_SECONDS", "300"))
 
 # Journeys (engagement/journeys/). Due enrollments claimed per batch, their lease (a claimed row whose
-# worker died is claimable again after it), how long one tick works before handing the worker back.
-JOURNEYS_BATCH_SIZE = int(os.environ.get("JOURNEYS_BATCH_SIZE", "200"))
+# worker died is claimable again after it), how long one tick works before handing the worker back. A
+# batch's timers fire set-based in one transaction; the rows it leaves at a send (or another step with
+# effects) then go through the per-enrollment engine JOURNEYS_ADVANCE_CHUNK per transaction.
+JOURNEYS_BATCH_SIZE = int(os.environ.get("JOURNEYS_BATCH_SIZE", "1000"))
+JOURNEYS_ADVANCE_CHUNK = int(os.environ.get("JOURNEYS_ADVANCE_CHUNK", "100"))
+# Enrollments an event made due that the relay's journeys listener advances itself (their first send
+# queued in the same pass) instead of the journeys_advance task. 0 (default): all to the task — measured
+# (bench/README.md, journeys): the send step in the single relay process made it the bottleneck at
+# 10 keywords/s on the loaded machine (p50 5.5 s against 0.32 s through the task).
+JOURNEYS_INLINE_ADVANCE = int(os.environ.get("JOURNEYS_INLINE_ADVANCE", "0"))
 JOURNEYS_LEASE_SECONDS = float(os.environ.get("JOURNEYS_LEASE_SECONDS", "60"))
 JOURNEYS_TICK_BUDGET_SECONDS = float(os.environ.get("JOURNEYS_TICK_BUDGET_SECONDS", "2"))
 # Tests only: a file holding seconds added to the journeys' clock (engagement/journeys/clock.py), so an

@@ -4,6 +4,7 @@ place: ``config/listeners.py``."""
 from __future__ import annotations
 
 from engagement.events import DomainEvent
+from engagement.journeys.engine import enrollments_advance_inline
 from engagement.journeys.tasks import journeys_advance_task
 from engagement.journeys.triggers import journeys_event_handle
 from engagement.realtime import push_to_workspace
@@ -13,11 +14,13 @@ from engagement.tasks import auto_assign_conversation_task, csat_reply_record_ta
 def journeys_listener(event: DomainEvent) -> None:
     """Journeys (automation rules included): goals, exits and waits act here, in the event's
     after-commit handling (the relay), so a reply reaches its waiting enrollment at once; the steps
-    that follow (sends…) run in a Celery task. The scheduler also finds those enrollments due now, so
-    a lost task delays them by a tick, never drops them."""
+    that follow (sends…) run in a Celery task (here, for up to ``JOURNEYS_INLINE_ADVANCE`` of them,
+    when that is set; off by default: it makes the single relay the bottleneck). The scheduler also
+    finds those enrollments due now, so a lost task delays them by a tick, never drops them."""
     due = journeys_event_handle(event=event)
-    if due:
-        journeys_advance_task.delay(due)
+    left = enrollments_advance_inline(enrollment_ids=due) if due else []
+    if left:
+        journeys_advance_task.delay(left)
 
 
 def realtime_listener(event: DomainEvent) -> None:

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils.dateparse import parse_date
 
@@ -153,6 +154,22 @@ def enrollment_advance(*, enrollment_id: int, now: dt.datetime | None = None) ->
         return enrollment.state
 
 
+def enrollments_advance_inline(*, enrollment_ids: list[int]) -> list[int]:
+    """Advance up to ``JOURNEYS_INLINE_ADVANCE`` of ``enrollment_ids`` here and now (the relay's
+    journeys listener: a keyword's first message is queued in the same pass that enrolled the customer,
+    instead of a Celery task's round trip first); returns the ids left for the task: the rest, and any
+    whose step raised (logged; the task or the scheduler tries again — each step still runs once)."""
+    limit = settings.JOURNEYS_INLINE_ADVANCE
+    left = list(enrollment_ids[limit:])
+    for enrollment_id in enrollment_ids[:limit]:
+        try:
+            enrollment_advance(enrollment_id=enrollment_id)
+        except Exception:
+            logger.exception("journey enrollment %s failed inline; handed to the task", enrollment_id)
+            left.append(enrollment_id)
+    return left
+
+
 _INDEXES: dict[int, dict[str, StepInfo]] = {}
 
 
@@ -220,10 +237,18 @@ def _trigger_interaction(enrollment: Enrollment) -> Interaction | None:
     )
 
 
+@dataclass
+class _Sent:
+    """What one send attempt recorded: the step run's outcome, reason, detail and message."""
+
+    outcome: str
+    reason: str = ""
+    detail: str = ""
+    interaction: Interaction | None = None
+
+
 def _send(enrollment: Enrollment, info: StepInfo, now: dt.datetime) -> _Move:
     step = info.step
-    journey = enrollment.journey
-    purpose = step.get("purpose") or journey.purpose
     trigger = _trigger_interaction(enrollment)
     if step.get("answer") and trigger is not None:
         if interaction_is_automated(interaction=trigger):
@@ -232,6 +257,36 @@ def _send(enrollment: Enrollment, info: StepInfo, now: dt.datetime) -> _Move:
         if human_has_answered(interaction=trigger):
             _run(enrollment, info, StepOutcome.SKIPPED, now, reason="human_answered")
             return _Move(next_key=info.next_key)
+    sent = _send_attempt(enrollment, info, now, trigger=trigger, attempt=0, start_at=0)
+    if isinstance(sent, _Move):
+        return sent
+    _run(
+        enrollment,
+        info,
+        sent.outcome,
+        now,
+        reason=sent.reason,
+        detail=sent.detail,
+        interaction=sent.interaction,
+    )
+    return _Move(next_key=info.next_key)
+
+
+def _send_attempt(
+    enrollment: Enrollment,
+    info: StepInfo,
+    now: dt.datetime,
+    *,
+    trigger: Interaction | None,
+    attempt: int,
+    start_at: int,
+) -> _Sent | _Move:
+    """Guard pipeline from the ``start_at``-th candidate channel on, then ``message_send`` keyed
+    ``journey:<enrollment>:<step>`` (``…:<attempt>`` for a fallback). A ``_Move`` when it must wait
+    (a guard's hold)."""
+    step = info.step
+    journey = enrollment.journey
+    purpose = step.get("purpose") or journey.purpose
     channels = _send_channels(enrollment, step)
     rules = campaign_settings_for(workspace_id=enrollment.workspace_id)
     decision = send_guard_check(
@@ -240,9 +295,11 @@ def _send(enrollment: Enrollment, info: StepInfo, now: dt.datetime) -> _Move:
         purpose=purpose,
         now=now,
         prefer_customer_channel=bool(step.get("prefer_customer_channel")),
+        start_at=start_at,
         rules=rules,
+        pace=attempt == 0,  # a fallback is not put off for pacing: it has no timer to wait on
     )
-    key = f"journey:{enrollment.pk}:{step['key']}"
+    key = f"journey:{enrollment.pk}:{step['key']}" + (f":{attempt}" if attempt else "")
     answer = step.get("format") == "automation"
     if decision.action == "hold":
         until = decision.until or now
@@ -256,12 +313,12 @@ def _send(enrollment: Enrollment, info: StepInfo, now: dt.datetime) -> _Move:
         if (
             answer
             and channels
+            and attempt == 0
             and (decision.reason.startswith("consent:") or decision.reason == "no_address")
         ):
             channel, to_address = channels[0], None
         else:
-            _run(enrollment, info, StepOutcome.SKIPPED, now, reason=decision.reason, detail=decision.detail)
-            return _Move(next_key=info.next_key)
+            return _Sent(StepOutcome.SKIPPED, reason=decision.reason, detail=decision.detail)
     assert channel is not None
     conversation: Conversation | None = None
     metadata: dict[str, Any] = {
@@ -270,12 +327,14 @@ def _send(enrollment: Enrollment, info: StepInfo, now: dt.datetime) -> _Move:
         "journey_version": enrollment.version.number,
         "enrollment_id": enrollment.pk,
         "step_key": step["key"],
+        "channel_index": decision.channel_index,
     }
+    if attempt:
+        metadata["attempt"] = attempt
     media: tuple[str, ...] = ()
     if answer:
         if trigger is None or trigger.channel is None:
-            _run(enrollment, info, StepOutcome.SKIPPED, now, reason="no_trigger_message")
-            return _Move(next_key=info.next_key)
+            return _Sent(StepOutcome.SKIPPED, reason="no_trigger_message")
         body = template_render(template=step["template"], interaction=trigger)
         channel, conversation, to_address = reply_target(
             reply_channel=channel, interaction=trigger, channel=trigger.channel
@@ -290,8 +349,7 @@ def _send(enrollment: Enrollment, info: StepInfo, now: dt.datetime) -> _Move:
                 sms_opt_out_hint=rules.sms_opt_out_hint,
             )
         except RenderFailed as exc:
-            _run(enrollment, info, StepOutcome.SKIPPED, now, reason="render_error", detail=str(exc))
-            return _Move(next_key=info.next_key)
+            return _Sent(StepOutcome.SKIPPED, reason="render_error", detail=str(exc))
         body, media = rendered.body, rendered.media_urls
         if channel.kind == "email":
             metadata["email"] = {"subject": rendered.subject, "html": rendered.html}
@@ -312,14 +370,73 @@ def _send(enrollment: Enrollment, info: StepInfo, now: dt.datetime) -> _Move:
             metadata=metadata,
         )
     except SendRejected as exc:
-        _run(enrollment, info, StepOutcome.SKIPPED, now, reason="rejected", detail=str(exc))
-        return _Move(next_key=info.next_key)
+        return _Sent(StepOutcome.SKIPPED, reason="rejected", detail=str(exc))
     if interaction.status == "blocked":
         reason = str((interaction.metadata or {}).get("blocked_reason") or "blocked")
-        _run(enrollment, info, StepOutcome.SKIPPED, now, reason=reason, interaction=interaction)
-    else:
-        _run(enrollment, info, StepOutcome.SENT, now, interaction=interaction)
-    return _Move(next_key=info.next_key)
+        return _Sent(StepOutcome.SKIPPED, reason=reason, interaction=interaction)
+    return _Sent(StepOutcome.SENT, interaction=interaction)
+
+
+def journey_send_fallback(*, interaction_id: int, now: dt.datetime | None = None) -> Interaction | None:
+    """A journey message failed hard at its provider (status ``failed``: the provider refused it, or
+    its retries ran out): send the step again on the next channel of the step's list, as campaigns do
+    (``engagement/campaigns/sending.py`` run_sync; order from ``guards.candidate_channels``). A soft
+    failure (retryable: 429, 5xx, network) is retried by the outbound task on the same channel and never
+    reaches here while it is being retried.
+
+    Under the enrollment's row lock and the step run's: only when the step run still points at the
+    failed message (a redelivered event finds it moved on), never after the enrollment was removed,
+    exited or reached its goal. The new message is keyed ``journey:<enrollment>:<step>:<attempt>``
+    and becomes the step run's (reason ``fell_back:<error code>``); with no channel left the step run
+    becomes ``failed`` with the provider's code. Returns the new message, or None."""
+    now = now or journey_now()
+    failed = Interaction.objects.filter(pk=interaction_id, status="failed").first()
+    meta = (failed.metadata or {}) if failed is not None else {}
+    if failed is None or not meta.get("enrollment_id") or not meta.get("step_key"):
+        return None
+    with transaction.atomic():
+        enrollment = (
+            Enrollment.objects.select_for_update(of=("self",))
+            .select_related("journey", "version", "customer", "workspace")
+            .filter(pk=int(meta["enrollment_id"]))
+            .first()
+        )
+        if enrollment is None:
+            return None
+        run = (
+            JourneyStepRun.objects.select_for_update()
+            .filter(enrollment=enrollment, step_key=str(meta["step_key"]))
+            .first()
+        )
+        if run is None or run.interaction_id != failed.pk:
+            return None
+        code = failed.error_code or "failed"
+        info = _index(enrollment.version).get(run.step_key)
+        ended = enrollment.state in (EnrollmentState.EXITED, EnrollmentState.REMOVED) or (
+            enrollment.exit_reason == "goal"
+        )
+        sent: _Sent | _Move | None = None
+        if info is not None and info.step["type"] == "send" and not ended:
+            sent = _send_attempt(
+                enrollment,
+                info,
+                now,
+                trigger=_trigger_interaction(enrollment),
+                attempt=int(meta.get("attempt") or 0) + 1,
+                start_at=int(meta.get("channel_index") or 0) + 1,
+            )
+        if isinstance(sent, _Sent) and sent.interaction is not None:
+            run.outcome, run.interaction = sent.outcome, sent.interaction
+            run.reason = f"fell_back:{code}"[:64]
+            kind = failed.channel.kind if failed.channel else ""
+            run.detail = f"{kind} failed: {failed.error_message}"[:300]
+        else:
+            held = f" (the next channel: {sent.wait_detail})" if isinstance(sent, _Move) else ""
+            skipped = f" (the next channel: {sent.reason})" if isinstance(sent, _Sent) and sent.reason else ""
+            run.outcome, run.reason = StepOutcome.FAILED, code[:64]
+            run.detail = f"{failed.error_message}{held}{skipped}"[:300]
+        run.save(update_fields=["outcome", "reason", "detail", "interaction"])
+    return sent.interaction if isinstance(sent, _Sent) else None
 
 
 # ---------------------------------------------------------------- delay and wait

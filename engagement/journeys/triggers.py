@@ -94,7 +94,16 @@ def journeys_event_handle(*, event: events.DomainEvent, only_automation: bool = 
        event of theirs re-checks "wait for segment";
     3. triggers: every live journey whose trigger matches enrolls the customer (re-entry policy and the
        unique trigger key ``<event>:<interaction>`` / ``event:<id>`` make redelivery harmless).
+    A message that failed hard (``interaction.updated`` with status ``failed``) instead goes to
+    :func:`engine.journey_send_fallback` (the send step's next channel).
     ``only_automation``: triggers of automation-rule journeys only (``automations_run``)."""
+    if event.name == events.INTERACTION_UPDATED and (event.data or {}).get("status") == "failed":
+        # A journey message failed hard at its provider: the step's next channel (engine.py).
+        if event.interaction_id is not None and not only_automation:
+            from .engine import journey_send_fallback
+
+            journey_send_fallback(interaction_id=event.interaction_id)
+        return []
     if event.customer_id is None:
         return []
     facts = _facts(event)
