@@ -241,6 +241,9 @@ class BusinessHoursView(ContractAPIView):
     serializer_class = BusinessHoursSerializer
     permission_classes = [*ContractAPIView.permission_classes, AdminWrites]
 
+    def get_object(self) -> BusinessHours | None:  # OPTIONS describes PUT on it
+        return BusinessHours.objects.filter(workspace=request_workspace(self.request)).first()
+
     def _body(self, row: BusinessHours | None) -> dict[str, Any]:
         workspace = request_workspace(self.request)
         return {
@@ -251,8 +254,7 @@ class BusinessHoursView(ContractAPIView):
 
     @extend_schema(responses=BusinessHoursSerializer, operation_id="business_hours_retrieve")
     def get(self, request: Request) -> Response:
-        row = BusinessHours.objects.filter(workspace=request_workspace(request)).first()
-        return Response(BusinessHoursSerializer(self._body(row)).data)
+        return Response(BusinessHoursSerializer(self._body(self.get_object())).data)
 
     @extend_schema(
         request=BusinessHoursSerializer,
@@ -290,6 +292,9 @@ class CsatSettingsView(ContractAPIView):
     pagination_class = None
     serializer_class = CsatSettingsSerializer
     permission_classes = [*ContractAPIView.permission_classes, AdminWrites]
+
+    def get_object(self) -> Any:  # OPTIONS describes PUT on it
+        return csat_services.csat_settings_for(workspace=request_workspace(self.request))
 
     @staticmethod
     def _body(row: Any) -> dict[str, Any]:

@@ -191,3 +191,9 @@ def test_agent_tasks_list_and_complete(api: APIClient, workspace, agent) -> None
     )
     problem(api.post(f"/api/v1/agent-tasks/{theirs.pk}/complete/"), 404)
     assert AgentTask.objects.get(pk=theirs.pk).done_at is None
+
+
+def test_options_describes_the_settings_documents(api: APIClient) -> None:
+    for path in ("/api/v1/business-hours/", "/api/v1/csat-settings/", "/api/v1/sla-policies/"):
+        resp = api.options(path)
+        assert resp.status_code == 200, (path, resp.content)
