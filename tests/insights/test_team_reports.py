@@ -29,10 +29,11 @@ def teams(workspace: Workspace, sms_channel: Channel, agent: Any) -> dict[str, A
     Linus's conversation is Sales' but nobody's; Empty has no members."""
     other = factories.member(workspace, Role.AGENT)
 
-    def team(name: str, ids: list[int]) -> Team:
+    def make_team(name: str, ids: list[int]) -> Team:
         return team_save(workspace=workspace, data=TeamInput(name=name, member_ids=ids, channel_ids=[]))
 
-    billing, sales, empty = team("Billing", [agent.pk]), team("Sales", [other.pk]), team("Empty", [])
+    billing, sales = make_team("Billing", [agent.pk]), make_team("Sales", [other.pk])
+    empty = make_team("Empty", [])
     grace = inbound(sms_channel, "+14155550101", "invoice?", at=minutes_ago(30), name="Grace")
     alan = inbound(sms_channel, "+14155550102", "buy", at=minutes_ago(20), name="Alan")
     linus = inbound(sms_channel, "+14155550103", "price?", at=minutes_ago(10), name="Linus")
