@@ -124,7 +124,7 @@ def thread_status_view(request: ConsoleRequest, customer_id: int) -> HttpRespons
             customer_id=customer.pk,
             status=status,
             snoozed_until=until,
-            actor=request.user,
+            actor=request.user if request.user.is_authenticated else None,
         )
 
     labels = {
@@ -198,7 +198,7 @@ def inbox_bulk_view(request: ConsoleRequest) -> HttpResponse:
             customer_ids=[i for i in ids if i is not None],
             action=action,
             assignee_id=request.membership.user_id if raw == "me" else _int_or_none(raw, "assignee"),
-            actor=request.user,
+            actor=request.user if request.user.is_authenticated else None,
             label=request.POST.get("label", ""),
             snoozed_until=snooze_until_parse(request.POST.get("snooze", "reply"))
             if action == "snooze"

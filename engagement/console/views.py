@@ -288,7 +288,7 @@ def conversation_status(request: ConsoleRequest, conversation_id: int) -> HttpRe
         workspace=request.workspace,
         conversation=conversation,
         status=form.cleaned_data["status"],
-        actor=request.user,
+        actor=request.user if request.user.is_authenticated else None,
     ):
         messages.success(request, f"Conversation marked {conversation.get_status_display().lower()}.")
     return redirect("console:conversation", conversation_id=conversation.pk)
