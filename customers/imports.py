@@ -597,9 +597,16 @@ def _batch_bulk_apply(imp: CustomerImport, rows: list[_Row]) -> tuple[list[_Row]
             if verify:
                 change["verified"] = True
             Identity.objects.filter(pk__in=pks).update(**change)
+    consents = [
+        (item, index, channel, purpose, status)
+        for item, index in planned
+        for channel, purpose, status in item.consents
+    ]
+    consent_ids = _ids_reserve(ConsentEvent._meta.db_table, len(consents))
     _copy_rows(
         ConsentEvent._meta.db_table,
         (
+            "id",
             "workspace_id",
             "customer_id",
             "channel",
@@ -613,6 +620,7 @@ def _batch_bulk_apply(imp: CustomerImport, rows: list[_Row]) -> tuple[list[_Row]
         ),
         (
             (
+                pk,
                 workspace.pk,
                 profiles[index].customer_id,
                 channel,
@@ -625,8 +633,35 @@ def _batch_bulk_apply(imp: CustomerImport, rows: list[_Row]) -> tuple[list[_Row]
                 now,
                 now,
             )
-            for item, index in planned
-            for channel, purpose, status in item.consents
+            for pk, (item, index, channel, purpose, status) in zip(consent_ids, consents, strict=True)
+        ),
+    )
+    # What resolution and consent_record publish row by row, for the whole batch in ONE outbox INSERT:
+    # one customer.created per customer the batch created, one consent.changed per consent row.
+    events.publish_on_commit(
+        *(
+            events.DomainEvent(
+                name=events.CUSTOMER_CREATED,
+                workspace_id=workspace.pk,
+                customer_id=p.customer_id,
+                data={"source": MergeSource.IMPORT, "channel_kind": ""},
+            )
+            for p in new_profiles
+        ),
+        *(
+            events.DomainEvent(
+                name=events.CONSENT_CHANGED,
+                workspace_id=workspace.pk,
+                customer_id=profiles[index].customer_id,
+                data={
+                    "consent_event_id": pk,
+                    "channel": channel,
+                    "purpose": purpose,
+                    "status": status,
+                    "source": ConsentSource.IMPORT,
+                },
+            )
+            for pk, (_, index, channel, purpose, status) in zip(consent_ids, consents, strict=True)
         ),
     )
     return slow, created, updated

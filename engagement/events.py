@@ -61,6 +61,9 @@ CSAT_RECEIVED = "csat.received"
 # A journey's "call an outbound webhook" step (``data``: journey_id, enrollment_id, step, name, data);
 # the outbound webhooks listener delivers it to the endpoints subscribed to "journey.webhook".
 JOURNEY_WEBHOOK = "journey.webhook"
+# A campaign's state changed (``data``: campaign_id, state, previous_state, reason); published by
+# engagement/campaigns/ in the transaction that changed it. Webhooks deliver it as campaign.<state>.
+CAMPAIGN_STATE_CHANGED = "campaign.state_changed"
 
 
 def _event_id() -> str:

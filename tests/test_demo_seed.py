@@ -112,3 +112,57 @@ def test_seed_demo_command_runs_outside_a_test_transaction_and_twice():
         )
     )
     assert journeys == {DEMO_JOURNEY_MISSED_CALL: "live", DEMO_JOURNEY_BROCHURE: "live"}
+
+
+PLACEHOLDERS = (
+    "lorem",
+    "ipsum",
+    "todo",
+    "tbd",
+    "placeholder",
+    "foo",
+    "xxx",
+    "{{",
+    "}}",
+    "(no ",
+    "test message",
+)
+
+
+@pytest.mark.django_db
+def test_the_seeded_text_has_no_placeholders_and_no_automatic_send_follows_a_human(
+    django_capture_on_commit_callbacks,
+):
+    """Every text the demo shows (messages, notes, names, canned responses, tasks, campaign and journey
+    names) reads as real content; and no automatic outbound message (automation rule, journey, bot: no
+    author) follows a person's reply to the same customer."""
+    from customers.models import Customer
+    from engagement.models import AgentTask, Campaign, CannedResponse, Journey, Note
+
+    with django_capture_on_commit_callbacks(execute=True):
+        seed = demo_workspace_seed()
+    ws = seed.workspace
+    texts: list[str] = []
+    texts += [b for b in Interaction.objects.filter(workspace=ws).values_list("body", flat=True) if b]
+    texts += list(Note.objects.filter(workspace=ws).values_list("body", flat=True))
+    texts += list(Customer.objects.filter(workspace=ws).values_list("display_name", flat=True))
+    texts += list(CannedResponse.objects.filter(workspace=ws).values_list("title", flat=True))
+    texts += list(AgentTask.objects.filter(workspace=ws).values_list("title", flat=True))
+    texts += list(Campaign.objects.filter(workspace=ws).values_list("name", flat=True))
+    texts += list(Journey.objects.filter(workspace=ws).values_list("name", flat=True))
+    assert texts
+    bad = [t for t in texts if any(p in t.lower() for p in PLACEHOLDERS) or not t.strip()]
+    assert bad == []
+    assert all(name for name in Customer.objects.filter(workspace=ws).values_list("display_name", flat=True))
+    for customer_id in (
+        Interaction.objects.filter(workspace=ws).values_list("customer_id", flat=True).distinct()
+    ):
+        human_at = None
+        for item in Interaction.objects.filter(customer_id=customer_id, kind="message").order_by(
+            "created_at", "id"
+        ):
+            if item.direction == "outbound" and item.author_id is not None:
+                human_at = human_at or item.created_at
+            elif item.direction == "outbound" and human_at is not None:
+                automatic = item.automation_rule_id is not None or "journey_id" in (item.metadata or {})
+                assert not automatic, f"an automatic send after a human: {item.body!r}"

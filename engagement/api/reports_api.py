@@ -1,5 +1,5 @@
 """``GET /api/v1/reports/{name}/``: the console's reports as JSON (scope ``reports:read``). Thin over
-``engagement.reports.selectors``; names: volume, first_response, resolution, agent_load, csat."""
+``engagement.reports.selectors``; names: volume, first_response, resolution, agent_load, team_load, csat."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ class ReportQuerySerializer(serializers.Serializer):
         required=False,
         help_text="Only conversations assigned to these member ids (repeatable).",
     )
+    team = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        help_text="Only conversations assigned to members of these teams (repeatable); with assignee, "
+        "both narrow. team_load: only these teams.",
+    )
     zone = serializers.CharField(
         required=False, default="UTC", max_length=64, help_text="IANA zone of the days."
     )
@@ -52,7 +58,7 @@ class ReportView(ContractAPIView):
     """One report over a date range, bucketed per day or week: columns and rows (seconds for times)."""
 
     scope_area = "reports"
-    extra_query_params = ("start", "end", "interval", "channel", "assignee", "zone")
+    extra_query_params = ("start", "end", "interval", "channel", "assignee", "team", "zone")
     pagination_class = None
 
     @extend_schema(
@@ -68,9 +74,10 @@ class ReportView(ContractAPIView):
     def get(self, request: Request, name: str) -> Response:
         params = ReportQuerySerializer(
             data={
-                **{k: v for k, v in request.query_params.items() if k not in ("channel", "assignee")},
+                **{k: v for k, v in request.query_params.items() if k not in ("channel", "assignee", "team")},
                 "channel": request.query_params.getlist("channel"),
                 "assignee": request.query_params.getlist("assignee"),
+                "team": request.query_params.getlist("team"),
             }
         )
         params.is_valid(raise_exception=True)
@@ -83,6 +90,8 @@ class ReportView(ContractAPIView):
             channel_kinds=sorted(data.get("channel") or []),
             assignee_ids=data.get("assignee") or [],
             zone=data["zone"],
+            team_ids=data.get("team") or [],
+            workspace=workspace,
         )
         report = report_get(workspace=workspace, name=name, filters=filters)
         body = {

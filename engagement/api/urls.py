@@ -5,6 +5,7 @@ from . import (
     campaigns_api,
     conversations_api,
     customers_api,
+    insights_api,
     journeys_api,
     reports_api,
     search_api,
@@ -20,6 +21,10 @@ router.register("conversations", conversations_api.ConversationViewSet, basename
 router.register("teams", teamwork_api.TeamViewSet, basename="team")
 router.register("labels", teamwork_api.LabelViewSet, basename="label")
 router.register("canned-responses", teamwork_api.CannedResponseViewSet, basename="canned-response")
+router.register("agent-tasks", insights_api.AgentTaskViewSet, basename="agent-task")
+router.register("sla-policies", insights_api.SlaPolicyViewSet, basename="sla-policy")
+router.register("sla-breaches", insights_api.SlaBreachViewSet, basename="sla-breach")
+router.register("csat-responses", insights_api.CsatResponseViewSet, basename="csat-response")
 router.register("interactions", conversations_api.InteractionViewSet, basename="interaction")
 router.register("customers", customers_api.CustomerViewSet, basename="customer")
 router.register("customer-merges", customers_api.CustomerMergeViewSet, basename="customer-merge")
@@ -40,6 +45,8 @@ urlpatterns = [
     path("messages/", views.MessageCreate.as_view(), name="message-create"),
     path("search/", search_api.SearchView.as_view(), name="search"),
     path("reports/<str:name>/", reports_api.ReportView.as_view(), name="report"),
+    path("business-hours/", insights_api.BusinessHoursView.as_view(), name="business-hours"),
+    path("csat-settings/", insights_api.CsatSettingsView.as_view(), name="csat-settings"),
     path("events/", journeys_api.EventTrackView.as_view(), name="event-track"),
     path("webhook-event-types/", webhooks_api.WebhookEventTypeList.as_view(), name="webhook-event-types"),
     *router.urls,

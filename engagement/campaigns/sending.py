@@ -180,6 +180,25 @@ def campaign_run_start(*, campaign: Campaign, occurrence: dt.datetime, now: dt.d
     return run
 
 
+def campaign_state_publish(*, campaign: Campaign, previous: str, reason: str = "") -> None:
+    """Publish ``campaign.state_changed`` (outbox, after commit) when ``campaign.state`` differs from
+    ``previous``; call it inside the transaction that saved the new state."""
+    if campaign.state == previous:
+        return
+    events.publish_on_commit(
+        events.DomainEvent(
+            name=events.CAMPAIGN_STATE_CHANGED,
+            workspace_id=campaign.workspace_id,
+            data={
+                "campaign_id": campaign.pk,
+                "state": str(campaign.state),
+                "previous_state": str(previous),
+                "reason": reason,
+            },
+        )
+    )
+
+
 def campaigns_start_due(*, now: dt.datetime) -> list[int]:
     """Start the runs whose time has come: campaigns with ``next_run_at`` ≤ now (indexed). Each in its own
     transaction with the campaign row locked (SKIP LOCKED: a parallel tick moves on). Returns run ids."""
@@ -210,8 +229,10 @@ def campaigns_start_due(*, now: dt.datetime) -> list[int]:
                     after=campaign.next_run_at,
                 )
             campaign.next_run_at = following
+            previous = campaign.state
             campaign.state = CampaignState.RUNNING
             campaign.save(update_fields=["next_run_at", "state", "updated_at"])
+            campaign_state_publish(campaign=campaign, previous=previous)
     return started
 
 
@@ -567,6 +588,7 @@ def run_autopause_check(*, run_id: int, campaign_id: int) -> bool:
         campaign.state = CampaignState.PAUSED
         campaign.paused_reason = reason
         campaign.save(update_fields=["state", "paused_reason", "updated_at"])
+        campaign_state_publish(campaign=campaign, previous=CampaignState.RUNNING, reason="error_rate")
         CampaignRun.objects.filter(campaign_id=campaign_id, state=RunState.RUNNING).update(
             state=RunState.PAUSED, lease_until=None
         )
@@ -657,6 +679,7 @@ def run_complete_if_done(*, run_id: int, now: dt.datetime) -> bool:
             campaign.state = CampaignState.COMPLETED
             campaign.completed_at = now
             campaign.save(update_fields=["state", "completed_at", "updated_at"])
+            campaign_state_publish(campaign=campaign, previous=CampaignState.RUNNING)
     return True
 
 

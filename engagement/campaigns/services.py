@@ -65,7 +65,7 @@ from .content import (
     content_render,
 )
 from .schedule import rrule_next, rrule_validate, zone_validate
-from .sending import campaign_run_start, run_requeue_lost, variant_for
+from .sending import campaign_run_start, campaign_state_publish, run_requeue_lost, variant_for
 
 MAX_VARIANTS = 8
 EDITABLE = (CampaignState.DRAFT,)
@@ -356,6 +356,7 @@ def campaign_launch(
             campaign.state = CampaignState.RUNNING
             campaign.next_run_at = None
             campaign.save()
+            campaign_state_publish(campaign=campaign, previous=CampaignState.DRAFT)
             campaign_run_start(campaign=campaign, occurrence=now, now=now)
         else:
             assert campaign.send_at is not None
@@ -373,6 +374,7 @@ def campaign_launch(
             campaign.state = CampaignState.SCHEDULED
             campaign.next_run_at = first
             campaign.save()
+            campaign_state_publish(campaign=campaign, previous=CampaignState.DRAFT)
     return campaign
 
 
@@ -384,9 +386,11 @@ def campaign_pause(*, campaign: Campaign) -> Campaign:
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if campaign.state not in (CampaignState.SCHEDULED, CampaignState.RUNNING):
             raise CampaignStateConflict(f"a {campaign.state} campaign cannot be paused")
+        previous = campaign.state
         campaign.state = CampaignState.PAUSED
         campaign.paused_reason = ""
         campaign.save(update_fields=["state", "paused_reason", "updated_at"])
+        campaign_state_publish(campaign=campaign, previous=previous, reason="manual")
         CampaignRun.objects.filter(campaign=campaign, state=RunState.RUNNING).update(
             state=RunState.PAUSED, lease_until=None
         )
@@ -410,6 +414,7 @@ def campaign_resume(*, campaign: Campaign) -> Campaign:
         campaign.state = CampaignState.RUNNING if has_runs else CampaignState.SCHEDULED
         campaign.paused_reason = ""
         campaign.save(update_fields=["state", "paused_reason", "updated_at"])
+        campaign_state_publish(campaign=campaign, previous=CampaignState.PAUSED, reason="resumed")
         for run_id in runs:
             run_requeue_lost(run_id=run_id, now=now, older_than=0)
         transaction.on_commit(lambda: current_app.send_task("engagement.tasks.campaigns_tick"))
@@ -424,9 +429,11 @@ def campaign_cancel(*, campaign: Campaign) -> Campaign:
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if campaign.state in (CampaignState.COMPLETED, CampaignState.CANCELLED):
             raise CampaignStateConflict(f"a {campaign.state} campaign cannot be cancelled")
+        previous = campaign.state
         campaign.state = CampaignState.CANCELLED
         campaign.next_run_at = None
         campaign.save(update_fields=["state", "next_run_at", "updated_at"])
+        campaign_state_publish(campaign=campaign, previous=previous)
         runs = CampaignRun.objects.filter(campaign=campaign, state__in=[RunState.RUNNING, RunState.PAUSED])
         run_ids = list(runs.values_list("pk", flat=True))
         runs.update(state=RunState.CANCELLED, lease_until=None)

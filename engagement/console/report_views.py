@@ -1,6 +1,6 @@
 """Console: the reports page (Chart.js charts + tables) and CSV export. Thin over
 ``engagement.reports.selectors``; filters come from the query string (date range, day/week, channel
-kind, assignee), the zone is the member's."""
+kind, assignee, team), the zone is the member's."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from engagement.errors import DomainError
-from engagement.models import Membership
+from engagement.models import Membership, Team
 from engagement.models.channels import ChannelKind
 from engagement.reports.selectors import REPORTS, ReportFilters, report_csv, report_filters_build, report_get
 
@@ -27,9 +27,14 @@ def _date(raw: str) -> date | None:
         return None
 
 
+def _ids(raw: list[str]) -> list[int]:
+    return [int(v) for v in raw if v.isascii() and v.isdigit() and 0 < len(v) < 19]
+
+
 def _filters(request: ConsoleRequest) -> ReportFilters:
     get = request.GET
-    assignees = [int(v) for v in get.getlist("assignee") if v.isascii() and v.isdigit() and len(v) < 19]
+    assignees = _ids(get.getlist("assignee"))
+    teams = _ids(get.getlist("team"))
     kinds = [k for k in get.getlist("channel") if k]
     zone = str(timezone.get_current_timezone())
     try:
@@ -41,6 +46,8 @@ def _filters(request: ConsoleRequest) -> ReportFilters:
             assignee_ids=assignees,
             zone=zone,
             today=timezone.localdate(),
+            team_ids=teams,
+            workspace=request.workspace,
         )
     except DomainError as exc:
         messages.error(request, str(exc))
@@ -60,6 +67,7 @@ def reports_page(request: ConsoleRequest) -> HttpResponse:
         "charts": {r.name: r.chart for r in reports},
         "filters": filters,
         "channel_kinds": ChannelKind.choices,
+        "teams": Team.objects.filter(workspace=request.workspace).order_by("name"),
         "members": sorted(members, key=lambda u: (u.get_full_name() or u.get_username()).lower()),
         "query": request.GET.urlencode(),
     }

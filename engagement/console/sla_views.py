@@ -13,7 +13,7 @@ from engagement.models import BusinessHours, SlaPolicy
 from engagement.models.channels import ChannelKind
 from engagement.sanitize import digits_parse
 from engagement.services.csat import DEFAULT_QUESTION, csat_settings_for, csat_settings_set
-from engagement.services.sla import business_hours_set, sla_policy_save
+from engagement.services.sla import business_hours_set, sla_policy_delete, sla_policy_save
 
 from .workspace import ConsoleRequest, admin_required, console_render, console_view
 
@@ -111,7 +111,7 @@ def sla_policy_toggle(request: ConsoleRequest, policy_id: int) -> HttpResponse:
     if policy is None:
         raise Http404("No such policy")
     if request.POST.get("action") == "delete":
-        policy.delete()
+        sla_policy_delete(workspace=request.workspace, policy_id=policy.pk)
         messages.success(request, f"Policy {policy.name} deleted.")
     else:
         SlaPolicy.objects.filter(pk=policy.pk).update(is_active=not policy.is_active)

@@ -159,11 +159,32 @@ def _timeline_context(request: ConsoleRequest, customer: Customer) -> dict[str, 
     }
 
 
+def _thread_bar(
+    request: ConsoleRequest, customer: Customer, conversation: Conversation | None
+) -> HttpResponse:
+    """The thread page's live parts besides the timeline: the status head (status, snooze, SLA, status
+    buttons) and the team bar (assignee, team, labels), re-fetched by console.js when an event about
+    this customer arrives, as the timeline is."""
+    if conversation is None:
+        conversation = q.conversation_newest_for_customer(workspace=request.workspace, customer=customer)
+    if conversation is None:
+        return HttpResponse("")
+    context = {
+        "conversation": conversation,
+        "customer": customer,
+        **inbox_service.thread_team_context(workspace=request.workspace, customer=customer),
+        "snooze_choices": SNOOZE_CHOICES,
+    }
+    return render(request, "console/_thread_bar.html", context)
+
+
 def _thread(
     request: ConsoleRequest, customer: Customer, conversation: Conversation | None, here: str
 ) -> HttpResponse:
     """The customer's thread across channels with the reply box; ``conversation`` is the one the agent
     came from (its status buttons; its channel is the default when the form names none)."""
+    if request.method != "POST" and request.GET.get("fragment") == "bar":
+        return _thread_bar(request, customer, conversation)
     if request.method != "POST" and _wants_fragment(request):
         inbox_service.customer_thread_mark_read(
             workspace=request.workspace, user_id=request.membership.user_id, customer=customer

@@ -378,6 +378,7 @@ def _changed(enrollment: Enrollment) -> None:
                 "journey_id": enrollment.journey_id,
                 "state": enrollment.state,
                 "step": enrollment.current_step,
+                "reason": enrollment.exit_reason,
             },
         )
     )

@@ -2,8 +2,9 @@
 
 Every report takes a :class:`ReportFilters`: a date range (inclusive, in ``zone``), an ``interval``
 ("day" or "week", weeks starting Monday as PostgreSQL's ``date_trunc``), optional channel kinds and
-optional ``assignee_ids`` (the conversation's assignee; a team filter maps onto it as the ids of the
-team's members). Each returns a :class:`Report`: column names, rows (JSON-able values: ISO dates,
+optional ``assignee_ids`` (the conversation's assignee; a team filter, ``team_ids``, maps onto it as
+the ids of the teams' members: :func:`report_team_member_ids`). Each returns a :class:`Report`:
+column names, rows (JSON-able values: ISO dates,
 numbers, seconds as floats) and a chart description Chart.js draws as it is.
 
 * ``volume`` — messages and calls by bucket, channel kind and direction (notes excluded);
@@ -16,6 +17,8 @@ numbers, seconds as floats) and a chart description Chart.js draws as it is.
   reopening) to resolving; index ``resolution_ws_time_idx``;
 * ``agent_load`` — per member: conversations assigned and not resolved now, replies written and
   conversations resolved in the range;
+* ``team_load`` — per team: members, open and unassigned conversations of the team now, replies and
+  resolutions of its members in the range;
 * ``csat`` — answers in the range: count, mean score, share satisfied (4 or 5); index
   ``csat_ws_time_idx``.
 """
@@ -35,7 +38,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from engagement.errors import NotFound, ValidationFailed
-from engagement.models import Workspace
+from engagement.models import Team, Workspace
 from engagement.models.channels import ChannelKind
 
 MAX_DAYS = 731
@@ -65,6 +68,13 @@ class ReportFilters:
     channel_kinds: tuple[str, ...] = ()
     assignee_ids: tuple[int, ...] = ()
     zone: str = "UTC"
+    # The teams asked for; ``assignee_ids`` then holds their members (narrowed by any assignee asked for),
+    # and an empty ``assignee_ids`` matches nobody instead of everybody.
+    team_ids: tuple[int, ...] = ()
+
+    @property
+    def all_assignees(self) -> bool:
+        return not self.assignee_ids and not self.team_ids
 
     def bounds(self) -> tuple[datetime, datetime]:
         """[start, end) in UTC: local midnights of ``start`` and the day after ``end``."""
@@ -83,10 +93,16 @@ def report_filters_build(
     assignee_ids: list[int] | tuple[int, ...] = (),
     zone: str = "UTC",
     today: date | None = None,
+    team_ids: list[int] | tuple[int, ...] = (),
+    workspace: Workspace | None = None,
 ) -> ReportFilters:
     """Validated filters; defaults: the 30 days up to ``today``. Raises :class:`ReportInvalid` naming
     the field for an end before the start, a range over :data:`MAX_DAYS` days, an unknown interval,
-    channel kind or zone."""
+    channel kind, zone or team.
+
+    ``team_ids`` (needs ``workspace``) map onto ``assignee_ids``: the members of those teams, intersected
+    with ``assignee_ids`` when both are given (each filter narrows). A team without members matches no
+    conversation."""
     today = today or datetime.now(UTC).date()
     end = end or today
     start = start or end - timedelta(days=29)
@@ -101,14 +117,33 @@ def report_filters_build(
         raise ReportInvalid(f"unknown channel kind {sorted(unknown)[0]!r}", field="channel")
     if zone not in _known_zones():
         raise ReportInvalid(f"unknown time zone {zone!r}", field="zone")
+    people = set(assignee_ids)
+    teams = tuple(sorted(set(team_ids)))
+    if teams:
+        if workspace is None:
+            raise ValueError("a team filter needs the workspace")
+        members = report_team_member_ids(workspace=workspace, team_ids=teams)
+        people = members & people if people else members
     return ReportFilters(
         start=start,
         end=end,
         interval=interval,
         channel_kinds=tuple(sorted(set(channel_kinds))),
-        assignee_ids=tuple(sorted(set(assignee_ids))),
+        assignee_ids=tuple(sorted(people)),
         zone=zone,
+        team_ids=teams,
     )
+
+
+def report_team_member_ids(*, workspace: Workspace, team_ids: tuple[int, ...] | list[int]) -> set[int]:
+    """User ids of the members of ``team_ids`` (teams of ``workspace``). Raises :class:`ReportInvalid`
+    (field ``team``) naming a team id the workspace does not have."""
+    wanted = set(team_ids)
+    found = set(Team.objects.filter(workspace=workspace, pk__in=wanted).values_list("pk", flat=True))
+    missing = sorted(wanted - found)
+    if missing:
+        raise ReportInvalid(f"no team {missing[0]} in this workspace", field="team")
+    return set(Team.members.through.objects.filter(team_id__in=wanted).values_list("user_id", flat=True))
 
 
 @dataclass
@@ -141,7 +176,9 @@ def _params(workspace: Workspace, filters: ReportFilters) -> dict[str, Any]:
         "kinds": list(filters.channel_kinds),
         "assignees": list(filters.assignee_ids),
         "all_kinds": not filters.channel_kinds,
-        "all_assignees": not filters.assignee_ids,
+        "all_assignees": filters.all_assignees,
+        "teams": list(filters.team_ids),
+        "all_teams": not filters.team_ids,
     }
 
 
@@ -197,7 +234,7 @@ _VOLUME_ASSIGNEE_SQL = """
 
 
 def report_volume(*, workspace: Workspace, filters: ReportFilters) -> Report:
-    sql = _VOLUME_ASSIGNEE_SQL if filters.assignee_ids else _VOLUME_SQL
+    sql = _VOLUME_SQL if filters.all_assignees else _VOLUME_ASSIGNEE_SQL
     rows = _fetch(sql, _params(workspace, filters))
     buckets = _buckets(filters)
     series: dict[str, dict[date, int]] = {}
@@ -385,6 +422,67 @@ def report_agent_load(*, workspace: Workspace, filters: ReportFilters) -> Report
     )
 
 
+_TEAM_LOAD_SQL = """
+    SELECT t.id, t.name,
+           (SELECT count(*) FROM engagement_team_members m WHERE m.team_id = t.id),
+           (SELECT count(*) FROM engagement_conversation c
+              JOIN engagement_channel ch ON ch.id = c.channel_id
+                   AND (%(all_kinds)s OR ch.kind = ANY(%(kinds)s::text[]))
+             WHERE c.workspace_id = %(ws)s AND c.team_id = t.id AND c.status <> 'resolved'),
+           (SELECT count(*) FROM engagement_conversation c
+              JOIN engagement_channel ch ON ch.id = c.channel_id
+                   AND (%(all_kinds)s OR ch.kind = ANY(%(kinds)s::text[]))
+             WHERE c.workspace_id = %(ws)s AND c.team_id = t.id AND c.status <> 'resolved'
+               AND c.assignee_id IS NULL),
+           (SELECT count(*) FROM engagement_interaction i
+              JOIN engagement_channel ch ON ch.id = i.channel_id
+                   AND (%(all_kinds)s OR ch.kind = ANY(%(kinds)s::text[]))
+             WHERE i.workspace_id = %(ws)s AND i.created_at >= %(start)s AND i.created_at < %(end)s
+               AND i.direction = 'outbound'
+               AND i.author_id IN (SELECT m.user_id FROM engagement_team_members m WHERE m.team_id = t.id)),
+           (SELECT count(*) FROM engagement_conversationresolution r
+              JOIN engagement_channel ch ON ch.id = r.channel_id
+                   AND (%(all_kinds)s OR ch.kind = ANY(%(kinds)s::text[]))
+             WHERE r.workspace_id = %(ws)s AND r.resolved_at >= %(start)s AND r.resolved_at < %(end)s
+               AND coalesce(r.resolved_by_id, r.assignee_id)
+                   IN (SELECT m.user_id FROM engagement_team_members m WHERE m.team_id = t.id))
+      FROM engagement_team t
+     WHERE t.workspace_id = %(ws)s AND (%(all_teams)s OR t.id = ANY(%(teams)s::bigint[]))
+     ORDER BY lower(t.name), t.id
+"""
+
+
+def report_team_load(*, workspace: Workspace, filters: ReportFilters) -> Report:
+    """Per team (only the filtered teams when ``team_ids`` is set; the assignee filter does not apply:
+    rows are teams): members, the team's conversations not resolved now (``open``) and those of them
+    nobody is assigned (``unassigned``), replies written and conversations resolved in the range by
+    its members. One statement; a member of two teams counts in both."""
+    rows = [
+        [int(pk), name, int(members), int(open_), int(unassigned), int(replies), int(resolved)]
+        for pk, name, members, open_, unassigned, replies, resolved in _fetch(
+            _TEAM_LOAD_SQL, _params(workspace, filters)
+        )
+    ]
+    return Report(
+        name="team_load",
+        title="Load per team",
+        columns=["team_id", "team", "members", "open", "unassigned", "replies", "resolved"],
+        rows=rows,
+        chart={
+            "type": "bar",
+            "indexAxis": "y",
+            "labels": [r[1] for r in rows],
+            "datasets": [
+                {"label": "open", "data": [r[3] for r in rows]},
+                {"label": "unassigned", "data": [r[4] for r in rows]},
+                {"label": "replies", "data": [r[5] for r in rows]},
+                {"label": "resolved", "data": [r[6] for r in rows]},
+            ],
+        },
+        summary={"open": sum(r[3] for r in rows), "unassigned": sum(r[4] for r in rows)},
+    )
+
+
 def report_csat(*, workspace: Workspace, filters: ReportFilters) -> Report:
     sql = """
         SELECT date_trunc(%(interval)s, a.responded_at AT TIME ZONE %(tz)s)::date, count(*),
@@ -430,6 +528,7 @@ REPORTS: dict[str, Callable[..., Report]] = {
     "first_response": report_first_response,
     "resolution": report_resolution,
     "agent_load": report_agent_load,
+    "team_load": report_team_load,
     "csat": report_csat,
 }
 

@@ -13,7 +13,7 @@ from django.template import Context, Template, TemplateSyntaxError
 from engagement import events
 from engagement.models import Channel, Conversation, Interaction
 from engagement.models.channels import CHANNEL_IDENTITY_KIND
-from engagement.models.conversations import Direction
+from engagement.models.conversations import ConversationStatus, Direction
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +30,12 @@ def interaction_is_automated(*, interaction: Interaction) -> bool:
 
 def human_has_answered(*, interaction: Interaction) -> bool:
     """Whether a person (an agent: an outbound interaction with an author) already wrote in the message's
-    conversation, or to the customer on any channel since the message. The bot then stays silent: it
-    never answers after a human has, so an agent's conversation is not interrupted by a canned reply."""
-    answered = Q(created_at__gte=interaction.created_at)
+    conversation, in the customer's open thread (any conversation of theirs not resolved, on any
+    channel: the console shows one thread per customer), or to the customer on any channel since the
+    message. The bot then stays silent: it never answers after a human has, so an agent's thread is not
+    interrupted by a canned reply; once the thread is resolved, a new contact may be answered again."""
+    unresolved = [s for s in ConversationStatus.values if s != ConversationStatus.RESOLVED]
+    answered = Q(created_at__gte=interaction.created_at) | Q(conversation__status__in=unresolved)
     if interaction.conversation_id is not None:
         answered |= Q(conversation_id=interaction.conversation_id)
     return (

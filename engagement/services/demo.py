@@ -656,6 +656,8 @@ def demo_journeys_seed(*, workspace: Workspace, sms_channel: Channel) -> None:
                         "key": "sorry",
                         "label": "Text: sorry we missed you",
                         "type": "send",
+                        # An answer to the call: skipped when a person is already handling the thread.
+                        "answer": True,
                         "channel_ids": [sms_channel.pk],
                         "content": {
                             "sms": {

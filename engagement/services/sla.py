@@ -34,7 +34,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from engagement import events
-from engagement.errors import ValidationFailed
+from engagement.errors import NotFound, ValidationFailed
 from engagement.models import BusinessHours, Conversation, SlaMetric, SlaPolicy, Workspace
 from engagement.models.channels import ChannelKind
 from engagement.models.conversations import ConversationStatus
@@ -177,6 +177,14 @@ def sla_policy_save(
     policy.position = position
     policy.save()
     return policy
+
+
+def sla_policy_delete(*, workspace: Workspace, policy_id: int) -> None:
+    """Delete a policy of ``workspace`` (its recorded breaches stay, without a policy). Raises
+    ``NotFound`` for a policy of another workspace or none."""
+    deleted, _ = SlaPolicy.objects.filter(workspace=workspace, pk=policy_id).delete()
+    if not deleted:
+        raise NotFound("no such SLA policy")
 
 
 def sla_policies_active(*, workspace_id: int) -> list[SlaPolicy]:

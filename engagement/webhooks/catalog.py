@@ -34,6 +34,14 @@ EVENT_TYPES: dict[str, str] = {
     "sla.breached": "A conversation missed a service-level target (first or next response, resolution).",
     "csat.received": "A customer answered the satisfaction survey sent after a resolution.",
     "journey.webhook": "A journey's outbound-webhook step ran (data: journey, step, name, data).",
+    "journey.enrolled": "A customer entered a journey.",
+    "journey.completed": "A customer reached the end (or the goal) of a journey.",
+    "journey.exited": "A customer left a journey early (an exit condition, or removed; data.reason).",
+    "campaign.scheduled": "A campaign was launched for a later time (or resumed before its first run).",
+    "campaign.running": "A campaign started sending (launched now, its scheduled time came, or resumed).",
+    "campaign.paused": "A campaign was paused (data.reason: manual or error_rate).",
+    "campaign.completed": "A campaign sent to its whole audience and has no further occurrence.",
+    "campaign.cancelled": "A campaign was cancelled for good.",
 }
 
 
@@ -99,6 +107,41 @@ def _fixed(
     kind: str, build: Callable[[events.DomainEvent], dict[str, Any]]
 ) -> Callable[[events.DomainEvent], tuple[str, dict[str, Any]]]:
     return lambda event: (kind, build(event))
+
+
+def _enrollment(event: events.DomainEvent) -> tuple[str, dict[str, Any]] | None:
+    kind = {
+        "active": "journey.enrolled",
+        "completed": "journey.completed",
+        "exited": "journey.exited",
+        "removed": "journey.exited",
+    }.get(str(event.data.get("state")))
+    if kind is None:
+        return None
+    data = {
+        "customer_id": event.customer_id,
+        "journey_id": event.data.get("journey_id"),
+        "enrollment_id": event.data.get("enrollment_id"),
+        "state": event.data.get("state"),
+    }
+    if kind == "journey.exited":
+        data["reason"] = event.data.get("reason") or event.data.get("state")
+    return kind, data
+
+
+def _campaign(event: events.DomainEvent) -> tuple[str, dict[str, Any]] | None:
+    state = str(event.data.get("state"))
+    kind = f"campaign.{state}"
+    if kind not in EVENT_TYPES:
+        return None
+    data = {
+        "campaign_id": event.data.get("campaign_id"),
+        "state": state,
+        "previous_state": event.data.get("previous_state"),
+    }
+    if event.data.get("reason"):
+        data["reason"] = event.data["reason"]
+    return kind, data
 
 
 _BUILDERS: dict[str, Callable[[events.DomainEvent], tuple[str, dict[str, Any]] | None]] = {
@@ -203,6 +246,9 @@ _BUILDERS: dict[str, Callable[[events.DomainEvent], tuple[str, dict[str, Any]] |
             "data": e.data.get("data") or {},
         },
     ),
+    # Owned by engagement/journeys/services.py (ENROLLMENT_CHANGED).
+    "journey.enrollment_changed": _enrollment,
+    events.CAMPAIGN_STATE_CHANGED: _campaign,
 }
 
 # Domain events the webhook listener takes (config/listeners.py).

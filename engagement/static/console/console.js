@@ -37,6 +37,55 @@
     });
   }
 
+  // The thread page's other live parts (status head, assignee/team/labels bar): one fetch of
+  // ?fragment=bar, each [data-live-part] swapped for its new version. Not while the agent is typing
+  // or choosing in one of them: then once focus leaves it.
+  var barInFlight = false, barAgain = false, barDeferred = false;
+  function busyPart() {
+    var el = document.activeElement;
+    if (!el || !el.closest) return null;
+    var part = el.closest("[data-live-part]");
+    return part && el.matches("input, select, textarea") ? part : null;
+  }
+  function refreshBar() {
+    if (mode !== "conversation" || !document.querySelector("[data-live-part]")) return;
+    var busy = busyPart();
+    if (busy) {
+      if (!barDeferred) {
+        barDeferred = true;
+        busy.addEventListener("focusout", function later() {
+          busy.removeEventListener("focusout", later);
+          window.setTimeout(function () { barDeferred = false; refreshBar(); }, 0);
+        });
+      }
+      return;
+    }
+    if (barInFlight) { barAgain = true; return; }
+    barInFlight = true;
+    fetch(window.location.pathname + "?fragment=bar", {
+      credentials: "same-origin", headers: { "X-Requested-With": "fetch" }
+    }).then(function (r) {
+      return r.ok && !r.redirected ? r.text() : null;
+    }).then(function (html) {
+      if (!html || busyPart()) return;
+      var fresh = document.createElement("template");
+      fresh.innerHTML = html;
+      fresh.content.querySelectorAll("[data-live-part]").forEach(function (part) {
+        var name = part.getAttribute("data-live-part");
+        var old = document.querySelector('[data-live-part="' + name + '"]');
+        if (old) {
+          old.replaceWith(part);
+          if (window.htmx) window.htmx.process(part);
+        }
+      });
+      document.dispatchEvent(new CustomEvent("console:bar-refreshed"));
+    }).catch(function () {}).then(function () {
+      barInFlight = false;
+      if (barAgain) { barAgain = false; refreshBar(); }
+    });
+  }
+  function refreshAll() { refresh(); refreshBar(); }
+
   function relevant(msg) {
     if (msg.event === "catchup") return msg.stale === true;
     if (mode === "inbox") return true;
@@ -57,7 +106,7 @@
     var ws = new WebSocket(scheme + window.location.host + "/ws/console/");
     socket = ws;
     ws.onopen = function () {
-      if (attempts > 0) refresh(); // we may have missed events while disconnected
+      if (attempts > 0) refreshAll(); // we may have missed events while disconnected
       else {
         // Events between the page's render and this connect reached nobody: the page carries a
         // high-water mark and the server says whether anything is newer ({event: "catchup"}).
@@ -69,7 +118,7 @@
       var msg;
       try { msg = JSON.parse(e.data); } catch (err) { return; }
       if (msg.event === "note.created") mentioned(msg);
-      if (relevant(msg)) refresh();
+      if (relevant(msg)) refreshAll();
     };
     ws.onclose = function (e) {
       if (e.code === 4403) return; // not a workspace member: retrying will not help
