@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from engagement import events
 from engagement.models import Channel, ChannelKind, Interaction, InteractionStatus
 from engagement.models.conversations import InteractionKind
 from engagement.services.email_threading import EmailEnvelope, email_outbound_prepare
-from engagement.services.guards import RELEASE_CANCEL, RELEASE_HOLD, send_release_check
+from engagement.services.guards import RELEASE_CANCEL, RELEASE_HOLD, pacing_send_slot, send_release_check
 from engagement.services.sms import sms_segment_count
 from engagement.services.timeline import interaction_follow_merges, status_is_forward
 
@@ -62,7 +63,23 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
     transaction before the provider is called, so a second task for the same interaction skips it, and
     a worker that dies mid-call leaves a lease that :func:`outbound_lease_reclaim` settles.
     Retryable failures put it back to ``queued`` unless ``final_attempt``.
+
+    A paced message (``metadata["paced"]``: campaign sends) first reserves its sender's next call slot
+    (``pacing_send_slot``: one call every 1/rate seconds across all workers) and waits for it with
+    no lock held and nothing claimed, so a worker that dies while waiting leaves it queued, not ambiguous.
     """
+    slotted = False
+    while True:
+        attempt = _claim_and_send(interaction_id=interaction_id, final_attempt=final_attempt, slotted=slotted)
+        if isinstance(attempt, SendAttempt):
+            return attempt
+        slotted = True
+        time.sleep(attempt)
+
+
+def _claim_and_send(*, interaction_id: int, final_attempt: bool, slotted: bool) -> SendAttempt | float:
+    """:func:`outbound_interaction_send`'s work; the seconds to wait for the pacing slot instead when the
+    message is paced, not yet ``slotted`` and its slot is ahead."""
     with transaction.atomic():
         interaction = (
             Interaction.objects.select_for_update(of=("self",))
@@ -76,6 +93,10 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
             or interaction.channel is None
         ):
             return SendAttempt(Outcome.SKIPPED)
+        if not slotted and (interaction.metadata or {}).get("paced"):
+            wait = pacing_send_slot(channel=interaction.channel)
+            if wait > 0.0005:
+                return wait
         # Consent is checked when a message is queued and again now: a STOP that arrived while it
         # waited (for a retry, or behind a rate limit) still wins, and so does the survivor's ledger
         # when the customer was merged away meanwhile (the message moves to the survivor).
@@ -455,7 +476,7 @@ def _batch_claim(
     from customers.consent import consent_allows_q
     from customers.models import Customer
     from engagement.services.email_threading import email_broadcast_envelope
-    from engagement.services.guards import RELEASE_CANCEL, RELEASE_HOLD, send_release_check_many
+    from engagement.services.guards import RELEASE_CANCEL, RELEASE_HOLD, pacing_send_slot, send_release_check_many
 
     now = timezone.now()
     counts = {"blocked": 0, "held": 0}

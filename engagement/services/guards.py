@@ -130,19 +130,34 @@ local key = KEYS[1]
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
 local state = redis.call('HMGET', key, 'tokens', 'at')
 local tokens = tonumber(state[1]) or burst
 local at = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + (now - at) * rate / 1000.0)
+local granted = math.min(want, math.floor(tokens))
+if granted < 0 then granted = 0 end
+tokens = tokens - granted
 local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-else
+if granted < want then
   wait = math.ceil((1 - tokens) * 1000.0 / rate)
 end
 redis.call('HSET', key, 'tokens', tokens, 'at', now)
 redis.call('PEXPIRE', key, 60000)
-return wait
+return {granted, wait}
+"""
+
+# The provider-side schedule (GCRA, "virtual scheduling"): each call reserves the next free slot, one
+# every 1/rate seconds, never earlier than now; the state is the theoretical arrival time of the next slot.
+_SLOTS = """
+local key = KEYS[1]
+local interval = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', key)) or now
+if tat < now then tat = now end
+redis.call('SET', key, tat + interval * count, 'PX', math.ceil(interval * count * 1000) + 60000)
+return tostring(tat)
 """
 
 
@@ -154,6 +169,11 @@ def _redis() -> redis.Redis:
 @functools.cache
 def _bucket_script() -> object:
     return _redis().register_script(_BUCKET)
+
+
+@functools.cache
+def _slots_script() -> object:
+    return _redis().register_script(_SLOTS)
 
 
 def sender_key(channel: Channel) -> str:
@@ -174,16 +194,45 @@ def sender_rate(channel: Channel) -> float:
     return float((channel.config or {}).get("rate_per_second") or settings.CAMPAIGN_DEFAULT_RATE_PER_SECOND)
 
 
-def pacing_take(*, channel: Channel) -> float:
-    """Take one token from the sender's bucket: 0.0 when taken, else the seconds to wait for one.
-    Atomic in Redis (one Lua script), so every process and campaign shares the rate; the bucket holds
-    at most one second's worth, so no one-second window exceeds the rate by more than that burst."""
+def pacing_take_many(*, channel: Channel, count: int) -> tuple[int, float]:
+    """Take up to ``count`` tokens from the sender's bucket in ONE Redis call (a Lua script, atomic, shared
+    by every process, campaign and journey using the sender): (tokens taken, seconds until the next
+    token when fewer than ``count`` were taken, else 0.0). The bucket holds at most one second's worth
+    (``rate`` tokens): it admits messages to the queue at the sender's rate; the provider calls
+    themselves are spaced by :func:`pacing_send_slot`."""
+    if count <= 0:
+        return 0, 0.0
     rate = sender_rate(channel)
     burst = max(1.0, rate)
-    wait_ms = _bucket_script()(  # type: ignore[operator]
-        keys=[sender_key(channel)], args=[rate, burst, int(time.time() * 1000)]
+    granted, wait_ms = _bucket_script()(  # type: ignore[operator]
+        keys=[sender_key(channel)], args=[rate, burst, int(time.time() * 1000), count]
     )
-    return int(wait_ms) / 1000.0
+    return int(granted), int(wait_ms) / 1000.0
+
+
+def pacing_take(*, channel: Channel) -> float:
+    """Take one token from the sender's bucket: 0.0 when taken, else the seconds to wait for one
+    (:func:`pacing_take_many` with ``count=1``)."""
+    granted, wait = pacing_take_many(channel=channel, count=1)
+    return 0.0 if granted else wait
+
+
+def pacing_send_slot(*, channel: Channel) -> float:
+    """Reserve the sender's next provider-call slot and return the seconds until it (0.0: now).
+
+    The slots of a sender are 1/rate seconds apart and never earlier than now (GCRA's theoretical
+    arrival time in Redis, one atomic script shared by every worker), so calls made at their slots never
+    put more than ``rate`` + 1 calls in any one-second window, however many workers send and however
+    the queue bunched them. Idle time is not banked (no burst). The caller sleeps until the slot, then
+    calls the provider. Source: the token-bucket/GCRA equivalence (ITU-T I.371); CAMPAIGNS.md lesson 8."""
+    interval = 1.0 / max(sender_rate(channel), 0.001)
+    now = time.time()
+    slot = float(
+        _slots_script()(  # type: ignore[operator]
+            keys=[sender_key(channel) + ":slots"], args=[interval, now, 1]
+        )
+    )
+    return max(0.0, slot - now)
 
 
 # ---------------------------------------------------------------- the pipeline
@@ -347,7 +396,9 @@ __all__ = [
     "GuardDecision",
     "campaign_settings_for",
     "frequency_cap_reached",
+    "pacing_send_slot",
     "pacing_take",
+    "pacing_take_many",
     "send_guard_check",
     "send_release_check",
     "send_release_check_many",
