@@ -9,10 +9,10 @@
   Errors: a recipient not sent exactly once (personalizations counted at the fake, ``iid`` unique).
 * ``sms`` — a real SMS campaign (launch → scheduler ticks → guard pipeline → outbox → send task, eager in
   this process; ``BENCH_CAMPAIGN_SMS_TICKERS`` threads tick side by side, 3 by default, as a worker's
-  threads do when beat's ticks overlap) to ``BENCH_CAMPAIGN_SMS`` recipients on a channel configured at 50 messages per second,
-  to the fake Twilio, which stamps each accepted request. Reported: the rate between the first and the
-  last send against the cap (aim ≥ 90%), and the busiest one-second window (aim ≤ cap + 5%). Bounded by
-  ``BENCH_CAMPAIGN_SMS_SECONDS``; what was sent by then is what is measured.
+  threads do when beat's ticks overlap) to ``BENCH_CAMPAIGN_SMS`` recipients on a channel configured at
+  50 messages per second, to the fake Twilio, which stamps each accepted request. Reported: the rate
+  between the first and the last send against the cap (aim ≥ 90%), and the busiest one-second window
+  (aim ≤ cap + 5%). Bounded by ``BENCH_CAMPAIGN_SMS_SECONDS``; what was sent by then is what is measured.
 
 Nothing asserts a timing; ratios are results.
 """

@@ -476,7 +476,11 @@ def _batch_claim(
     from customers.consent import consent_allows_q
     from customers.models import Customer
     from engagement.services.email_threading import email_broadcast_envelope
-    from engagement.services.guards import RELEASE_CANCEL, RELEASE_HOLD, pacing_send_slot, send_release_check_many
+    from engagement.services.guards import (
+        RELEASE_CANCEL,
+        RELEASE_HOLD,
+        send_release_check_many,
+    )
 
     now = timezone.now()
     counts = {"blocked": 0, "held": 0}

@@ -52,9 +52,11 @@ from engagement.models.campaigns import ACTIVE_RECIPIENT_STATES, LatePolicy, Sch
 from engagement.segments.services import segment_queryset
 from engagement.services.guards import (
     GuardDecision,
+    GuardPrefetch,
     campaign_settings_for,
     pacing_take_many,
     send_guard_check,
+    send_guard_prefetch,
     sender_key,
     sender_rate,
 )
@@ -336,13 +338,25 @@ def _recipients_process(recipient_ids: list[int], context: TickContext) -> dict[
     )
     states: dict[int, str] = {}
     sends: list[tuple[CampaignRecipient, GuardDecision]] = []
+    prefetch: dict[int, GuardPrefetch] = {}  # per campaign (a batch is one run's: one campaign)
+    for recipient in rows:
+        campaign = recipient.campaign
+        if recipient.state == RecipientState.CLAIMED and campaign.pk not in prefetch:
+            prefetch[campaign.pk] = send_guard_prefetch(
+                customer_ids=[r.customer_id for r in rows if r.campaign_id == campaign.pk],
+                channels=context.channels_for(campaign),
+                purpose=campaign.purpose,
+                segment=campaign.segment,
+                workspace_id=campaign.workspace_id,
+                now=now,
+            )
     for recipient in rows:
         if recipient.state != RecipientState.CLAIMED:
             states[recipient.pk] = recipient.state  # another worker finished it after our lease ran out
             continue
         try:
             with transaction.atomic():
-                decision = _guard(recipient, context, now)
+                decision = _guard(recipient, context, now, prefetch.get(recipient.campaign_id))
         except Exception as exc:
             states[recipient.pk] = _fail(recipient, exc, now)
             continue
@@ -381,7 +395,9 @@ def _recipients_process(recipient_ids: list[int], context: TickContext) -> dict[
     return states
 
 
-def _guard(recipient: CampaignRecipient, context: TickContext, now: dt.datetime) -> GuardDecision:
+def _guard(
+    recipient: CampaignRecipient, context: TickContext, now: dt.datetime, prefetch: GuardPrefetch | None
+) -> GuardDecision:
     campaign = recipient.campaign
     return send_guard_check(
         customer=recipient.customer,
@@ -393,6 +409,7 @@ def _guard(recipient: CampaignRecipient, context: TickContext, now: dt.datetime)
         start_at=recipient.attempt,
         rules=context.rules_for(campaign.workspace_id),
         pace=False,  # taken for the whole batch by the caller
+        prefetch=prefetch,
     )
 
 
