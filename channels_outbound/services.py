@@ -55,7 +55,9 @@ def status_callback_url(*, channel: Channel, interaction_id: int) -> str:
     return f"{settings.PUBLIC_BASE_URL}{path}?iid={interaction_id}"
 
 
-def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = False) -> SendAttempt:
+def outbound_interaction_send(
+    *, interaction_id: int, final_attempt: bool = False, slotted: bool = False
+) -> SendAttempt:
     """Send one queued outbound interaction through its channel's provider.
 
     Precondition: the interaction is ``queued``. It is claimed (moved to ``sending``, with a lease of
@@ -66,9 +68,9 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
 
     A paced message (``metadata["paced"]``: campaign sends) first reserves its sender's next call slot
     (``pacing_send_slot``: one call every 1/rate seconds across all workers) and waits for it with
-    no lock held and nothing claimed, so a worker that dies while waiting leaves it queued, not ambiguous.
+    no lock held and nothing claimed, so a worker that dies while waiting leaves it queued, not ambiguous
+    (``slotted``: the caller reserved and waited for it already, :func:`outbound_route`).
     """
-    slotted = False
     while True:
         attempt = _claim_and_send(interaction_id=interaction_id, final_attempt=final_attempt, slotted=slotted)
         if isinstance(attempt, SendAttempt):
@@ -427,15 +429,44 @@ def outbound_batch_channel(*, interaction_id: int) -> int | None:
     """The channel to batch this queued interaction with, or None to send it alone. Batched: campaign
     email (``metadata.campaign_run_id``, not a test send) to a live customer on a channel whose sender
     sends batches, small enough for the provider's per-recipient substitutions. One query."""
+    return outbound_route(interaction_id=interaction_id)[0]
+
+
+def outbound_route(*, interaction_id: int) -> tuple[int | None, float | None]:
+    """(:func:`outbound_batch_channel`'s answer, the seconds until the pacing slot this call reserved —
+    None when the message is not paced or is batched). One query; the send task sleeps for the slot
+    and then calls :func:`outbound_interaction_send` with ``slotted=True``."""
     row = (
         Interaction.objects.filter(pk=interaction_id, status=InteractionStatus.QUEUED)
         .values(
-            "channel_id", "channel__provider", "channel__kind", "body", "metadata", "customer__merged_into_id"
+            "channel_id",
+            "channel__provider",
+            "channel__kind",
+            "channel__address",
+            "channel__config",
+            "body",
+            "metadata",
+            "customer__merged_into_id",
         )
         .first()
     )
-    if row is None or row["channel_id"] is None or row["channel__kind"] != ChannelKind.EMAIL:
-        return None
+    if row is None or row["channel_id"] is None:
+        return None, None
+    if row["channel__kind"] != ChannelKind.EMAIL:
+        if not (row["metadata"] or {}).get("paced"):
+            return None, None
+        channel = Channel(
+            pk=row["channel_id"],
+            provider=row["channel__provider"],
+            kind=row["channel__kind"],
+            address=row["channel__address"],
+            config=row["channel__config"],
+        )
+        return None, pacing_send_slot(channel=channel)
+    return _email_batch_channel(row), None
+
+
+def _email_batch_channel(row: dict[str, Any]) -> int | None:
     metadata = row["metadata"] or {}
     if not metadata.get("campaign_run_id") or metadata.get("test") or row["customer__merged_into_id"]:
         return None
