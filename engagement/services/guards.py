@@ -223,9 +223,11 @@ def pacing_send_slot(*, channel: Channel) -> float:
     The slots of a sender are 1/rate seconds apart and never earlier than now (GCRA's theoretical
     arrival time in Redis, one atomic script shared by every worker), so calls made at their slots never
     put more than ``rate`` + 1 calls in any one-second window, however many workers send and however
-    the queue bunched them. Idle time is not banked (no burst). The caller sleeps until the slot, then
+    the queue bunched them. The slots run at ``PACING_SEND_HEADROOM`` (0.96) of the rate: a call that
+    left late (a busy worker) and the next one on time reach the provider closer together than their
+    slots, and the provider counts arrivals. Idle time is not banked (no burst). The caller sleeps until the slot, then
     calls the provider. Source: the token-bucket/GCRA equivalence (ITU-T I.371); CAMPAIGNS.md lesson 8."""
-    interval = 1.0 / max(sender_rate(channel), 0.001)
+    interval = 1.0 / max(sender_rate(channel) * settings.PACING_SEND_HEADROOM, 0.001)
     now = time.time()
     slot = float(
         _slots_script()(  # type: ignore[operator]
