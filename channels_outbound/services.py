@@ -535,7 +535,11 @@ def _batch_claim(
             ids = [row[0] for row in cursor.fetchall()]
         if not ids:
             return [], counts, lease
-        rows = list(Interaction.objects.filter(pk__in=ids).select_related("channel").order_by("pk"))
+        rows = list(Interaction.objects.filter(pk__in=ids).order_by("pk"))
+        for r in rows:
+            # All of the batch's channel (the claim's filter): shared, so its encrypted config is
+            # decrypted once, not once per row as a select_related would.
+            r.channel = channel
         release = send_release_check_many(run_ids={int(r.metadata["campaign_run_id"]) for r in rows})
         rows_by_purpose: dict[str, list[Interaction]] = {}
         cancelled: list[Interaction] = []
