@@ -225,8 +225,9 @@ def pacing_send_slot(*, channel: Channel) -> float:
     put more than ``rate`` + 1 calls in any one-second window, however many workers send and however
     the queue bunched them. The slots run at ``PACING_SEND_HEADROOM`` (0.96) of the rate: a call that
     left late (a busy worker) and the next one on time reach the provider closer together than their
-    slots, and the provider counts arrivals. Idle time is not banked (no burst). The caller sleeps until the slot, then
-    calls the provider. Source: the token-bucket/GCRA equivalence (ITU-T I.371); CAMPAIGNS.md lesson 8."""
+    slots, and the provider counts arrivals. Idle time is not banked (no burst). The caller sleeps
+    until the slot, then calls the provider. Source: the token-bucket/GCRA equivalence (ITU-T I.371);
+    CAMPAIGNS.md lesson 8."""
     interval = 1.0 / max(sender_rate(channel) * settings.PACING_SEND_HEADROOM, 0.001)
     now = time.time()
     slot = float(
