@@ -147,7 +147,9 @@ def audience_snapshot(*, run: CampaignRun, now: dt.datetime) -> int:
     """Insert one recipient row per member of the campaign's segment, in ONE ``INSERT … SELECT`` (the
     segment's compiled query as the source; no Python loop over customers). Variant by
     :func:`variant_for`'s hash; holdout rows (and local-time rows too late under the "skip" policy) are
-    inserted already skipped, so they are counted. Returns the number of rows inserted."""
+    inserted already skipped, so they are counted. Rows are inserted in customer order (whatever plan
+    the segment's query gets), so claims, which go by due time then row id, go in customer order too.
+    Returns the number of rows inserted."""
     campaign = run.campaign
     members = segment_queryset(segment=campaign.segment, now=now).values("id", "timezone")
     members_sql, members_params = members.query.sql_with_params()
@@ -164,6 +166,7 @@ def audience_snapshot(*, run: CampaignRun, now: dt.datetime) -> int:
                '', 0,
                CASE WHEN v.variant = 'holdout' OR v.due IS NULL THEN %s::timestamptz END, %s, %s
         FROM (SELECT m.id, {variant_sql} AS variant, {due_sql} AS due FROM ({members_sql}) AS m) AS v
+        ORDER BY v.id
         ON CONFLICT (run_id, customer_id) DO NOTHING
     """  # noqa: S608 - table names and integers; values are parameters
     params = [run.pk, campaign.pk, now, now, now, now, *variant_params, *due_params, *members_params]
