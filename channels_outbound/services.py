@@ -6,6 +6,7 @@ import enum
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -466,7 +467,7 @@ def outbound_route(*, interaction_id: int) -> tuple[int | None, float | None]:
     return _email_batch_channel(row), None
 
 
-def _email_batch_channel(row: dict[str, Any]) -> int | None:
+def _email_batch_channel(row: Mapping[str, Any]) -> int | None:
     metadata = row["metadata"] or {}
     if not metadata.get("campaign_run_id") or metadata.get("test") or row["customer__merged_into_id"]:
         return None
