@@ -8,7 +8,7 @@
   of the same rows (recipient, subject, text, HTML) into a scratch table. Aim: ≥ 10% of COPY's speed.
   Errors: a recipient not sent exactly once (personalizations counted at the fake, ``iid`` unique).
 * ``sms`` — a real SMS campaign (launch → scheduler ticks → guard pipeline → outbox → send task, eager in
-  this process; ``BENCH_CAMPAIGN_SMS_TICKERS`` threads tick side by side, 4 by default, as a worker's
+  this process; ``BENCH_CAMPAIGN_SMS_TICKERS`` threads tick side by side, 6 by default, as a worker's
   threads do when beat's ticks overlap) to ``BENCH_CAMPAIGN_SMS`` recipients on a channel configured at
   50 messages per second, to the fake Twilio, which stamps each accepted request. Reported: the rate
   between the first and the last send against the cap (aim ≥ 90%), and the busiest one-second window
@@ -32,7 +32,7 @@ EMAILS = int(os.environ.get("BENCH_CAMPAIGN_EMAILS", "100000"))
 SMS = int(os.environ.get("BENCH_CAMPAIGN_SMS", "600"))
 SMS_SECONDS = float(os.environ.get("BENCH_CAMPAIGN_SMS_SECONDS", "120"))
 SMS_CAP = 50.0
-SMS_TICKERS = int(os.environ.get("BENCH_CAMPAIGN_SMS_TICKERS", "4"))
+SMS_TICKERS = int(os.environ.get("BENCH_CAMPAIGN_SMS_TICKERS", "6"))
 
 
 def _email_fixture(raw: Any, workspace_id: int, channel_id: int, run_id: int, campaign_id: int) -> float:
