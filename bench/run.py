@@ -123,7 +123,7 @@ def main(argv: list[str]) -> int:
         os.environ.update(
             {k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CREDENTIALS_KEYS")}
         )
-        os.environ["DATABASE_POOL_MAX"] = "2"
+        os.environ["DATABASE_POOL_MAX"] = "10"  # bench_campaigns ticks in 6 threads beside the main one
         import django
 
         django.setup()

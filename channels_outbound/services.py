@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +22,7 @@ from engagement import events
 from engagement.models import Channel, ChannelKind, Interaction, InteractionStatus
 from engagement.models.conversations import InteractionKind
 from engagement.services.email_threading import EmailEnvelope, email_outbound_prepare
-from engagement.services.guards import RELEASE_CANCEL, RELEASE_HOLD, send_release_check
+from engagement.services.guards import RELEASE_CANCEL, RELEASE_HOLD, pacing_send_slot, send_release_check
 from engagement.services.sms import sms_segment_count
 from engagement.services.timeline import interaction_follow_merges, status_is_forward
 
@@ -54,7 +56,9 @@ def status_callback_url(*, channel: Channel, interaction_id: int) -> str:
     return f"{settings.PUBLIC_BASE_URL}{path}?iid={interaction_id}"
 
 
-def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = False) -> SendAttempt:
+def outbound_interaction_send(
+    *, interaction_id: int, final_attempt: bool = False, slotted: bool = False
+) -> SendAttempt:
     """Send one queued outbound interaction through its channel's provider.
 
     Precondition: the interaction is ``queued``. It is claimed (moved to ``sending``, with a lease of
@@ -62,7 +66,23 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
     transaction before the provider is called, so a second task for the same interaction skips it, and
     a worker that dies mid-call leaves a lease that :func:`outbound_lease_reclaim` settles.
     Retryable failures put it back to ``queued`` unless ``final_attempt``.
+
+    A paced message (``metadata["paced"]``: campaign sends) first reserves its sender's next call slot
+    (``pacing_send_slot``: one call every 1/rate seconds across all workers) and waits for it with
+    no lock held and nothing claimed, so a worker that dies while waiting leaves it queued, not ambiguous
+    (``slotted``: the caller reserved and waited for it already, :func:`outbound_route`).
     """
+    while True:
+        attempt = _claim_and_send(interaction_id=interaction_id, final_attempt=final_attempt, slotted=slotted)
+        if isinstance(attempt, SendAttempt):
+            return attempt
+        slotted = True
+        time.sleep(attempt)
+
+
+def _claim_and_send(*, interaction_id: int, final_attempt: bool, slotted: bool) -> SendAttempt | float:
+    """:func:`outbound_interaction_send`'s work; the seconds to wait for the pacing slot instead when the
+    message is paced, not yet ``slotted`` and its slot is ahead."""
     with transaction.atomic():
         interaction = (
             Interaction.objects.select_for_update(of=("self",))
@@ -76,6 +96,10 @@ def outbound_interaction_send(*, interaction_id: int, final_attempt: bool = Fals
             or interaction.channel is None
         ):
             return SendAttempt(Outcome.SKIPPED)
+        if not slotted and (interaction.metadata or {}).get("paced"):
+            wait = pacing_send_slot(channel=interaction.channel)
+            if wait > 0.0005:
+                return wait
         # Consent is checked when a message is queued and again now: a STOP that arrived while it
         # waited (for a retry, or behind a rate limit) still wins, and so does the survivor's ledger
         # when the customer was merged away meanwhile (the message moves to the survivor).
@@ -406,15 +430,44 @@ def outbound_batch_channel(*, interaction_id: int) -> int | None:
     """The channel to batch this queued interaction with, or None to send it alone. Batched: campaign
     email (``metadata.campaign_run_id``, not a test send) to a live customer on a channel whose sender
     sends batches, small enough for the provider's per-recipient substitutions. One query."""
+    return outbound_route(interaction_id=interaction_id)[0]
+
+
+def outbound_route(*, interaction_id: int) -> tuple[int | None, float | None]:
+    """(:func:`outbound_batch_channel`'s answer, the seconds until the pacing slot this call reserved —
+    None when the message is not paced or is batched). One query; the send task sleeps for the slot
+    and then calls :func:`outbound_interaction_send` with ``slotted=True``."""
     row = (
         Interaction.objects.filter(pk=interaction_id, status=InteractionStatus.QUEUED)
         .values(
-            "channel_id", "channel__provider", "channel__kind", "body", "metadata", "customer__merged_into_id"
+            "channel_id",
+            "channel__provider",
+            "channel__kind",
+            "channel__address",
+            "channel__config",
+            "body",
+            "metadata",
+            "customer__merged_into_id",
         )
         .first()
     )
-    if row is None or row["channel_id"] is None or row["channel__kind"] != ChannelKind.EMAIL:
-        return None
+    if row is None or row["channel_id"] is None:
+        return None, None
+    if row["channel__kind"] != ChannelKind.EMAIL:
+        if not (row["metadata"] or {}).get("paced"):
+            return None, None
+        channel = Channel(
+            pk=row["channel_id"],
+            provider=row["channel__provider"],
+            kind=row["channel__kind"],
+            address=row["channel__address"],
+            config=row["channel__config"],
+        )
+        return None, pacing_send_slot(channel=channel)
+    return _email_batch_channel(row), None
+
+
+def _email_batch_channel(row: Mapping[str, Any]) -> int | None:
     metadata = row["metadata"] or {}
     if not metadata.get("campaign_run_id") or metadata.get("test") or row["customer__merged_into_id"]:
         return None
@@ -455,7 +508,11 @@ def _batch_claim(
     from customers.consent import consent_allows_q
     from customers.models import Customer
     from engagement.services.email_threading import email_broadcast_envelope
-    from engagement.services.guards import RELEASE_CANCEL, RELEASE_HOLD, send_release_check_many
+    from engagement.services.guards import (
+        RELEASE_CANCEL,
+        RELEASE_HOLD,
+        send_release_check_many,
+    )
 
     now = timezone.now()
     counts = {"blocked": 0, "held": 0}
@@ -479,7 +536,11 @@ def _batch_claim(
             ids = [row[0] for row in cursor.fetchall()]
         if not ids:
             return [], counts, lease
-        rows = list(Interaction.objects.filter(pk__in=ids).select_related("channel").order_by("pk"))
+        rows = list(Interaction.objects.filter(pk__in=ids).order_by("pk"))
+        for r in rows:
+            # All of the batch's channel (the claim's filter): shared, so its encrypted config is
+            # decrypted once, not once per row as a select_related would.
+            r.channel = channel
         release = send_release_check_many(run_ids={int(r.metadata["campaign_run_id"]) for r in rows})
         rows_by_purpose: dict[str, list[Interaction]] = {}
         cancelled: list[Interaction] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
@@ -13,12 +15,12 @@ from engagement.models import Channel
 from .services import (
     BATCH_WAIT_KEY,
     Outcome,
-    outbound_batch_channel,
     outbound_batch_pending,
     outbound_email_batches_drain,
     outbound_interaction_send,
     outbound_lease_reclaim,
     outbound_leases_expired,
+    outbound_route,
     outbound_stuck_requeue,
     retry_delay,
 )
@@ -40,14 +42,18 @@ MAX_SEND_RETRIES = 6
     retry_backoff_max=60,
 )
 def send_interaction(self, interaction_id: int) -> str:
-    channel_id = outbound_batch_channel(interaction_id=interaction_id)
+    channel_id, pacing_wait = outbound_route(interaction_id=interaction_id)
+    if pacing_wait:
+        time.sleep(pacing_wait)  # the sender's next slot (campaign sends: engagement.services.guards)
     if channel_id is not None:
         # Campaign email goes out in batches (SendGrid: 1,000 per request): one flush per channel is
         # scheduled at a time and sends this message with the others queued meanwhile.
         email_batch_schedule(channel_id=channel_id)
         return "batched"
     attempt = outbound_interaction_send(
-        interaction_id=interaction_id, final_attempt=self.request.retries >= MAX_SEND_RETRIES
+        interaction_id=interaction_id,
+        final_attempt=self.request.retries >= MAX_SEND_RETRIES,
+        slotted=pacing_wait is not None,
     )
     if attempt.outcome == Outcome.RETRY:
         # A provider's Retry-After (429, 503) is honoured when it asks for longer than our backoff.

@@ -525,6 +525,9 @@ OUTBOUND_EMAIL_BATCH_BUDGET_SECONDS = float(os.environ.get("OUTBOUND_EMAIL_BATCH
 # Messages per second per sender (Twilio number/messaging service, SendGrid account) unless the channel's
 # config says "rate_per_second".
 CAMPAIGN_DEFAULT_RATE_PER_SECOND = float(os.environ.get("CAMPAIGN_DEFAULT_RATE_PER_SECOND", "50"))
+# Paced provider calls are spaced at this share of a sender's rate (jitter between our call and the
+# provider's count must not take a one-second window over the rate): engagement.services.guards.
+PACING_SEND_HEADROOM = float(os.environ.get("PACING_SEND_HEADROOM", "0.96"))
 # Recipients claimed per batch; the run's state (paused/cancelled) is re-read before every batch.
 CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "50"))
 # Back-pressure: a run claims no more recipients while this many of its messages wait for a send task.

@@ -136,18 +136,6 @@ def consent_record(
     return recorded
 
 
-def _latest(customer: Customer, channel: str, purpose: str) -> tuple[int, str] | None:
-    row = (
-        ConsentEvent.objects.filter(
-            workspace_id=customer.workspace_id, customer=customer, channel=channel, purpose=purpose
-        )
-        .order_by("-id")
-        .values_list("id", "status")
-        .first()
-    )
-    return (row[0], row[1]) if row else None
-
-
 def consent_derive(
     *,
     purpose: str,
@@ -169,11 +157,18 @@ def consent_state(*, customer: Customer, channel: str, purpose: str) -> str | No
     """The current status for (channel, purpose), derived from the ledger (module docstring); None if
     never set."""
     customer = customer_follow_merges(customer=customer)
-    return consent_derive(
-        purpose=purpose,
-        own=_latest(customer, channel, purpose),
-        wide=_latest(customer, channel, ""),
-    )
+    # The newest own row and the newest channel-wide row in ONE query (it runs two or three times per
+    # automated send: the guard, message_send, the send task).
+    newest = {
+        row_purpose: (pk, status)
+        for row_purpose, pk, status in ConsentEvent.objects.filter(
+            workspace_id=customer.workspace_id, customer=customer, channel=channel, purpose__in=[purpose, ""]
+        )
+        .order_by("purpose", "-id")
+        .distinct("purpose")
+        .values_list("purpose", "id", "status")
+    }
+    return consent_derive(purpose=purpose, own=newest.get(purpose), wide=newest.get(""))
 
 
 def consent_summary(*, customer: Customer) -> dict[str, dict[str, str | None]]:

@@ -99,7 +99,38 @@ class SendGridSender(OutboundSender):
         own ``to``, subject, headers (Message-ID, List-Unsubscribe…), our interaction id as the custom arg
         ``iid`` (echoed by every Event Webhook event, so each recipient's status reaches its own
         interaction), and its rendered text and HTML as substitutions of the shared content's two tokens.
-        Built with the SDK's helpers."""
+        The JSON the SDK's helpers (``Mail``, ``Personalization``…) build — :meth:`_batch_payload_sdk`,
+        which the tests compare it with — written as plain dicts: the helpers cost ~0.2 s per 1,000."""
+        channel = messages[0].channel
+        personalizations = []
+        for message in messages:
+            html = message.html or "<p>" + escape(message.body).replace("\n", "<br>\n") + "</p>"
+            personalization: dict[str, Any] = {
+                "to": [{"email": message.to}],
+                "subject": message.subject or channel.name,
+            }
+            if message.headers:
+                personalization["headers"] = dict(message.headers)
+            personalization["substitutions"] = {
+                SUBSTITUTION_TEXT: message.body or " ",
+                SUBSTITUTION_HTML: html,
+            }
+            personalization["custom_args"] = {"iid": str(message.interaction_id)}
+            personalizations.append(personalization)
+        payload: dict[str, Any] = {
+            "from": {"email": channel.address, "name": channel.config.get("from_name") or channel.name},
+            "personalizations": personalizations,
+            "content": [
+                {"type": "text/plain", "value": SUBSTITUTION_TEXT},
+                {"type": "text/html", "value": SUBSTITUTION_HTML},
+            ],
+        }
+        if messages[0].reply_to:
+            payload["reply_to"] = {"email": messages[0].reply_to}
+        return payload
+
+    def _batch_payload_sdk(self, messages: Sequence[OutboundMessage]) -> dict[str, Any]:
+        """:meth:`build_batch_payload` built with the SDK's helpers (the reference it must equal)."""
         channel = messages[0].channel
         mail = Mail()
         mail.from_email = Email(channel.address, channel.config.get("from_name") or channel.name)

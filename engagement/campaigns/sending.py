@@ -6,13 +6,16 @@ Exactly once, step by step (ARCHITECTURE.md "Campaigns" has the argument in full
 1. A run is created under UNIQUE(campaign, occurrence) while the campaign's row is locked, so two ticks
    never start the same occurrence; its audience is snapshotted by ONE ``INSERT … SELECT`` into
    ``CampaignRecipient`` under UNIQUE(run, customer).
-2. A tick takes a lease on the run (conditional UPDATE), claims due rows in batches with
-   ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id`` (state → claimed with a lease),
-   re-reading the run's state before every batch (pause/cancel take effect within a batch).
-3. Each claimed row gets ONE transaction: lock the row, re-check it is still claimed, run the guard
-   pipeline, and either record skip/hold, or queue the message with ``message_send`` (idempotency key
-   ``campaign:<run>:<customer>``) and move the row to ``sending`` — both commit together or neither does.
-   The provider is called by the outbound task after commit.
+2. Ticks (several may work one run at once: parallel beat ticks, worker threads) claim due rows in
+   batches with ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id`` (state → claimed
+   with a lease), re-reading the run's state before every batch (pause/cancel take effect within a
+   batch). Two ticks never claim the same row.
+3. Each claimed batch gets ONE transaction: lock the rows, re-check each is still claimed, run the guard
+   pipeline per row in a savepoint, take the batch's pacing tokens in one call per sender, and either
+   record skip/hold, or queue the message with ``message_send`` (idempotency key
+   ``campaign:<run>:<customer>``) and move the row to ``sending`` — row and message commit together or
+   neither does. The provider is called by the outbound task after commit, at the sender's next pacing
+   slot (``pacing_send_slot``).
 4. Outcomes come back from the interaction (set-based sync): accepted → sent; hard failure → the next
    channel or failed; left "sending" by a killed worker with no callback → unknown (never resent).
    Queued messages whose task was lost are handed to a new task (the task claims under a row lock).
@@ -47,7 +50,16 @@ from engagement.models import (
 )
 from engagement.models.campaigns import ACTIVE_RECIPIENT_STATES, LatePolicy, ScheduleKind
 from engagement.segments.services import segment_queryset
-from engagement.services.guards import campaign_settings_for, send_guard_check
+from engagement.services.guards import (
+    GuardDecision,
+    GuardPrefetch,
+    campaign_settings_for,
+    pacing_take_many,
+    send_guard_check,
+    send_guard_prefetch,
+    sender_key,
+    sender_rate,
+)
 from engagement.services.messaging import SendRejected, message_send
 
 from .schedule import rrule_next
@@ -135,9 +147,9 @@ def audience_snapshot(*, run: CampaignRun, now: dt.datetime) -> int:
     """Insert one recipient row per member of the campaign's segment, in ONE ``INSERT … SELECT`` (the
     segment's compiled query as the source; no Python loop over customers). Variant by
     :func:`variant_for`'s hash; holdout rows (and local-time rows too late under the "skip" policy) are
-    inserted already skipped, so they are counted. Rows go in customer order, so that claims (by due
-    time, then row id) work through the audience in the same order whatever plan the segment's query
-    gets. Returns the number of rows inserted."""
+    inserted already skipped, so they are counted. Rows are inserted in customer order (whatever plan
+    the segment's query gets), so claims, which go by due time then row id, go in customer order too.
+    Returns the number of rows inserted."""
     campaign = run.campaign
     members = segment_queryset(segment=campaign.segment, now=now).values("id", "timezone")
     members_sql, members_params = members.query.sql_with_params()
@@ -297,22 +309,35 @@ def recipients_claim(*, run_id: int, now: dt.datetime, limit: int) -> list[int]:
 
 
 def recipient_process(*, recipient_id: int, context: TickContext) -> str:
-    """Guard and send one claimed recipient in ONE transaction (see the module docstring). Returns the
-    row's new state. An unexpected error fails this row only (with the error as its detail)."""
-    try:
-        with transaction.atomic():
-            return _recipient_process(recipient_id, context)
-    except Exception as exc:
-        logger.exception("campaign recipient %s failed", recipient_id)
-        CampaignRecipient.objects.filter(pk=recipient_id, state=RecipientState.CLAIMED).update(
-            state=RecipientState.FAILED,
-            skip_reason="error",
-            detail=f"{type(exc).__name__}: {exc}"[:300],
-            lease_until=None,
-            finished_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
-        return RecipientState.FAILED
+    """Guard and send one claimed recipient (:func:`recipients_process` for a batch of one). Returns the
+    row's new state."""
+    return recipients_process(recipient_ids=[recipient_id], context=context).get(
+        recipient_id, RecipientState.FAILED
+    )
+
+
+def recipients_process(*, recipient_ids: list[int], context: TickContext) -> dict[int, str]:
+    """Guard and send a claimed batch in ONE transaction (see the module docstring): the rows are read
+    and locked in one query, each row's guards and queueing run in their own savepoint (an unexpected
+    error fails that row only, with the error as its detail), and the pacing tokens of the batch's sends
+    are taken in one Redis call per sender; the rows without a token are held until their token's time.
+    Everything commits together, so the queued messages' send tasks start after one commit. Returns
+    recipient id → new state (ids no longer claimed keep the state another worker gave them)."""
+    with transaction.atomic():
+        return _recipients_process(recipient_ids, context)
+
+
+def _fail(recipient: CampaignRecipient, exc: Exception, now: dt.datetime) -> str:
+    logger.error("campaign recipient %s failed: %r", recipient.pk, exc, exc_info=exc)
+    CampaignRecipient.objects.filter(pk=recipient.pk, state=RecipientState.CLAIMED).update(
+        state=RecipientState.FAILED,
+        skip_reason="error",
+        detail=f"{type(exc).__name__}: {exc}"[:300],
+        lease_until=None,
+        finished_at=now,
+        updated_at=now,
+    )
+    return RecipientState.FAILED
 
 
 def _finish(recipient: CampaignRecipient, state: str, now: dt.datetime, **values: Any) -> str:
@@ -327,28 +352,92 @@ def _finish(recipient: CampaignRecipient, state: str, now: dt.datetime, **values
     return state
 
 
-def _recipient_process(recipient_id: int, context: TickContext) -> str:
+def _recipients_process(recipient_ids: list[int], context: TickContext) -> dict[int, str]:
     now = timezone.now()
-    recipient = (
+    rows = list(
         CampaignRecipient.objects.select_for_update(of=("self",))
         .select_related("run", "campaign", "campaign__segment", "campaign__workspace", "customer")
-        .get(pk=recipient_id)
+        .filter(pk__in=recipient_ids)
+        .order_by("pk")
     )
-    if recipient.state != RecipientState.CLAIMED:
-        return recipient.state  # another worker finished it after our lease ran out
+    states: dict[int, str] = {}
+    sends: list[tuple[CampaignRecipient, GuardDecision]] = []
+    prefetch: dict[int, GuardPrefetch] = {}  # per campaign (a batch is one run's: one campaign)
+    for recipient in rows:
+        campaign = recipient.campaign
+        if recipient.state == RecipientState.CLAIMED and campaign.pk not in prefetch:
+            prefetch[campaign.pk] = send_guard_prefetch(
+                customer_ids=[r.customer_id for r in rows if r.campaign_id == campaign.pk],
+                channels=context.channels_for(campaign),
+                purpose=campaign.purpose,
+                segment=campaign.segment,
+                workspace_id=campaign.workspace_id,
+                now=now,
+            )
+    for recipient in rows:
+        if recipient.state != RecipientState.CLAIMED:
+            states[recipient.pk] = recipient.state  # another worker finished it after our lease ran out
+            continue
+        try:
+            with transaction.atomic():
+                decision = _guard(recipient, context, now, prefetch.get(recipient.campaign_id))
+        except Exception as exc:
+            states[recipient.pk] = _fail(recipient, exc, now)
+            continue
+        if decision.action == "send":
+            sends.append((recipient, decision))
+        else:
+            states[recipient.pk] = _finish_decision(recipient, decision, now)
+    # Pacing, in bulk: one token per send from its sender's bucket, one Redis call per sender.
+    by_sender: dict[str, list[tuple[CampaignRecipient, GuardDecision]]] = {}
+    for recipient, decision in sends:
+        assert decision.channel is not None
+        by_sender.setdefault(sender_key(decision.channel), []).append((recipient, decision))
+    for group in by_sender.values():
+        channel = group[0][1].channel
+        assert channel is not None
+        granted, wait = pacing_take_many(channel=channel, count=len(group))
+        rate = sender_rate(channel)
+        for index, (recipient, decision) in enumerate(group):
+            if index >= granted:
+                # Held until its own token's time: the rows behind come back spread at the rate.
+                until = now + dt.timedelta(seconds=wait + (index - granted) / rate)
+                states[recipient.pk] = _finish(
+                    recipient,
+                    RecipientState.HELD,
+                    now,
+                    due_at=until,
+                    hold_reason="pacing",
+                    detail=f"sender at its rate; {(until - now).total_seconds():.3f} s",
+                )
+                continue
+            try:
+                with transaction.atomic():
+                    states[recipient.pk] = _queue(recipient, decision, context, now)
+            except Exception as exc:
+                states[recipient.pk] = _fail(recipient, exc, now)
+    return states
+
+
+def _guard(
+    recipient: CampaignRecipient, context: TickContext, now: dt.datetime, prefetch: GuardPrefetch | None
+) -> GuardDecision:
     campaign = recipient.campaign
-    channels = context.channels_for(campaign)
-    rules = context.rules_for(campaign.workspace_id)
-    decision = send_guard_check(
+    return send_guard_check(
         customer=recipient.customer,
-        channels=channels,
+        channels=context.channels_for(campaign),
         purpose=campaign.purpose,
         segment=campaign.segment,
         now=now,
         prefer_customer_channel=campaign.prefer_customer_channel,
         start_at=recipient.attempt,
-        rules=rules,
+        rules=context.rules_for(campaign.workspace_id),
+        pace=False,  # taken for the whole batch by the caller
+        prefetch=prefetch,
     )
+
+
+def _finish_decision(recipient: CampaignRecipient, decision: GuardDecision, now: dt.datetime) -> str:
     if decision.action == "skip":
         return _finish(
             recipient,
@@ -358,18 +447,24 @@ def _recipient_process(recipient_id: int, context: TickContext) -> str:
             detail=decision.detail[:300],
             channel=decision.channel,
         )
-    if decision.action == "hold":
-        assert decision.until is not None
-        return _finish(
-            recipient,
-            RecipientState.HELD,
-            now,
-            due_at=decision.until,
-            hold_reason=decision.reason[:64],
-            detail=decision.detail[:300],
-        )
+    assert decision.until is not None
+    return _finish(
+        recipient,
+        RecipientState.HELD,
+        now,
+        due_at=decision.until,
+        hold_reason=decision.reason[:64],
+        detail=decision.detail[:300],
+    )
+
+
+def _queue(
+    recipient: CampaignRecipient, decision: GuardDecision, context: TickContext, now: dt.datetime
+) -> str:
     assert decision.channel is not None
     assert decision.customer is not None
+    campaign = recipient.campaign
+    rules = context.rules_for(campaign.workspace_id)
     channel, customer = decision.channel, decision.customer
     content = content_for_variant(
         content=campaign.content, variants=campaign.variants, variant=recipient.variant
@@ -395,6 +490,8 @@ def _recipient_process(recipient_id: int, context: TickContext) -> str:
         "campaign_run_id": recipient.run_id,
         "campaign_recipient_id": recipient.pk,
         "variant": recipient.variant,
+        # Spaced at the sender's rate by the send task (channels_outbound: pacing_send_slot).
+        "paced": True,
     }
     if channel.kind == "email":
         metadata["email"] = {"subject": rendered.subject, "html": rendered.html}
@@ -434,18 +531,6 @@ def _recipient_process(recipient_id: int, context: TickContext) -> str:
     )
 
 
-def run_lease(*, run_id: int, now: dt.datetime, seconds: float) -> bool:
-    """Take the run for this tick (a conditional UPDATE: only one tick holds it at a time)."""
-    return bool(
-        CampaignRun.objects.filter(pk=run_id, state=RunState.RUNNING)
-        .filter(lease_until__isnull=True)
-        .update(lease_until=now + dt.timedelta(seconds=seconds))
-        or CampaignRun.objects.filter(pk=run_id, state=RunState.RUNNING, lease_until__lt=now).update(
-            lease_until=now + dt.timedelta(seconds=seconds)
-        )
-    )
-
-
 def run_outbox_depth(*, run_id: int) -> int:
     """How many of the run's messages wait in the outbox for their send task."""
     return CampaignRecipient.objects.filter(
@@ -467,9 +552,8 @@ def run_process(*, run_id: int, deadline: float, context: TickContext) -> int:
         ids = recipients_claim(run_id=run_id, now=timezone.now(), limit=settings.CAMPAIGN_BATCH_SIZE)
         if not ids:
             break
-        for pk in ids:
-            recipient_process(recipient_id=pk, context=context)
-            done += 1
+        recipients_process(recipient_ids=ids, context=context)
+        done += len(ids)
     return done
 
 
@@ -700,12 +784,10 @@ def campaigns_tick(*, budget_seconds: float | None = None) -> dict[str, Any]:
     deadline = time.monotonic() + budget
     for run in runs:
         if run.state == RunState.RUNNING:
-            if not run_lease(run_id=run.pk, now=timezone.now(), seconds=budget + 30):
-                continue
-            try:
-                processed += run_process(run_id=run.pk, deadline=deadline, context=context)
-            finally:
-                CampaignRun.objects.filter(pk=run.pk).update(lease_until=None)
+            # No lease on the run: parallel ticks (beat fires every second, a tick may take its whole
+            # budget; several worker threads) work the same run side by side, each on the rows it
+            # claimed under SKIP LOCKED, so a run's throughput is not bounded by one tick's.
+            processed += run_process(run_id=run.pk, deadline=deadline, context=context)
             run.refresh_from_db(fields=["state"])
         run_sync(run=run, now=timezone.now())
     settled = recipients_settle_late(now=timezone.now())

@@ -133,3 +133,30 @@ def test_a_paused_run_mail_waits_at_the_batch_and_resume_sends_it_once(workspace
     run_to_completion()
     assert fake_sendgrid.requests == 1
     assert fake_sendgrid.personalizations == 40
+
+
+def test_the_batch_payload_is_the_json_the_sdk_helpers_build():
+    """The Mail Send body is written as plain dicts for speed; it must be exactly what the SDK's helpers
+    (Mail, Personalization, Header, CustomArg, Substitution…) produce, for every shape of message."""
+    from channels_outbound.base import OutboundMessage
+    from channels_outbound.providers.sendgrid import SendGridSender
+
+    for config in ({"api_key": "k", "from_name": "Newsy"}, {"api_key": "k"}):
+        channel = Channel(pk=1, kind="email", provider="sendgrid", name="News", address="news@x.example")
+        channel.config = config
+        messages = [
+            OutboundMessage(
+                interaction_id=i,
+                channel=channel,
+                to=f"p{i}@bench.example",
+                body=f"Hi {i}\nline & <b>" if i % 4 else "",
+                status_callback_url="",
+                subject=f"Sale {i}" if i % 2 else "",
+                headers={"Message-ID": f"<m{i}@x>", "List-Unsubscribe": "<https://u>"} if i % 3 else {},
+                reply_to="reply@in.x.example" if config.get("from_name") else "",
+                html="" if i % 2 else "<p>x</p>",
+            )
+            for i in range(9)
+        ]
+        sender = SendGridSender()
+        assert sender.build_batch_payload(messages) == sender._batch_payload_sdk(messages)
