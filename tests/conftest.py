@@ -60,6 +60,25 @@ def _celery_eager() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _pacing_state_cleared() -> None:
+    """Each test starts with no sender's pacing state in Redis (token buckets, reserved send slots:
+    ``pace:*``, engagement/services/guards.py). Senders repeat across tests (the fake SendGrid key, the
+    test numbers), and slots another test reserved ahead at a low rate would make this one wait."""
+    import redis
+    from django.conf import settings as django_settings
+
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match="pace:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass  # a test that stops Redis on purpose starts without it
+    finally:
+        client.close()
+
+
+@pytest.fixture(autouse=True)
 def _outbox_inline(settings: Any) -> None:
     """Unit tests relay outbox rows in-process on commit; end-to-end tests run the relay process."""
     settings.OUTBOX_RELAY_INLINE = True

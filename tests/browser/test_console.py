@@ -147,7 +147,7 @@ def _scenario(chromium: Any, server: AsgiServer, data: dict[str, Any]) -> None:
 
         # Customers page: search as you type (htmx) → profile → edit a tag.
         page.click("nav.sidenav >> text=Customers")
-        page.fill("input[name=q]", "grace@exa")
+        page.fill("#customer-q", "grace@exa")
         results = page.locator("#customer-results tbody tr")
         expect(results).to_have_count(1)
         results.locator("a").click()
