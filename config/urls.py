@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
@@ -19,7 +21,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 # Redoc draws with styled-components and React style attributes, neither of which carries a nonce: its
 # page alone allows inline styles (a nonce in style-src would make browsers ignore 'unsafe-inline').
 # Scripts keep the nonce.
-REDOC_CSP = {
+REDOC_CSP: dict[str, Any] = {
     **settings.SECURE_CSP,
     "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
     "worker-src": [CSP.SELF, "blob:"],

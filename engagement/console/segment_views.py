@@ -235,8 +235,8 @@ class ConsoleLoginView(auth_views.LoginView):
 
     redirect_authenticated_user = True
 
-    def get_redirect_url(self) -> str:
-        url = super().get_redirect_url()
+    def get_redirect_url(self, request: HttpRequest | None = None) -> str:
+        url = super().get_redirect_url(request)
         return "" if url == "/" else url
 
 
