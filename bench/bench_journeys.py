@@ -33,8 +33,14 @@ MESSAGES = int(os.environ.get("JOURNEYS_BENCH_MESSAGES", "200"))
 RATE = float(os.environ.get("JOURNEYS_BENCH_RATE", "10"))
 ENROLLMENTS = int(os.environ.get("JOURNEYS_BENCH_ENROLLMENTS", "100000"))
 SCHEDULERS = int(os.environ.get("JOURNEYS_BENCH_SCHEDULERS", "2"))
-# Which parts run: "keyword", "timers" (comma-separated; both by default).
+# Which parts run: "keyword", "timers", "steady" (comma-separated; "keyword,timers" by default).
 PARTS = set(os.environ.get("JOURNEYS_BENCH_PARTS", "keyword,timers").split(","))
+# steady: STEADY_DUE of STEADY_WAITING waiting enrollments fall due at a steady rate over STEADY_WINDOW
+# seconds; one run per value of STEADY_FOLLOW (JOURNEYS_TICK_FOLLOW_SECONDS of the worker; 0 = off).
+STEADY_WAITING = int(os.environ.get("JOURNEYS_BENCH_STEADY_WAITING", "100000"))
+STEADY_DUE = int(os.environ.get("JOURNEYS_BENCH_STEADY_DUE", "2000"))
+STEADY_WINDOW = float(os.environ.get("JOURNEYS_BENCH_STEADY_WINDOW", "20"))
+STEADY_FOLLOW = [float(v) for v in os.environ.get("JOURNEYS_BENCH_STEADY_FOLLOW", "0,1").split(",") if v]
 AIM_P95_S = 2.0
 AIM_LATE_S = 1.0
 
@@ -363,11 +369,197 @@ def _due_at_once(ctx: Context, errors: list[str]) -> dict[str, Any]:
     }
 
 
+def _worker_with_beat(env: dict[str, str], name: str, schedule: Path) -> subprocess.Popen[bytes]:
+    """``celery worker -B`` (beat inside the worker, as ``make run`` runs it): beat sends
+    ``journeys-tick`` every ``JOURNEYS_TICK_SECONDS`` and the worker runs the real task."""
+    log = open(harness.RESULTS_DIR / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps its descriptor
+    try:
+        return subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-s", str(schedule),
+                "-P", "threads", "-c", "4", "-l", "warning", "--without-gossip", "--without-mingle",
+                "--without-heartbeat", "-n", f"{name}-{os.getpid()}@%h",
+            ],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    finally:
+        log.close()
+
+
+def _steady(ctx: Context, errors: list[str]) -> dict[str, Any]:
+    """Issue 12's rule as written: with ``STEADY_WAITING`` enrollments waiting, ``STEADY_DUE`` of them
+    fall due at a steady rate over ``STEADY_WINDOW`` seconds (the rest a day or more away), a real
+    worker with its embedded beat fires them through the ``journeys-tick`` task, and each fired timer's
+    lateness is measured twice: its ``finished_at`` (the tick's clock when it claimed the batch) minus
+    its due time, and when another connection first saw it done (polled every 50 ms, so it includes
+    the commit; an upper bound). One run per ``STEADY_FOLLOW`` value (the worker's
+    ``JOURNEYS_TICK_FOLLOW_SECONDS``; 0: one pass per beat). Seeded with SQL (``generate_series``)."""
+    import tempfile
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from engagement.journeys.services import journey_create, journey_publish
+    from engagement.models import Enrollment, JourneyStepRun, Workspace
+
+    workspace = Workspace.objects.create(name="Bench steady timers", slug="bench-steady-timers")
+    journey = journey_create(
+        workspace=workspace,
+        name="Wait a day (steady)",
+        reentry="every_time",
+        definition={
+            "trigger": {"type": "manual"},
+            "steps": [{"key": "wait", "type": "delay", "seconds": 86400}],
+        },
+    )
+    version = journey_publish(journey=journey)
+    table, runs_table = Enrollment._meta.db_table, JourneyStepRun._meta.db_table
+    total = STEADY_WAITING + STEADY_DUE * (len(STEADY_FOLLOW) - 1)  # every run starts with STEADY_WAITING
+    t0 = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO customers_customer (workspace_id, display_name, attributes, tags, timezone, "
+            "preferred_channel, created_at, updated_at) "
+            "SELECT %s, '', '{}', '[]', '', '', now(), now() FROM generate_series(1, %s)",
+            [workspace.pk, total],
+        )
+        # Far away: one every second from a day on (the delay's end of enrollments entered over a day).
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (workspace_id, journey_id, version_id, customer_id, state, exclusive,
+                                 trigger_key, context, current_step, waiting_for, wait_detail, due_at,
+                                 lease_until, exit_reason, entered_at, finished_at, updated_at)
+            SELECT %s, %s, %s, c.id, 'active', false, '', '{{}}', 'wait', 'delay', '',
+                   now() + interval '1 day' + (row_number() OVER (ORDER BY c.id)) * interval '1 second',
+                   NULL, '', now(), NULL, now()
+            FROM customers_customer c WHERE c.workspace_id = %s
+            """,
+            [workspace.pk, journey.pk, version.pk, workspace.pk],
+        )
+        cursor.execute(f"ANALYZE {table}")
+    seeded_s = time.perf_counter() - t0
+    schedule_dir = Path(tempfile.mkdtemp(prefix="bench-steady-"))
+    results: list[dict[str, Any]] = []
+    for follow in STEADY_FOLLOW:
+        env = {
+            **ctx.server_env,
+            "DATABASE_POOL_MAX": "6",
+            "JOURNEYS_TICK_FOLLOW_SECONDS": str(follow),
+        }
+        worker = _worker_with_beat(env, "journeys-steady-worker", schedule_dir / f"beat-{follow}")
+        try:
+            time.sleep(10)  # the worker and its beat start; their ticks find nothing due yet
+            start = timezone.now() + dt.timedelta(seconds=2)
+            step_s = STEADY_WINDOW / STEADY_DUE
+            with connection.cursor() as cursor:
+                # The next STEADY_DUE waiting rows fall due one every step_s seconds from start.
+                cursor.execute(
+                    f"""
+                    WITH pick AS (
+                        SELECT id, row_number() OVER (ORDER BY due_at) - 1 AS n FROM {table}
+                        WHERE journey_id = %s AND state = 'active' ORDER BY due_at LIMIT %s
+                    )
+                    UPDATE {table} e SET due_at = %s + pick.n * make_interval(secs => %s)
+                    FROM pick WHERE e.id = pick.id
+                    RETURNING e.id, e.due_at
+                    """,
+                    [journey.pk, STEADY_DUE, start, step_s],
+                )
+                due = dict(cursor.fetchall())
+                cursor.execute(
+                    f"SELECT count(*) FROM {table} WHERE journey_id = %s AND state = 'active'", [journey.pk]
+                )
+                waiting = cursor.fetchone()[0]
+                # The floor: ONE indexed query reading every row due in the window.
+                window_end = start + dt.timedelta(seconds=STEADY_WINDOW)
+                query = f"SELECT id, due_at FROM {table} WHERE state = 'active' AND due_at <= %s"
+                t1 = time.perf_counter()
+                cursor.execute(query, [window_end])
+                query_rows = len(cursor.fetchall())
+                query_s = time.perf_counter() - t1
+                cursor.execute("EXPLAIN " + query, [window_end])
+                plan = " / ".join(r[0].strip() for r in cursor.fetchall()[:2])
+            busy = harness.machine_busy_pct(0.5)
+            load = os.getloadavg()[0]
+            seen: dict[int, float] = {}
+            poll = (
+                f"SELECT id FROM {table} WHERE journey_id = %s AND state <> 'active' "
+                "AND finished_at >= %s AND NOT (id = ANY(%s))"
+            )
+            stop_at = window_end.timestamp() + 15
+            while len(seen) < len(due) and time.time() < stop_at:
+                with connection.cursor() as cursor:
+                    cursor.execute(poll, [journey.pk, start - dt.timedelta(seconds=1), list(seen)])
+                    at = time.time()
+                    for (pk,) in cursor.fetchall():
+                        seen[pk] = at
+                time.sleep(0.05)
+            time.sleep(2)  # anything fired that should not have (a far-away row) shows up now
+        finally:
+            _stop(worker)
+        finished = dict(
+            Enrollment.objects.filter(journey=journey, state="completed", finished_at__gte=start).values_list(
+                "id", "finished_at"
+            )
+        )
+        late = sorted((finished[pk] - due[pk]).total_seconds() for pk in due if pk in finished)
+        late_seen = sorted(seen[pk] - due[pk].timestamp() for pk in due if pk in seen)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(*), count(DISTINCT enrollment_id) FROM {runs_table} "
+                "WHERE journey_id = %s AND enrollment_id = ANY(%s)",
+                [journey.pk, list(due)],
+            )
+            step_runs, distinct_runs = cursor.fetchone()
+        early = [pk for pk in due if pk in finished and finished[pk] < due[pk]]
+        strays = len(set(finished) - set(due))
+        label = f"follow {follow:g} s" if follow else "one pass per beat"
+        if len(late) != len(due):
+            errors.append(f"steady ({label}): {len(due) - len(late)} of {len(due)} due timers did not fire")
+        if early or strays or step_runs != len(due) or distinct_runs != len(due):
+            errors.append(
+                f"steady ({label}): {len(early)} fired early, {strays} not due fired, "
+                f"{step_runs} step runs for {len(due)} timers"
+            )
+        p99 = _pct(late, 0.99)
+        if late and late[-1] > AIM_LATE_S:
+            errors.append(
+                f"steady ({label}): the latest timer fired {late[-1]:.3f} s late (aim {AIM_LATE_S} s)"
+            )
+        results.append(
+            {
+                "follow_seconds": follow,
+                "waiting": waiting,
+                "due": len(due),
+                "window_s": STEADY_WINDOW,
+                "fired": len(late),
+                "step_runs": step_runs,
+                "late_p50_s": round(_pct(late, 0.5), 3),
+                "late_p99_s": round(p99, 3),
+                "late_max_s": round(late[-1], 3) if late else None,
+                "seen_p50_s": round(_pct(late_seen, 0.5), 3),
+                "seen_p99_s": round(_pct(late_seen, 0.99), 3),
+                "seen_max_s": round(late_seen[-1], 3) if late_seen else None,
+                "indexed_query_s": round(query_s, 4),
+                "indexed_query_rows": query_rows,
+                "indexed_query_plan": plan,
+                "machine_busy_pct": busy,
+                "load_1m": round(load, 2),
+            }
+        )
+    with connection.cursor() as cursor:  # the ORM's cascade would name every id in one statement
+        cursor.execute(f"DELETE FROM {runs_table} WHERE journey_id = %s", [journey.pk])
+        cursor.execute(f"DELETE FROM {table} WHERE journey_id = %s", [journey.pk])
+        cursor.execute("DELETE FROM customers_customer WHERE workspace_id = %s", [workspace.pk])
+    return {"seed_s": round(seeded_s, 1), "runs": results}
+
+
 def run(ctx: Context) -> BenchResult:
     errors: list[str] = []
     busy = harness.machine_busy_pct()
     keyword = _keyword_to_provider(ctx, errors) if "keyword" in PARTS else None
     timers = _due_at_once(ctx, errors) if "timers" in PARTS else None
+    steady = _steady(ctx, errors) if "steady" in PARTS else None
     lines = ["Journeys"]
     if keyword:
         lines.append(
@@ -387,11 +579,31 @@ def run(ctx: Context) -> BenchResult:
             f"committed {timers['all_committed_late_s']} s after the due time",
             f"  plan: {timers['indexed_query_plan']}",
         ]
+    for r in steady["runs"] if steady else []:
+        mode = (
+            f"tick follows the next due time for {r['follow_seconds']:g} s"
+            if r["follow_seconds"]
+            else ("one pass per beat")
+        )
+        beat = os.environ.get("JOURNEYS_TICK_SECONDS", "1")
+        lines += [
+            f"  steady, {mode}: {r['due']} of {r['waiting']} waiting enrollments due over "
+            f"{r['window_s']:g} s (beat every {beat} s, real task): fired {r['fired']}; late p50 "
+            f"{r['late_p50_s']} s, p99 {r['late_p99_s']} s, max {r['late_max_s']} s (aim < {AIM_LATE_S} s); "
+            f"seen committed p50 {r['seen_p50_s']} s, p99 {r['seen_p99_s']} s, max {r['seen_max_s']} s; "
+            f"one indexed query reading the {r['indexed_query_rows']} due rows: {r['indexed_query_s']} s; "
+            f"machine {r['machine_busy_pct']}% busy, load {r['load_1m']}",
+        ]
     lines.append(f"  machine busy before: {busy}%")
     report = "\n".join(lines)
     return BenchResult(
         name="journeys",
-        data={"keyword_to_provider": keyword, "due_at_once": timers, "machine_busy_pct_before": busy},
+        data={
+            "keyword_to_provider": keyword,
+            "due_at_once": timers,
+            "steady": steady,
+            "machine_busy_pct_before": busy,
+        },
         report=report,
         errors=errors,
     )

@@ -326,15 +326,46 @@ def _advance(ids: list[int], now: dt.datetime | None) -> None:
                     logger.exception("journey enrollment %s failed at its step", enrollment_id)
 
 
-def journeys_tick(*, budget_seconds: float | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
+def next_due_at(*, after: dt.datetime) -> dt.datetime | None:
+    """The earliest ``due_at`` of an active enrollment later than ``after`` (None: none), read from the
+    first entry past ``after`` in ``enrollment_due_idx`` (one index probe, whatever the table's size)."""
+    table = Enrollment._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT min(due_at) FROM {table} WHERE state = 'active' AND due_at > %s",  # noqa: S608
+            [after],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def journeys_tick(
+    *,
+    budget_seconds: float | None = None,
+    now: dt.datetime | None = None,
+    follow_seconds: float | None = None,
+) -> dict[str, Any]:
     """Fire due timers for up to ``budget_seconds`` (``JOURNEYS_TICK_BUDGET_SECONDS``): claim a batch
     (``JOURNEYS_BATCH_SIZE``), fire it set-based, run the rows left at a send (or another step with
-    effects) through the engine, repeat while rows are due. ``now`` (tests) fixes the clock; otherwise
-    :func:`journey_now` is read per batch. Returns ``{"fired", "batches", "advanced",
-    "max_lateness_seconds"}`` (``advanced``: rows that went through the per-enrollment engine)."""
+    effects) through the engine, repeat while rows are due.
+
+    Then, for the first ``follow_seconds`` (``JOURNEYS_TICK_FOLLOW_SECONDS``, by default the beat
+    interval ``JOURNEYS_TICK_SECONDS``; never past the budget) after the tick started, it sleeps until the
+    next timer's due time (:func:`next_due_at`) and fires it, so a timer due between two beats fires
+    when due instead of at the next beat (up to a whole interval late). The claim stays the same
+    ``FOR UPDATE SKIP LOCKED`` batch, so overlapping ticks (this one still following when the next beat
+    arrives, or several workers) never take the same row. 0 turns the follow off (one pass per beat).
+
+    ``now`` (tests) fixes the clock and turns the follow off; otherwise :func:`journey_now` is read per
+    batch. Returns ``{"fired", "batches", "advanced", "max_lateness_seconds", "followed"}``
+    (``advanced``: rows that went through the per-enrollment engine; ``followed``: sleeps until a next
+    due time)."""
     budget = settings.JOURNEYS_TICK_BUDGET_SECONDS if budget_seconds is None else budget_seconds
-    deadline = time.monotonic() + budget
-    fired = batches = advanced = 0
+    follow = settings.JOURNEYS_TICK_FOLLOW_SECONDS if follow_seconds is None else follow_seconds
+    started = time.monotonic()
+    deadline = started + budget
+    follow_until = started + min(follow, budget) if now is None else started
+    fired = batches = advanced = followed = 0
     lateness = 0.0
     while time.monotonic() < deadline:
         at = now or journey_now()
@@ -353,7 +384,18 @@ def journeys_tick(*, budget_seconds: float | None = None, now: dt.datetime | Non
             if not ids:
                 break
         if not rows and not advance:
-            break
+            left = follow_until - time.monotonic()
+            if left <= 0:
+                break
+            upcoming = next_due_at(after=at)
+            if upcoming is None:
+                break
+            wait = (upcoming - at).total_seconds()
+            if wait > left:
+                break
+            followed += 1
+            time.sleep(max(wait, 0.0))
+            continue
         if rows:
             batches += 1
             fired += len(rows)
@@ -365,4 +407,5 @@ def journeys_tick(*, budget_seconds: float | None = None, now: dt.datetime | Non
         "batches": batches,
         "advanced": advanced,
         "max_lateness_seconds": round(lateness, 3),
+        "followed": followed,
     }

@@ -194,3 +194,29 @@ def test_inline_advance_runs_the_first_ones_and_leaves_the_rest(workspace, setti
     assert after_commit(enrollments_advance_inline, enrollment_ids=ids) == ids[2:]
     waiting = dict(Enrollment.objects.filter(journey=journey).values_list("pk", "waiting_for"))
     assert waiting == {ids[0]: "delay", ids[1]: "delay", ids[2]: ""}
+
+
+def test_a_tick_follows_the_next_due_time_within_its_window(workspace):
+    """Between two beats the tick sleeps until the next timer's due time and fires it then, not at the
+    next beat; a timer due after the follow window is left for a later tick; 0 turns the follow off."""
+    journey = live_journey(
+        workspace,
+        {"trigger": {"type": "manual"}, "steps": [{"key": "d", "type": "delay", "seconds": 60}]},
+        reentry="every_time",
+    )
+    start = timezone.now()
+    first = _enroll(journey, 1, step="d", waiting_for="delay", due=start + dt.timedelta(seconds=0.3))
+    second = _enroll(journey, 1, step="d", waiting_for="delay", due=start + dt.timedelta(seconds=0.6))
+    beyond = _enroll(journey, 1, step="d", waiting_for="delay", due=start + dt.timedelta(seconds=30))
+    assert after_commit(journeys_tick, follow_seconds=0)["fired"] == 0
+
+    result = after_commit(journeys_tick, follow_seconds=1.0, budget_seconds=2)
+
+    assert (result["fired"], result["followed"]) == (2, 2)
+    late = []
+    for enrollment, due_in in ((first[0], 0.3), (second[0], 0.6)):
+        enrollment.refresh_from_db()
+        assert (enrollment.state, enrollment.current_step) == ("completed", "")
+        late.append((enrollment.finished_at - start).total_seconds() - due_in)
+    assert all(0 <= x < 0.25 for x in late), late  # fired when due, not at the next beat
+    assert Enrollment.objects.get(pk=beyond[0].pk).state == "active"
