@@ -372,6 +372,7 @@ def _due_at_once(ctx: Context, errors: list[str]) -> dict[str, Any]:
 def _worker_with_beat(env: dict[str, str], name: str, schedule: Path) -> subprocess.Popen[bytes]:
     """``celery worker -B`` (beat inside the worker, as ``make run`` runs it): beat sends
     ``journeys-tick`` every ``JOURNEYS_TICK_SECONDS`` and the worker runs the real task."""
+    harness.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     log = open(harness.RESULTS_DIR / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps its descriptor
     try:
         return subprocess.Popen(
