@@ -3,7 +3,9 @@
 Every timer is an active enrollment's ``due_at`` (a delay's end, a wait's timeout, a guard's hold, "now"
 for a step to run at once) under the partial index ``enrollment_due_idx`` (active rows only). Celery
 beat runs :func:`journeys_tick` every second (``journeys-tick`` in ``CELERY_BEAT_SCHEDULE``, expiring
-after 5 s so a backlog of ticks never piles up).
+after 5 s so a backlog of ticks never piles up). Once nothing is due, a tick sleeps until the next due
+time (:func:`next_due_at`) and fires it, for up to ``JOURNEYS_TICK_FOLLOW_SECONDS`` (the beat interval)
+from its start, so a timer due between two beats fires when due, not up to a second later.
 
 A tick claims a batch (``JOURNEYS_BATCH_SIZE``) in ONE statement, in the transaction that fires it::
 
