@@ -217,6 +217,7 @@ def test_a_tick_follows_the_next_due_time_within_its_window(workspace):
     for enrollment, due_in in ((first[0], 0.3), (second[0], 0.6)):
         enrollment.refresh_from_db()
         assert (enrollment.state, enrollment.current_step) == ("completed", "")
+        assert enrollment.finished_at is not None
         late.append((enrollment.finished_at - start).total_seconds() - due_in)
     assert all(0 <= x < 0.25 for x in late), late  # fired when due, not at the next beat
     assert Enrollment.objects.get(pk=beyond[0].pk).state == "active"
