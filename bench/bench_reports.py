@@ -6,7 +6,7 @@ Fixture (SQL straight into the product's tables, then VACUUM ANALYZE): ``BENCH_R
 interactions (default 1,000,000) spread over the last 30 days, in conversations of 10 messages
 (inbound and agent replies alternating, 4 minutes apart) on an SMS and an email channel, over
 ``BENCH_REPORTS_CUSTOMERS`` customers (default 20,000); 12 agents in 3 teams assign round-robin; 80% of
-the conversations are resolved (one resolution row each, 1-6 hours after opening) and 30% of the
+the conversations are resolved (one resolution row each, 1-6 hours after opening) and a quarter of the
 resolutions have a CSAT answer (scores 1-5).
 
 Reports (``report_get`` with the console's default filters: the 30 days up to today, UTC, no channel,
@@ -44,7 +44,9 @@ BASELINE_SQL = (
 )
 
 
-def _fixture(raw: Any, *, workspace_id: int, channel_ids: list[int], agent_ids: list[int], team_ids: list[int]) -> float:
+def _fixture(
+    raw: Any, *, workspace_id: int, channel_ids: list[int], agent_ids: list[int], team_ids: list[int]
+) -> float:
     """Load the rows; returns the seconds it took."""
     t0 = time.perf_counter()
     conversations = INTERACTIONS // PER_CONVERSATION
@@ -81,12 +83,14 @@ def _fixture(raw: Any, *, workspace_id: int, channel_ids: list[int], agent_ids: 
         # Conversation k starts at (k / nconv) of the span after the start of the window (UTC midnight
         # 29 days before today), on channel k % 2, assigned to agent k % AGENTS (team = that agent's).
         cur.execute(
-            "CREATE TEMP TABLE bench_conv AS SELECT k, %(vbase)s + k AS id, %(cbase)s + (k %% %(nc)s) AS customer_id,"
+            "CREATE TEMP TABLE bench_conv AS SELECT k, %(vbase)s + k AS id,"
+            " %(cbase)s + (k %% %(nc)s) AS customer_id,"
             " (%(channels)s::bigint[])[1 + k %% 2] AS channel_id,"
             " (%(agents)s::int[])[1 + k %% array_length(%(agents)s::int[], 1)] AS assignee_id,"
             " (%(teams)s::bigint[])[1 + (k %% array_length(%(agents)s::int[], 1))"
             "     %% array_length(%(teams)s::bigint[], 1)] AS team_id,"
-            " date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - (%(days)s - 1) * interval '1 day'"
+            " date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+            "   - (%(days)s - 1) * interval '1 day'"
             "   + (k::float8 * %(span)s / %(nconv)s) * interval '1 second' AS started_at,"
             " k %% 5 <> 0 AS resolved"
             " FROM generate_series(0, %(nconv)s - 1) AS k",
@@ -102,13 +106,15 @@ def _fixture(raw: Any, *, workspace_id: int, channel_ids: list[int], agent_ids: 
         )
         harness.log("reports: customers and conversations loaded; interactions next")
         cur.execute(
-            "INSERT INTO engagement_interaction (workspace_id, customer_id, channel_id, conversation_id, kind,"
-            " direction, author_id, body, customer_address, status, status_changed_at, provider_message_id,"
+            "INSERT INTO engagement_interaction (workspace_id, customer_id, channel_id, conversation_id,"
+            " kind, direction, author_id, body, customer_address, status,"
+            " status_changed_at, provider_message_id,"
             " email_message_id, error_code, error_message, send_attempts, metadata, call_outcome, created_at)"
             " SELECT %(ws)s, c.customer_id, c.channel_id, c.id, 'message',"
             " CASE WHEN p %% 2 = 0 THEN 'inbound' ELSE 'outbound' END,"
             " CASE WHEN p %% 2 = 1 THEN c.assignee_id END, 'hello', '', CASE WHEN p %% 2 = 0 THEN 'received'"
-            " ELSE 'delivered' END, c.started_at + p * interval '4 minutes', '', '', '', '', 0, '{}'::jsonb, '',"
+            " ELSE 'delivered' END, c.started_at + p * interval '4 minutes', '', '', '', '', 0,"
+            " '{}'::jsonb, '',"
             " c.started_at + p * interval '4 minutes' + (c.k %% 7) * interval '1 second'"
             " FROM bench_conv c CROSS JOIN generate_series(0, %(per)s - 1) AS p ORDER BY c.k, p",
             params,
@@ -119,14 +125,16 @@ def _fixture(raw: Any, *, workspace_id: int, channel_ids: list[int], agent_ids: 
             " channel_id, assignee_id, resolved_by_id, opened_at, resolved_at, csat_sent_at, csat_skipped)"
             " SELECT %(ws)s, id, customer_id, channel_id, assignee_id, assignee_id, started_at,"
             " started_at + interval '1 hour' + (k %% 300) * interval '1 minute',"
-            " CASE WHEN k %% 10 < 3 THEN started_at + interval '1 hour' + (k %% 300) * interval '1 minute' END,"
+            " CASE WHEN k %% 10 < 3"
+            "   THEN started_at + interval '1 hour' + (k %% 300) * interval '1 minute' END,"
             " '' FROM bench_conv WHERE resolved ORDER BY k",
             params,
         )
         cur.execute(
             "INSERT INTO engagement_csatresponse (workspace_id, resolution_id, conversation_id, customer_id,"
             " score, comment, source, responded_at)"
-            " SELECT workspace_id, id, conversation_id, customer_id, 1 + abs(hashint8(conversation_id)) %% 5, '',"
+            " SELECT workspace_id, id, conversation_id, customer_id,"
+            " 1 + abs(hashint8(conversation_id)) %% 5, '',"
             " 'sms', csat_sent_at + interval '10 minutes'"
             " FROM engagement_conversationresolution WHERE workspace_id = %(ws)s AND csat_sent_at IS NOT NULL"
             " ORDER BY id",
@@ -178,7 +186,9 @@ def run(ctx: Context) -> BenchResult:
     user_model = get_user_model()
     agents = []
     for n in range(AGENTS):
-        user = user_model.objects.create_user(username=f"bench-agent-{n}", first_name="Agent", last_name=str(n))
+        user = user_model.objects.create_user(
+            username=f"bench-agent-{n}", first_name="Agent", last_name=str(n)
+        )
         Membership.objects.create(workspace=workspace, user=user, role=Role.AGENT)
         agents.append(user)
     teams = [Team.objects.create(workspace=workspace, name=f"Team {t}") for t in range(TEAMS)]
@@ -256,7 +266,8 @@ def run(ctx: Context) -> BenchResult:
     data["baseline_median_ms"] = round(statistics.median(baseline_all) * 1000, 1)
     data["machine_load_end"] = os.getloadavg()
     lines.append(
-        f"  baseline (count(*) by day over interaction_ws_created_idx) median {data['baseline_median_ms']} ms;"
+        f"  baseline (count(*) by day over interaction_ws_created_idx)"
+        f" median {data['baseline_median_ms']} ms;"
         f" load average at end {os.getloadavg()[0]:.1f}"
     )
     return BenchResult(name="reports", data=data, report="\n".join(lines), errors=errors)

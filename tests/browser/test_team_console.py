@@ -3,8 +3,8 @@ move live), writes a note mentioning him (Bob's console shows the mention live),
 notice, inserts a canned response with "/", answers by SMS although Grace last wrote by email, resolves
 with the keyboard; the "?" overlay lists the shortcuts; the inbox and the thread fit 390 px. Then CSAT:
 the resolution sends the survey on the conversation's channel (on the thread's timeline), Grace texts
-"5" back (an inbound SMS through ``interaction_record_inbound``, the ingestion the SMS webhook uses), and the score shows on
-the timeline and in the reports page's CSAT figures."""
+"5" back (an inbound SMS through ``interaction_record_inbound``, the ingestion the SMS webhook uses),
+and the score shows on the timeline and in the reports page's CSAT figures."""
 
 from __future__ import annotations
 
@@ -178,8 +178,9 @@ def _csat(chromium: Any, server: AsgiServer, data: dict[str, Any]) -> None:
     grace, bob, sms = data["grace"], data["bob"], data["sms"]
     sms_resolution = ConversationResolution.objects.get(channel=sms)
     survey = sms_resolution.csat_interaction
-    assert survey is not None and survey.channel_id == sms.pk
-    assert survey.direction == "outbound" and "Reply 1-5" in survey.body
+    assert survey is not None
+    assert (survey.channel_id, survey.direction) == (sms.pk, "outbound")
+    assert "Reply 1-5" in survey.body
 
     ctx = chromium.new_context(viewport={"width": 390, "height": 844})
     try:
@@ -203,15 +204,17 @@ def _csat(chromium: Any, server: AsgiServer, data: dict[str, Any]) -> None:
         assert (answer.score, answer.source) == (5, "sms")
         # The digit opened no work: every conversation of Grace's is resolved again.
         wait_for(
-            lambda: set(Conversation.objects.filter(customer=grace).values_list("status", flat=True))
-            == {"resolved"},
+            lambda: (
+                set(Conversation.objects.filter(customer=grace).values_list("status", flat=True))
+                == {"resolved"}
+            ),
             20,
         )
         b.reload()
         expect(b.locator('.timeline [data-csat-score="5"]').first).to_have_text("CSAT 5/5")
-        expect(b.locator(".timeline .item.outbound", has_text="Reply 1-5").locator(".csat-badge")).to_have_text(
-            "CSAT 5/5"
-        )
+        expect(
+            b.locator(".timeline .item.outbound", has_text="Reply 1-5").locator(".csat-badge")
+        ).to_have_text("CSAT 5/5")
 
         b.goto(f"{server.url}/reports/?interval=day")
         csat = b.locator('[data-report="csat"]')
