@@ -98,6 +98,7 @@ def _assert_divided(data: dict[str, Any]) -> None:
 def _scenario(chromium: Any, server: AsgiServer, data: dict[str, Any]) -> None:
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=WAIT_MS)  # a loaded machine: live updates can take more than 5 s
     grace, alice, bob = data["grace"], data["alice"], data["bob"]
     a_ctx = chromium.new_context(viewport={"width": 1280, "height": 900})
     b_ctx = chromium.new_context(viewport={"width": 390, "height": 844})
@@ -116,6 +117,7 @@ def _scenario(chromium: Any, server: AsgiServer, data: dict[str, Any]) -> None:
         row = a.locator(f'tr[data-customer-id="{grace.pk}"]')
         expect(row).to_have_count(1)
         row.locator("a[data-row-link]").click()
+        a.wait_for_selector("html[data-shortcuts]", state="attached")  # console.js ran (deferred, before)
         a.select_option("#assign-to", str(bob.pk))  # submits on change
         expect(a.locator(".flash")).to_contain_text("Assignment saved.")
         # Bob's inbox follows live: the thread is his now.
