@@ -197,6 +197,25 @@ class Interaction(models.Model):
                 include=["channel", "direction", "kind", "conversation"],
                 name="interaction_ws_created_idx",
             ),
+            # Reports (bench/bench_reports.py): first response's first customer message per conversation,
+            # and the first agent reply after it per customer, as index-only probes; agent and team load's
+            # replies in a date range as an index-only scan.
+            models.Index(
+                fields=["conversation", "created_at"],
+                condition=Q(direction="inbound"),
+                name="interaction_conv_inbound_idx",
+            ),
+            models.Index(
+                fields=["customer", "created_at"],
+                condition=Q(direction="outbound", author__isnull=False),
+                name="interaction_cust_reply_idx",
+            ),
+            models.Index(
+                fields=["workspace", "created_at"],
+                include=["author", "channel"],
+                condition=Q(direction="outbound", author__isnull=False),
+                name="interaction_ws_reply_idx",
+            ),
         ]
 
     def __str__(self) -> str:

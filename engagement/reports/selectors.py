@@ -12,13 +12,15 @@ numbers, seconds as floats) and a chart description Chart.js draws as it is.
   conversation);
 * ``first_response`` — conversations whose first customer message falls in the range: how many, how
   many a person answered, mean / median / 90th percentile seconds to the first human reply (any
-  channel, as the SLA counts it); index ``conv_ws_created_idx`` then the thread and timeline indexes;
+  channel, as the SLA counts it); ``conv_ws_created_idx``, then per conversation one index-only probe
+  of ``interaction_conv_inbound_idx`` (its first customer message, computed once: the CTE is
+  ``MATERIALIZED``, inlined it ran up to four times per row) and one of ``interaction_cust_reply_idx``;
 * ``resolution`` — resolutions in the range: count, mean / median / p90 seconds from opening (or
   reopening) to resolving; index ``resolution_ws_time_idx``;
 * ``agent_load`` — per member: conversations assigned and not resolved now, replies written and
-  conversations resolved in the range;
+  conversations resolved in the range; replies from ``interaction_ws_reply_idx`` (index-only);
 * ``team_load`` — per team: members, open and unassigned conversations of the team now, replies and
-  resolutions of its members in the range;
+  resolutions of its members in the range (replies: ``interaction_ws_reply_idx``, index-only);
 * ``csat`` — answers in the range: count, mean score, share satisfied (4 or 5); index
   ``csat_ws_time_idx``.
 """
@@ -295,7 +297,7 @@ def _timing_report(
 
 def report_first_response(*, workspace: Workspace, filters: ReportFilters) -> Report:
     sql = """
-        WITH conv AS (
+        WITH conv AS MATERIALIZED (
             SELECT c.id, c.customer_id,
                    (SELECT min(i.created_at) FROM engagement_interaction i
                      WHERE i.conversation_id = c.id AND i.direction = 'inbound') AS first_in
