@@ -43,9 +43,11 @@ TRIGGER_TYPES: dict[str, str] = {
     "segment.entered": "A customer enters a segment (evaluated every minute)",
     "segment.left": "A customer leaves a segment (evaluated every minute)",
     "date": "A date attribute (a birthday, a renewal date), N days before or after (evaluated daily)",
+    "sla.breached": "A conversation missed a service-level target (first or next response, resolution)",
     "manual": "Only enrolled through the API or the console",
 }
 MATCH_TYPES = ("any", "keyword", "contains")
+SLA_METRICS = ("first_response", "next_response", "resolution")
 CHANNEL_KINDS = ("sms", "email", "voice", "webchat")
 STEP_TYPES = (
     "send",
@@ -172,6 +174,9 @@ def trigger_validate(value: Any, path: str = "$.trigger") -> dict[str, Any]:
             raise _fail(f"{path}.attribute", "is an attribute key: letters, digits and single underscores")
         out["offset_days"] = _int(node, "offset_days", path, low=-366, high=366, default=0)
         out["annual"] = bool(node.get("annual", False))
+    elif kind == "sla.breached":
+        # Empty: any target; else only breaches of that metric (engagement.models.insights.SlaMetric).
+        out["metric"] = _choice(node, "metric", path, ("", *SLA_METRICS), default="")
     elif kind == "campaign.reply":
         out["campaign_id"] = node.get("campaign_id") or None
         if out["campaign_id"] is not None:

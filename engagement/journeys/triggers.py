@@ -46,6 +46,7 @@ JOURNEY_EVENT_NAMES = frozenset(
         events.CALL_MISSED,
         events.VOICEMAIL_RECEIVED,
         events.INTERACTION_UPDATED,
+        events.SLA_BREACHED,
         CUSTOMER_EVENT_RECORDED,
     }
 )
@@ -55,7 +56,13 @@ INTERACTION_TRIGGERS = ("message.received", "conversation.opened", "call.missed"
 def _facts(event: events.DomainEvent) -> dict[str, Any] | None:
     """What the event says, for matching: ``types`` (trigger types it can start), ``interaction``,
     ``custom`` (a CustomerEvent), ``reply`` (an inbound message). None: nothing for journeys."""
-    facts: dict[str, Any] = {"types": [], "interaction": None, "custom": None, "reply": False}
+    facts: dict[str, Any] = {
+        "types": [],
+        "interaction": None,
+        "custom": None,
+        "reply": False,
+        "data": event.data or {},
+    }
     if event.name == events.INTERACTION_UPDATED:
         engagement = (event.data or {}).get("engagement")
         if engagement not in ("open", "click"):
@@ -231,6 +238,8 @@ def trigger_matches(
         if trigger.get("campaign_id"):
             sent = sent.filter(metadata__campaign_id=int(trigger["campaign_id"]))
         return sent.exists()
+    if kind == "sla.breached":
+        return not trigger.get("metric") or facts["data"].get("metric") == trigger["metric"]
     return kind in ("email.opened", "email.clicked")
 
 
@@ -269,6 +278,8 @@ def _triggers(
         )
     if facts["custom"] is not None:
         context.update(custom_event_id=facts["custom"].pk, event_name=facts["custom"].name)
+    if interaction is None and event.conversation_id is not None:
+        context.update(conversation_id=event.conversation_id)  # an SLA breach names its conversation
     key = _trigger_key(event, facts)
     due: list[int] = []
     for journey in journeys.order_by("id"):
