@@ -61,6 +61,19 @@ STEP_TYPES = (
     "webhook",
     "exit",
 )
+# What the console shows for each step type.
+STEP_LABELS: dict[str, str] = {
+    "send": "Send a message",
+    "delay": "Wait (delay)",
+    "wait_for": "Wait for a reply, event or segment",
+    "condition": "If / else",
+    "random_split": "Random split",
+    "update": "Update the profile",
+    "assign_conversation": "Assign the conversation",
+    "create_task": "Create a task for an agent",
+    "webhook": "Call a webhook",
+    "exit": "Exit",
+}
 WAIT_FOR = ("reply", "event", "segment")
 CONDITION_KINDS = ("segment", "attribute", "tag", "consent", "last_channel", "message_engaged")
 ATTRIBUTE_OPS = ("equals", "not_equals", "contains", "is_set", "not_set", "greater", "less")
