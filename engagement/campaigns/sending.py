@@ -702,7 +702,11 @@ def recipients_settle_late(*, now: dt.datetime, within: dt.timedelta = dt.timede
 def run_requeue_lost(*, run_id: int, now: dt.datetime, older_than: float | None = None) -> list[int]:
     """Queued messages of the run whose send task never ran (a killed worker takes its reserved task
     with it until the broker's visibility timeout) go to a new task. Safe to repeat: the outbound task
-    claims the interaction (queued → sending) under a row lock, so a duplicate task skips it."""
+    claims the interaction (queued → sending) under a row lock, so a duplicate task skips it.
+
+    The run's interaction ids are read first (an InitPlan over the recipients' run index), then the
+    interactions by primary key: as a join, a plan built on stale statistics (rows written in the same
+    transaction, never analysed) nested a scan of one table inside the other and ran for minutes."""
     cutoff = now - dt.timedelta(
         seconds=settings.CAMPAIGN_REQUEUE_AFTER_SECONDS if older_than is None else older_than
     )
@@ -713,9 +717,12 @@ def run_requeue_lost(*, run_id: int, now: dt.datetime, older_than: float | None 
             f"""
             UPDATE {itable} SET next_attempt_at = %s
             WHERE id IN (
-                SELECT i.id FROM {table} r JOIN {itable} i ON i.id = r.interaction_id
-                WHERE r.run_id = %s AND r.state = 'sending' AND i.status = 'queued'
-                  AND i.next_attempt_at <= %s
+                SELECT i.id FROM {itable} i
+                WHERE i.id = ANY(ARRAY(
+                    SELECT r.interaction_id FROM {table} r
+                    WHERE r.run_id = %s AND r.state = 'sending' AND r.interaction_id IS NOT NULL
+                  ))
+                  AND i.status = 'queued' AND i.next_attempt_at <= %s
                 LIMIT 1000
             ) RETURNING id
             """,  # noqa: S608 - table names and integers; values are parameters
