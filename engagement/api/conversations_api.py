@@ -14,17 +14,14 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from engagement.models import Channel, ChannelKind, Conversation, Interaction, Label, Note, Workspace
+from engagement.models import Channel, ChannelKind, Conversation, Interaction, Label, Note
 from engagement.models.conversations import ConversationStatus, Direction, InteractionKind
 from engagement.services import teamwork
 
 from .base import ContractCursorPagination, ContractViewSet
+from .base import request_workspace as _workspace
 from .serializers import InteractionSerializer
 from .teamwork_api import NoteCreateSerializer, NoteSerializer, OldestFirst
-
-
-def _workspace(request: Request) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]
 
 
 class ChannelSerializer(serializers.ModelSerializer):

@@ -70,13 +70,10 @@ from customers.resolution import customer_resolve_identifiers
 from engagement.models import Interaction, Workspace
 
 from .base import ContractMixin, ContractViewSet
+from .base import request_workspace as _workspace
 from .exceptions import problem_response
 from .parsers import JSONParser
 from .serializers import InteractionSerializer
-
-
-def _workspace(request: Request) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]
 
 
 def _data(request: Request) -> dict[str, Any]:

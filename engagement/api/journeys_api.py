@@ -43,17 +43,13 @@ from engagement.models import (
     JourneyVersion,
     ReentryPolicy,
     Role,
-    Workspace,
 )
 from engagement.services.tenancy import membership_for_user
 
 from .base import ContractAPIView, ContractCursorPagination, ContractViewSet
+from .base import request_workspace as _workspace
 
 JOURNEY_EDITORS = (Role.ADMIN, Role.MARKETER)
-
-
-def _workspace(request: Request) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]
 
 
 def _actor(request: Request) -> Any:

@@ -14,14 +14,11 @@ from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from engagement.models import CannedResponse, Label, Note, Role, Team, Workspace
+from engagement.models import CannedResponse, Label, Note, Role, Team
 from engagement.services import teamwork
 
 from .base import ContractCursorPagination, ContractViewSet, WritesByRole
-
-
-def _workspace(request: Request) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]
+from .base import request_workspace as _workspace
 
 
 class ByName(ContractCursorPagination):

@@ -11,16 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from customers.lookup import CustomerNotFound, customer_resolve_current
-from engagement.models import Channel, Workspace
+from engagement.models import Channel
 from engagement.services.messaging import message_send, message_send_to_address
 
 from .base import ContractAPIView
+from .base import request_workspace as _workspace
 from .serializers import InteractionSerializer, MessageCreateSerializer
-
-
-def _workspace(request: Request) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]
-
 
 # The header obeys the body field's rules (length: the column holds "api:" + 150 characters).
 _IDEMPOTENCY_KEY = MessageCreateSerializer().fields["idempotency_key"]

@@ -15,15 +15,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from engagement.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, Workspace
+from engagement.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from engagement.webhooks import services
 from engagement.webhooks.catalog import EVENT_TYPES
 
+from .base import request_workspace as _workspace
+
 EVENT_TYPE_CHOICES = sorted(EVENT_TYPES)
-
-
-def _workspace(request: Request) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
