@@ -194,8 +194,6 @@ def main() -> int:
         else:
             _step("starting the web server")
         for name in names:
-            if name in procs:
-                continue
             cmd = commands[name]
             proc = subprocess.Popen(
                 cmd, cwd=ROOT, env=envs.get(name, env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT

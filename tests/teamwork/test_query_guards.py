@@ -35,6 +35,8 @@ def _busy(workspace: Any, channel: Any, agent: Any, teammate: Any, n: int, start
     )
     for i in range(start, start + n):
         item = inbound(channel, f"+1415557{i:04d}", f"message {i}", name=f"Customer {i}")
+        if i % 5 == 4:
+            continue  # unassigned and unlabelled: the "unassigned" view has rows too
         teamwork.thread_assign(
             workspace=workspace,
             customer_id=item.customer_id,
@@ -55,7 +57,7 @@ def test_pages_do_not_grow_with_rows(
     agent_client: Client, agent, workspace, sms_channel, django_assert_max_num_queries
 ) -> None:
     teammate = factories.member(workspace, Role.AGENT)
-    _busy(workspace, sms_channel, agent, teammate, 2, 0)  # a row in every view but "unassigned"
+    _busy(workspace, sms_channel, agent, teammate, 5, 0)  # a row in every view
     baselines = {}
     for path in PAGES:
         agent_client.get(path)
@@ -66,4 +68,4 @@ def test_pages_do_not_grow_with_rows(
     for path in PAGES:
         with django_assert_max_num_queries(baselines[path], info=path):
             html = agent_client.get(path).content.decode()
-        assert "Customer 1" in html or path == "/?view=unassigned", path
+        assert "Customer 1" in html, path  # rows were rendered, so the guard measured them
