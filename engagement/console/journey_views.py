@@ -50,6 +50,7 @@ from engagement.journeys.insight import (
 )
 from engagement.journeys.services import (
     agent_task_complete,
+    agent_tasks_open,
     customer_enrollments,
     enrollment_remove,
     journey_archive,
@@ -470,14 +471,9 @@ def customer_journeys_context(request: ConsoleRequest, customer: Customer) -> di
 
 def tasks_for(request: ConsoleRequest, *, scope: str, customer: Customer | None = None) -> list[AgentTask]:
     """Open tasks: ``scope`` "mine" (assigned to me or to nobody) or "all"; one query."""
-    rows = AgentTask.objects.filter(workspace=request.workspace, done_at__isnull=True).select_related(
-        "customer", "assignee"
+    return agent_tasks_open(
+        workspace=request.workspace, customer=customer, mine_for=request.user if scope == "mine" else None
     )
-    if customer is not None:
-        rows = rows.filter(customer=customer)
-    if scope == "mine":
-        rows = rows.filter(Q(assignee=request.user) | Q(assignee__isnull=True))
-    return list(rows.order_by("due_at", "id")[:200])
 
 
 @require_http_methods(["GET", "HEAD"])

@@ -463,10 +463,18 @@ def agent_task_complete(*, task: AgentTask, actor: AbstractBaseUser | None = Non
     return task
 
 
-def agent_tasks_open(*, workspace: Workspace, customer: Customer | None = None) -> list[AgentTask]:
-    rows = AgentTask.objects.filter(workspace=workspace, done_at__isnull=True).select_related("customer")
+def agent_tasks_open(
+    *, workspace: Workspace, customer: Customer | None = None, mine_for: Any = None
+) -> list[AgentTask]:
+    """Open tasks of ``workspace`` (optionally one customer's), soonest due first, at most 200, in one
+    query. ``mine_for`` (a user): only those assigned to them or to nobody."""
+    rows = AgentTask.objects.filter(workspace=workspace, done_at__isnull=True).select_related(
+        "customer", "assignee"
+    )
     if customer is not None:
         rows = rows.filter(customer=customer)
+    if mine_for is not None:
+        rows = rows.filter(Q(assignee=mine_for) | Q(assignee__isnull=True))
     return list(rows.order_by("due_at", "id")[:200])
 
 
