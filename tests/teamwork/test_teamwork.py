@@ -493,3 +493,16 @@ def test_my_teams_view_of_a_member_without_teams_is_empty(agent_client: Client, 
     assert _rows(html) == []
     assert _count(html, "teams") == 0
     assert _count(html, "all") == 1
+
+
+def test_a_next_that_is_not_a_path_goes_back_to_the_thread(agent_client, workspace, sms_channel):
+    """``next`` is a URL on this site or ignored; never a view name to reverse ("0" was a 500)."""
+    from tests.console.conftest import inbound as _inbound
+
+    item = _inbound(sms_channel, "+14155557777", "hello", name="Next Test")
+    for bad in ("0", "console:inbox", "https://evil.example/", "//evil.example/x"):
+        response = agent_client.post(
+            f"/customers/{item.customer_id}/thread/status/", {"status": "pending", "next": bad}
+        )
+        assert response.status_code == 302, bad
+        assert response["Location"] == f"/customers/{item.customer_id}/thread/", bad
